@@ -1,0 +1,71 @@
+"""The contract between the server and whatever generates text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Literal, Protocol, Union
+
+from ..profile import ModelProfile
+
+ChatMessages = list[dict[str, str]]
+
+
+@dataclass
+class GenerationParams:
+    max_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+
+
+@dataclass
+class TextDelta:
+    text: str
+
+
+@dataclass
+class Finished:
+    """The last item of every generation.
+
+    ``finish`` is ``"stop"`` for end-of-sequence and ``"length"`` when
+    ``max_tokens`` ran out. ``input_tokens`` are the prompt tokens actually
+    prefilled; ``cached_tokens`` those reused from the prefix cache.
+    """
+
+    finish: Literal["stop", "length"]
+    input_tokens: int
+    output_tokens: int
+    cached_tokens: int = 0
+    prefill_tps: float | None = None
+
+
+GenerationEvent = Union[TextDelta, Finished]
+
+
+class BackendError(Exception):
+    """A generation failed; the message is safe to show a client."""
+
+
+@dataclass
+class BackendStatus:
+    ready: bool
+    detail: str = ""
+    extra: dict = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """A text generator. ``generate`` is an async generator; closing it early
+    (``aclose()``) must stop generation promptly and free the model."""
+
+    name: str
+    profile: ModelProfile
+
+    def status(self) -> BackendStatus: ...
+
+    def count_tokens(self, messages: ChatMessages) -> int:
+        """Tokens the rendered prompt for ``messages`` would prefill."""
+        ...
+
+    def generate(self, messages: ChatMessages, params: GenerationParams) -> AsyncIterator[GenerationEvent]: ...
+
+    def close(self) -> None: ...

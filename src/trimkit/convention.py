@@ -1,0 +1,60 @@
+"""The tool-calling convention trimkit teaches a model, in one place.
+
+The tools stage teaches it in the system prompt, the renderer writes earlier
+``tool_use``/``tool_result`` turns in it, and the response parser reads it back,
+so all three agree by construction. It is the XML form that Anthropic models
+were trained on and that most open models follow well::
+
+    <function_calls>
+    <invoke name="Write">
+    <parameter name="file_path">/tmp/hello.txt</parameter>
+    <parameter name="content">hello world</parameter>
+    </invoke>
+    </function_calls>
+
+String values are written raw; every other value as compact JSON.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+CALLS_OPEN = "<function_calls>"
+CALLS_CLOSE = "</function_calls>"
+RESULTS_OPEN = "<function_results>"
+RESULTS_CLOSE = "</function_results>"
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return msgspec.json.encode(value).decode()
+
+
+def format_invoke(name: str, arguments: dict[str, Any]) -> str:
+    params = "".join(
+        f'<parameter name="{key}">{format_value(value)}</parameter>\n' for key, value in arguments.items()
+    )
+    return f'<invoke name="{name}">\n{params}</invoke>'
+
+
+def format_calls(calls: list[tuple[str, dict[str, Any]]]) -> str:
+    """One ``<function_calls>`` block holding every call of an assistant turn."""
+    body = "\n".join(format_invoke(name, args if isinstance(args, dict) else {}) for name, args in calls)
+    return f"{CALLS_OPEN}\n{body}\n{CALLS_CLOSE}"
+
+
+def format_result(name: str, content: str, is_error: bool = False) -> str:
+    tag = "error" if is_error else "result"
+    return f'<{tag} name="{name}">\n{content}\n</{tag}>'
+
+
+def format_results(results: list[tuple[str, str, bool]]) -> str:
+    """One ``<function_results>`` block holding the results of a user turn."""
+    body = "\n".join(format_result(name, content, err) for name, content, err in results)
+    return f"{RESULTS_OPEN}\n{body}\n{RESULTS_CLOSE}"
+
+
+EXAMPLE_CALL = format_calls([("TOOL_NAME", {"PARAMETER_NAME": "value"})])

@@ -1,0 +1,185 @@
+"""What the pipeline needs to know about the model: size tier, context window, prefill speed.
+
+Token counts are exact when a ``tokenizers.Tokenizer`` is attached. Without one they
+are an estimate of one token per 3.5 characters, rounded up: a little pessimistic for
+English prose (about 4 characters a token) and close for code and JSON, so budgets
+built on it err on the side of fitting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+Tier = Literal["small", "medium", "large"]
+TIERS: tuple[Tier, ...] = ("small", "medium", "large")
+
+CHARS_PER_TOKEN_ESTIMATE = 3.5
+DEFAULT_CONTEXT_WINDOW = 32_768
+SMALL_MAX_PARAMS = 8e9
+MEDIUM_MAX_PARAMS = 32e9
+# Prefill on a recent Apple-silicon laptop runs at very roughly this many
+# tokens/s for a 1 B-active-parameter 4-bit model, and scales about inversely
+# with active parameters. The server replaces the estimate with measurements.
+PREFILL_TPS_PER_BILLION_ACTIVE = 5_000.0
+
+
+def tier_for(params: float | None) -> Tier:
+    """The size tier for a total parameter count (medium when unknown)."""
+    if params is None:
+        return "medium"
+    if params <= SMALL_MAX_PARAMS:
+        return "small"
+    if params <= MEDIUM_MAX_PARAMS:
+        return "medium"
+    return "large"
+
+
+def estimate_prefill_tps(active_params: float | None) -> float:
+    billions = (active_params or 8e9) / 1e9
+    return PREFILL_TPS_PER_BILLION_ACTIVE / max(billions, 0.1)
+
+
+@dataclass
+class ModelProfile:
+    name: str = "unknown"
+    total_params: float | None = None
+    active_params: float | None = None
+    context_window: int = DEFAULT_CONTEXT_WINDOW
+    tier: Tier = "medium"
+    prefill_tps: float = field(default_factory=lambda: estimate_prefill_tps(None))
+    tokenizer: Any = None  # tokenizers.Tokenizer, kept untyped so importing this needs no tokenizers
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        if self.tokenizer is not None:
+            return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
+
+    @property
+    def exact_counts(self) -> bool:
+        return self.tokenizer is not None
+
+    def with_tier(self, tier: Tier) -> "ModelProfile":
+        return replace(self, tier=tier)
+
+    # ------------------------------------------------------------------ builders
+
+    @classmethod
+    def for_tier(cls, tier: Tier, **overrides: Any) -> "ModelProfile":
+        """A typical profile of a tier, for inspecting and testing without a model."""
+        typical = {"small": 7e9, "medium": 30e9, "large": 120e9}[tier]
+        active = {"small": 7e9, "medium": 3e9, "large": 12e9}[tier]
+        base = cls(
+            name=f"typical-{tier}",
+            total_params=typical,
+            active_params=active,
+            context_window={"small": 32_768, "medium": 65_536, "large": 131_072}[tier],
+            tier=tier,
+            prefill_tps=estimate_prefill_tps(active),
+        )
+        return replace(base, **overrides)
+
+    @classmethod
+    def from_name(cls, name: str, **overrides: Any) -> "ModelProfile":
+        """Guess sizes from a model name such as ``Qwen3-Coder-30B-A3B-Instruct-4bit``."""
+        base = name.rstrip("/").rsplit("/", 1)[-1]
+        total = active = None
+        sizes = re.findall(r"(?<![A-Za-z0-9.])(A)?(\d+(?:\.\d+)?)([BbMm])(?![A-Za-z])", base.replace("_", "-"))
+        for is_active, number, unit in sizes:
+            value = float(number) * (1e9 if unit in "Bb" else 1e6)
+            if is_active:
+                active = value
+            elif total is None:
+                total = value
+        m = re.search(r"(\d+)[xX](\d+(?:\.\d+)?)B", base)
+        if total is None and m:
+            total = int(m.group(1)) * float(m.group(2)) * 1e9
+        profile = cls(
+            name=name,
+            total_params=total,
+            active_params=active or total,
+            tier=tier_for(total),
+            prefill_tps=estimate_prefill_tps(active or total),
+        )
+        return replace(profile, **overrides)
+
+    @classmethod
+    def from_model_dir(cls, path: str | Path, **overrides: Any) -> "ModelProfile":
+        """Read ``config.json`` (and ``tokenizer.json`` when present) from a model directory."""
+        path = Path(path)
+        config = json.loads((path / "config.json").read_text())
+        total, active = count_parameters(config)
+        text_config = config.get("text_config") or config
+        context = (
+            text_config.get("max_position_embeddings")
+            or config.get("max_position_embeddings")
+            or text_config.get("max_seq_len")
+            or DEFAULT_CONTEXT_WINDOW
+        )
+        tokenizer = None
+        if (path / "tokenizer.json").exists():
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        profile = cls(
+            name=path.name,
+            total_params=total,
+            active_params=active,
+            context_window=int(context),
+            tier=tier_for(total),
+            prefill_tps=estimate_prefill_tps(active),
+            tokenizer=tokenizer,
+        )
+        return replace(profile, **overrides)
+
+
+def count_parameters(config: dict[str, Any]) -> tuple[float, float]:
+    """Total and active parameter counts of a decoder-only transformer from its config.
+
+    Counts embeddings, attention projections, MLP or experts (MoE: routed experts in
+    the total, ``num_experts_per_tok`` of them plus shared experts in the active
+    count) and norms. Exact for llama-style dense models; within a few percent for
+    others, which is all a size tier needs.
+    """
+    c = config.get("text_config") or config
+    hidden = int(c.get("hidden_size") or c.get("d_model") or 0)
+    layers = int(c.get("num_hidden_layers") or c.get("n_layers") or 0)
+    vocab = int(c.get("vocab_size") or 0)
+    heads = int(c.get("num_attention_heads") or 1)
+    kv_heads = int(c.get("num_key_value_heads") or heads)
+    head_dim = int(c.get("head_dim") or (hidden // heads if heads else 0))
+    intermediate = int(c.get("intermediate_size") or 4 * hidden)
+
+    embed = vocab * hidden * (1 if c.get("tie_word_embeddings", config.get("tie_word_embeddings")) else 2)
+    attention = hidden * head_dim * (2 * heads + 2 * kv_heads)
+    norms = 2 * hidden
+
+    experts = int(
+        c.get("num_experts") or c.get("num_local_experts") or c.get("n_routed_experts") or 0
+    )
+    if experts:
+        expert_size = 3 * hidden * int(c.get("moe_intermediate_size") or intermediate)
+        per_token = int(c.get("num_experts_per_tok") or c.get("top_k") or 1)
+        shared_n = int(c.get("n_shared_experts") or 0)
+        shared = shared_n * expert_size
+        if c.get("shared_expert_intermediate_size"):
+            shared += 3 * hidden * int(c["shared_expert_intermediate_size"])
+        router = hidden * experts
+        dense_layers = int(c.get("first_k_dense_replace") or 0)
+        moe_layers = layers - dense_layers
+        dense_mlp = 3 * hidden * intermediate
+        total = embed + layers * (attention + norms) + dense_layers * dense_mlp + moe_layers * (
+            experts * expert_size + shared + router
+        )
+        active = embed + layers * (attention + norms) + dense_layers * dense_mlp + moe_layers * (
+            per_token * expert_size + shared + router
+        )
+        return float(total), float(active)
+    total = embed + layers * (attention + norms + 3 * hidden * intermediate)
+    return float(total), float(total)

@@ -1,0 +1,125 @@
+"""The objects a stage works with: its declaration, the state it changes, the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import msgspec
+
+from .profile import ModelProfile
+from .wire import MessagesRequest, to_builtins
+
+
+@dataclass
+class Stage:
+    """A named step of the pipeline.
+
+    ``run(state)`` changes ``state.request`` (replacing or editing it) and may
+    record what it removed with ``state.removed(category, chars)``. ``options``
+    are the defaults and ``tier_options`` the per-tier defaults over them; the
+    stage reads the effective ones from ``state.options``. Stages must treat the
+    incoming request as immutable: build new Structs (``msgspec.structs.replace``)
+    and new lists rather than editing the ones they were given.
+    """
+
+    name: str
+    run: Callable[["TrimState"], None]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    tier_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    order: int = 500
+    description: str = ""
+
+
+@dataclass
+class Carry:
+    """Facts one stage leaves for later ones (the hand-over between stages)."""
+
+    project_instructions: list[str] = field(default_factory=list)
+    date: str | None = None
+    environment: str | None = None
+    recognized_agent: str | None = None
+    tool_names: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrimState:
+    request: MessagesRequest
+    profile: ModelProfile
+    options: dict[str, Any] = field(default_factory=dict)
+    carry: Carry = field(default_factory=Carry)
+    cached_tokens: int = 0
+    _removed: dict[str, int] = field(default_factory=dict)
+
+    def removed(self, category: str, chars: int) -> None:
+        """Record that ``chars`` characters of ``category`` were taken out."""
+        if chars:
+            self._removed[category] = self._removed.get(category, 0) + chars
+
+    @property
+    def tier(self) -> str:
+        return self.profile.tier
+
+
+class StageReport(msgspec.Struct, kw_only=True):
+    name: str
+    chars_before: int
+    chars_after: int
+    tokens_before: int
+    tokens_after: int
+    ms: float
+    removed: dict[str, int] = {}
+
+
+class Size(msgspec.Struct):
+    chars: int
+    tokens: int
+
+
+class TrimReport(msgspec.Struct, kw_only=True):
+    before: Size
+    after: Size
+    stages: list[StageReport]
+    tier: str
+    exact_tokens: bool
+
+    @property
+    def ms(self) -> float:
+        return sum(s.ms for s in self.stages)
+
+
+@dataclass
+class TrimResult:
+    request: MessagesRequest
+    report: TrimReport
+    original: MessagesRequest
+    profile: ModelProfile
+    carry: Carry
+
+    def as_dict(self) -> dict[str, Any]:
+        """The ``trimkit inspect --json`` shape."""
+        return {
+            "before": msgspec.to_builtins(self.report.before),
+            "after": msgspec.to_builtins(self.report.after),
+            "stages": [msgspec.to_builtins(s) for s in self.report.stages],
+            "tier": self.report.tier,
+            "exact_tokens": self.report.exact_tokens,
+            "request": to_builtins(self.request),
+        }
+
+
+class PromptTooLong(Exception):
+    """Raised by the budget stage when even the most trimmed request cannot fit.
+
+    ``str(exc)`` is the wording clients react to: ``prompt is too long: N tokens > M maximum``.
+    """
+
+    def __init__(self, tokens: int, maximum: int):
+        self.tokens = tokens
+        self.maximum = maximum
+        super().__init__(f"prompt is too long: {tokens} tokens > {maximum} maximum")
+
+
+class ConfigError(ValueError):
+    """The pipeline configuration names an unknown stage or option."""

@@ -1,0 +1,281 @@
+"""The Anthropic Messages wire format as msgspec Structs, in one place.
+
+Decoding is lenient the way the real API is: unknown top-level fields are
+ignored, and a content block of a type this module does not know is kept as an
+:class:`UnknownBlock` holding the original object, so it round-trips unchanged.
+Use :func:`decode_request` and :func:`to_builtins` rather than calling msgspec
+directly: they handle that unknown-block wrapping.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+JSON = Any
+
+
+class Base(Struct, omit_defaults=True, kw_only=True):
+    """Common settings: omit unset optional fields when encoding."""
+
+
+# --------------------------------------------------------------------------- blocks
+
+
+class TextBlock(Base, tag="text"):
+    text: str
+    cache_control: JSON | None = None
+    citations: JSON | None = None
+
+
+class ImageBlock(Base, tag="image"):
+    source: dict[str, JSON]
+    cache_control: JSON | None = None
+
+
+class DocumentBlock(Base, tag="document"):
+    source: dict[str, JSON]
+    title: str | None = None
+    context: str | None = None
+    citations: JSON | None = None
+    cache_control: JSON | None = None
+
+
+class ToolUseBlock(Base, tag="tool_use"):
+    id: str
+    name: str
+    input: JSON = field(default_factory=dict)
+    cache_control: JSON | None = None
+
+
+class ToolResultBlock(Base, tag="tool_result"):
+    tool_use_id: str
+    content: Union[str, list["Block"], None] = None
+    is_error: bool | None = None
+    cache_control: JSON | None = None
+
+
+class ThinkingBlock(Base, tag="thinking"):
+    thinking: str
+    signature: str | None = None
+    cache_control: JSON | None = None
+
+
+class RedactedThinkingBlock(Base, tag="redacted_thinking"):
+    data: str
+    cache_control: JSON | None = None
+
+
+class UnknownBlock(Base, tag="__unknown__"):
+    """A block whose ``type`` this module does not model; ``data`` is the original object."""
+
+    data: dict[str, JSON]
+
+    @property
+    def block_type(self) -> str:
+        return str(self.data.get("type", ""))
+
+
+Block = Union[
+    TextBlock,
+    ImageBlock,
+    DocumentBlock,
+    ToolUseBlock,
+    ToolResultBlock,
+    ThinkingBlock,
+    RedactedThinkingBlock,
+    UnknownBlock,
+]
+
+KNOWN_BLOCK_TYPES = frozenset(
+    {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
+)
+
+# --------------------------------------------------------------------------- request
+
+
+class Message(Base):
+    role: Literal["user", "assistant", "system"]
+    content: Union[str, list[Block]]
+
+
+class Tool(Base):
+    name: Annotated[str, Meta(min_length=1)]
+    description: str | None = None
+    input_schema: dict[str, JSON] = field(default_factory=dict)
+    type: str | None = None
+    cache_control: JSON | None = None
+
+
+class ToolChoice(Base):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | None = None
+    disable_parallel_tool_use: bool | None = None
+
+
+class ThinkingConfig(Base):
+    type: str
+    budget_tokens: int | None = None
+
+
+class MessagesRequest(Base):
+    """A Messages request; ``max_tokens`` is optional here because count_tokens omits it."""
+
+    model: Annotated[str, Meta(min_length=1)]
+    messages: list[Message]
+    max_tokens: Annotated[int, Meta(ge=1)] | None = None
+    system: Union[str, list[TextBlock], None] = None
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    stop_sequences: list[str] | None = None
+    stream: bool | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    thinking: ThinkingConfig | None = None
+    metadata: dict[str, JSON] | None = None
+    context_management: JSON | None = None
+    output_config: JSON | None = None
+    service_tier: str | None = None
+    container: JSON | None = None
+    mcp_servers: JSON | None = None
+
+
+# --------------------------------------------------------------------------- response
+
+
+class Usage(Base):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int | None = 0
+    cache_read_input_tokens: int | None = 0
+
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
+
+
+class MessagesResponse(Struct, kw_only=True):
+    """A non-streaming response; every field is always encoded, as the API does."""
+
+    id: str
+    type: Literal["message"] = "message"
+    role: Literal["assistant"] = "assistant"
+    model: str
+    content: list[Block]
+    stop_reason: StopReason | None = None
+    stop_sequence: str | None = None
+    usage: Usage = field(default_factory=Usage)
+
+
+class ErrorDetail(Struct):
+    type: str
+    message: str
+
+
+class ErrorResponse(Struct):
+    error: ErrorDetail
+    type: Literal["error"] = "error"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class RequestDecodeError(ValueError):
+    """The body is not a valid Messages request; the message names the problem."""
+
+
+def _wrap_unknown(blocks: list[Any]) -> list[Any]:
+    out = []
+    for block in blocks:
+        if isinstance(block, dict):
+            kind = block.get("type")
+            if kind == "tool_result" and isinstance(block.get("content"), list):
+                block = {**block, "content": _wrap_unknown(block["content"])}
+            elif kind not in KNOWN_BLOCK_TYPES and isinstance(kind, str):
+                block = {"type": "__unknown__", "data": block}
+        out.append(block)
+    return out
+
+
+def _prepare(raw: dict[str, Any]) -> dict[str, Any]:
+    messages = raw.get("messages")
+    if isinstance(messages, list):
+        fixed = []
+        for msg in messages:
+            if isinstance(msg, dict) and isinstance(msg.get("content"), list):
+                msg = {**msg, "content": _wrap_unknown(msg["content"])}
+            fixed.append(msg)
+        raw = {**raw, "messages": fixed}
+    return raw
+
+
+def decode_request(data: bytes | str | dict[str, Any] | MessagesRequest) -> MessagesRequest:
+    """Decode JSON bytes, a JSON string or a plain dict into a :class:`MessagesRequest`."""
+    if isinstance(data, MessagesRequest):
+        return data
+    if isinstance(data, (bytes, bytearray, memoryview, str)):
+        try:
+            data = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            raise RequestDecodeError(f"invalid JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise RequestDecodeError("request body must be a JSON object")
+    try:
+        return msgspec.convert(_prepare(data), MessagesRequest, strict=False)
+    except msgspec.ValidationError as exc:
+        raise RequestDecodeError(str(exc)) from None
+
+
+def _unwrap(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        if obj.get("type") == "__unknown__" and "data" in obj:
+            return obj["data"]
+        return {k: _unwrap(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_unwrap(v) for v in obj]
+    return obj
+
+
+def to_builtins(obj: Any) -> Any:
+    """Plain JSON-ready data for a Struct, with unknown blocks restored to their original form."""
+    return _unwrap(msgspec.to_builtins(obj))
+
+
+def encode(obj: Any) -> bytes:
+    """JSON bytes for a Struct, with unknown blocks restored to their original form."""
+    return msgspec.json.encode(to_builtins(obj))
+
+
+def message_blocks(message: Message) -> list[Block]:
+    """The message's content as a list of blocks (a bare string becomes one text block)."""
+    if isinstance(message.content, str):
+        return [TextBlock(text=message.content)]
+    return message.content
+
+
+def system_text(request: MessagesRequest) -> str:
+    """The system prompt as one string (blocks joined with blank lines)."""
+    if request.system is None:
+        return ""
+    if isinstance(request.system, str):
+        return request.system
+    return "\n\n".join(b.text for b in request.system)
+
+
+def block_text(block: Block) -> str:
+    """The text a model would read from a block; empty for blocks with no text."""
+    if isinstance(block, TextBlock):
+        return block.text
+    if isinstance(block, ToolResultBlock):
+        if isinstance(block.content, str):
+            return block.content
+        if block.content:
+            return "\n".join(block_text(b) for b in block.content)
+        return ""
+    if isinstance(block, ThinkingBlock):
+        return block.thinking
+    if isinstance(block, ToolUseBlock):
+        return msgspec.json.encode(block.input).decode()
+    return ""
