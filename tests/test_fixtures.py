@@ -19,7 +19,14 @@ from tests.fixtures.claude_code import (
     title_request,
     tools,
 )
-from trimkit.wire import ToolResultBlock, ToolUseBlock, decode_request, message_blocks
+from trimkit.wire import (
+    ToolResultBlock,
+    ToolUseBlock,
+    block_text,
+    decode_request,
+    message_blocks,
+    to_builtins,
+)
 
 TOOL_NAMES = {
     "Task", "Bash", "Glob", "Grep", "LS", "ExitPlanMode", "Read", "Edit", "MultiEdit", "Write",
@@ -41,7 +48,8 @@ def size(obj: object) -> int:
 def test_first_request_size_and_fields():
     req = first_request()
     assert 80_000 <= size(req) <= 95_000
-    assert req["model"] == "claude-opus-4-8" and req["max_tokens"] == 64000 and req["stream"] is True
+    assert req["model"] == "claude-opus-4-8" and req["max_tokens"] == 64000
+    assert req["stream"] is True
     assert req["thinking"] == {"type": "adaptive"}
     assert req["output_config"] == {"effort": "high"}
     assert isinstance(json.loads(req["metadata"]["user_id"]), dict)
@@ -61,7 +69,8 @@ def test_tools_shape_and_size():
     by_name = {t["name"]: t["input_schema"] for t in TOOLS}
     assert by_name["Read"]["required"] == ["file_path"]
     assert by_name["Edit"]["properties"]["replace_all"]["default"] is False
-    assert by_name["Grep"]["properties"]["output_mode"]["enum"] == ["content", "files_with_matches", "count"]
+    modes = by_name["Grep"]["properties"]["output_mode"]["enum"]
+    assert modes == ["content", "files_with_matches", "count"]
 
 
 def test_tools_returns_independent_copies():
@@ -78,7 +87,8 @@ def test_system_blocks_layout():
     main = blocks[2]["text"]
     assert 5_000 <= len(main) <= 7_000
     assert "Working directory: /home/dev/shop\nIs directory a git repo: Yes\n" in main
-    assert main.index("<env>") < main.index("gitStatus: ") and main.endswith("7aa15b4 Initial shop package layout")
+    assert main.index("<env>") < main.index("gitStatus: ")
+    assert main.endswith("7aa15b4 Initial shop package layout")
 
 
 def test_title_request_has_schema_and_no_tools():
@@ -88,11 +98,30 @@ def test_title_request_has_schema_and_no_tools():
     decode_request(req)
 
 
-def test_session_size_and_decoding():
+def test_session_size_and_wire_round_trip():
     req = session()
     assert 240_000 <= size(req) <= 360_000
     decoded = decode_request(req)
     assert decoded.messages[-1].role == "user"
+    assert to_builtins(decoded) == req
+
+
+def test_read_results_carry_the_file_reminder(prefixes):
+    req = decode_request(prefixes[-1])
+    blocks = [b for m in req.messages for b in message_blocks(m)]
+    reads = {b.id for b in blocks if isinstance(b, ToolUseBlock) and b.name == "Read"}
+    results = [b for b in blocks if isinstance(b, ToolResultBlock) and b.tool_use_id in reads]
+    assert results and any(isinstance(b.content, list) for b in results)
+    for block in results:
+        if not block.is_error:
+            assert block_text(block).rstrip().endswith("</system-reminder>")
+            assert 2_000 <= len(block_text(block)) <= 12_000
+
+
+def test_nonce_can_vary_per_request():
+    reqs = session_prefixes(3, nonce=lambda k: f"n{k}")
+    assert [r["system"][0]["text"].rsplit("cch=", 1)[1] for r in reqs] == ["n0", "n1", "n2", "n3"]
+    assert [r["messages"] for r in reqs] == [r["messages"] for r in session_prefixes(3)]
 
 
 def test_tool_uses_pair_with_results(prefixes):
@@ -130,7 +159,7 @@ def test_prefixes_grow_by_appending(prefixes):
         a, b = strip_cache_control(shorter), strip_cache_control(longer)
         assert len(b["messages"]) == len(a["messages"]) + 2
         assert b["messages"][: len(a["messages"])] == a["messages"]
-        assert {k: v for k, v in a.items() if k != "messages"} == {k: v for k, v in b.items() if k != "messages"}
+        assert {**a, "messages": None} == {**b, "messages": None}
     assert prefixes[-1] == session(12)
 
 
