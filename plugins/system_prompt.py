@@ -1,12 +1,106 @@
-"""Placeholder: the system_prompt stage (being written)."""
+"""The system_prompt stage: a compact system prompt per size tier for a recognised agent prompt.
 
-from trimkit import Stage, hookimpl
+Claude Code's own system prompt is about 6,000 characters of guidance written for a
+frontier model. For small and medium models it is replaced by ``prompts/<tier>.j2``,
+which ends with the environment facts and the git snapshot (``prompts/environment.j2``);
+the large tier keeps the original text. Either way ``state.carry.environment`` gets the
+rendered environment section and ``state.carry.recognized_agent`` the agent's name. A
+system prompt that is not recognised (an SDK user's own) is left exactly as it came.
+
+Options:
+
+* ``mode``: ``"auto"`` replaces a recognised prompt when the tier has a template (small
+  and medium by default) and keeps it otherwise; ``"keep"`` never replaces it;
+  ``"replace"`` always does, with ``medium.j2`` when the tier names no template.
+* ``template``: the template in ``prompts/`` to render (``None`` keeps the original).
+* ``max_git_status_lines``: status lines kept in the snapshot; the rest become one marker line.
+
+The same system prompt arrives every turn, so the work is memoized on its text.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import NamedTuple
+
+import msgspec
+
+from trimkit import ConfigError, Stage, hookimpl
+from trimkit.agent_prompts import recognize
+from trimkit.templates import render_template
+from trimkit.wire import TextBlock
+
+MODES = ("auto", "keep", "replace")
+FALLBACK_TEMPLATE = "medium.j2"
 
 
-def run(state):
-    pass
+class Prepared(NamedTuple):
+    agent: str
+    environment: str
+    replacement: TextBlock | None
+
+
+@lru_cache(maxsize=64)
+def prepare(texts: tuple[str, ...], template: str | None, max_git_status_lines: int) -> Prepared | None:
+    """Recognise the system prompt made of ``texts`` and render what replaces it, if anything."""
+    agent = recognize("\n\n".join(texts))
+    if agent is None:
+        return None
+    env = agent.environment
+    git = env.git.truncated(max_git_status_lines) if env.git else None
+    environment = render_template("environment.j2", env=env, git=git).strip("\n")
+    replacement = None
+    if template:
+        text = render_template(template, env=env, git=git, environment=environment, agent=agent.agent)
+        replacement = TextBlock(text=text.strip("\n"))
+    return Prepared(agent.agent, environment, replacement)
+
+
+def _template(options: dict) -> str | None:
+    mode = options.get("mode", "auto")
+    if mode not in MODES:
+        raise ConfigError(f"stages.system_prompt.mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode == "keep":
+        return None
+    if mode == "replace":
+        return options.get("template") or FALLBACK_TEMPLATE
+    return options.get("template")
+
+
+def run(state) -> None:
+    system = state.request.system
+    if not system:
+        return
+    texts = (system,) if isinstance(system, str) else tuple(block.text for block in system)
+    max_lines = state.options.get("max_git_status_lines", 30)
+    if not isinstance(max_lines, int) or max_lines < 0:
+        raise ConfigError("stages.system_prompt.max_git_status_lines must be a whole number ≥ 0")
+    prepared = prepare(texts, _template(state.options), max_lines)
+    if prepared is None:
+        return
+    state.carry.recognized_agent = prepared.agent
+    state.carry.environment = prepared.environment
+    if prepared.replacement is not None:
+        state.request = msgspec.structs.replace(state.request, system=[prepared.replacement])
+        before = sum(map(len, texts)) + 2 * (len(texts) - 1)
+        state.removed("system_prompt", max(0, before - len(prepared.replacement.text)))
+    elif isinstance(system, str):
+        state.request = msgspec.structs.replace(state.request, system=[TextBlock(text=system)])
 
 
 @hookimpl
 def trimkit_register_stages():
-    return [Stage(name="system_prompt", run=run, order=200)]
+    return [
+        Stage(
+            name="system_prompt",
+            run=run,
+            options={"mode": "auto", "template": None, "max_git_status_lines": 30},
+            tier_options={
+                "small": {"template": "small.j2"},
+                "medium": {"template": "medium.j2"},
+                "large": {"template": None},
+            },
+            order=200,
+            description="Replace a recognised agent system prompt with a compact one for the tier.",
+        )
+    ]
