@@ -1,12 +1,57 @@
-"""Placeholder: the budget stage (being written)."""
+"""The budget stage: fit the context window and the prefill-time target, then cap ``max_tokens``.
+
+The logic lives in :mod:`trimkit.budget`; this stage reads its options, passes the
+profile and ``state.cached_tokens``, and records what it cut. Later stages (and
+the server) find ``prompt_tokens``, ``budget_tokens``, ``dropped_turns``,
+``cut_results`` and ``max_tokens`` in ``state.carry.extra["budget"]``.
+"""
+
+from dataclasses import asdict, fields
 
 from trimkit import Stage, hookimpl
+from trimkit.budget import BudgetOptions, fit
+
+OPTION_NAMES = tuple(f.name for f in fields(BudgetOptions))
 
 
 def run(state):
-    pass
+    if not state.options.get("enabled", True):
+        return
+    options = BudgetOptions(**{name: state.options[name] for name in OPTION_NAMES if name in state.options})
+    profile = state.profile
+    fitted = fit(
+        state.request,
+        profile.count_tokens,
+        profile.context_window,
+        profile.prefill_tps,
+        options,
+        state.cached_tokens,
+    )
+    state.request = fitted.request
+    state.removed("tool_results", fitted.result_chars_cut)
+    state.removed("turns", fitted.turn_chars_dropped)
+    state.carry.extra["budget"] = {
+        "prompt_tokens": fitted.prompt_tokens,
+        "budget_tokens": fitted.budget,
+        "dropped_turns": fitted.dropped_turns,
+        "cut_results": fitted.cut_results,
+        "max_tokens": fitted.max_tokens,
+    }
 
 
 @hookimpl
 def trimkit_register_stages():
-    return [Stage(name="budget", run=run, order=900)]
+    return [
+        Stage(
+            name="budget",
+            run=run,
+            options={"enabled": True, **asdict(BudgetOptions())},
+            tier_options={
+                "small": {"tool_result_max_tokens": 4000},
+                "medium": {"tool_result_max_tokens": 8000},
+                "large": {"tool_result_max_tokens": 16000},
+            },
+            order=900,
+            description="Fit the context window and prefill-time target; cap max_tokens.",
+        )
+    ]

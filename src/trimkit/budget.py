@@ -1,0 +1,424 @@
+"""Fit a request into the model's context window and a prefill-time target.
+
+Two limits, both in prompt tokens as :func:`trimkit.render.prompt_text` and
+``ModelProfile.count_tokens`` measure them:
+
+* the **target**: the context window less the output reserve, and no more than
+  the model can prefill in ``target_prefill_seconds`` (tokens already in the
+  backend's KV cache cost nothing and are added to that allowance);
+* the **maximum**: the context window less the least output room we accept
+  (``min_output_tokens``, or the request's own ``max_tokens`` when smaller).
+
+A prompt within the target is left alone apart from ``max_tokens``. Otherwise it
+is cut toward the target: first every ``tool_result`` over
+``tool_result_max_tokens`` keeps its head and tail, then the oldest whole turns go,
+in large steps. When the target cannot be reached even with everything droppable
+gone (a latency goal, not a hard limit), the cut keeps as many turns as the
+maximum allows. Only a prompt that exceeds the maximum at its smallest raises
+:class:`~trimkit.stage.PromptTooLong`.
+
+Prefix stability shapes every choice here:
+
+* Shortening a tool result is a pure function of that result, so an earlier
+  result reads the same in every later request. All results over the cap are
+  shortened as soon as the prompt is over the target, not just enough of them.
+* Turns are dropped in large steps whose boundaries are fixed by the oldest
+  turns alone (every ``drop_step`` share of the target, counted from the start),
+  so the cut stays at the same place turn after turn until the prompt outgrows
+  it, then jumps a whole step. The step is measured against the target with
+  nothing cached, so it does not move with ``cached_tokens`` either.
+* The opening user message (usually the task itself) is kept until every later
+  droppable turn is gone; the note saying what was omitted follows it, so the
+  system prompt and the opening message stay a cached prefix across cuts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from msgspec.structs import replace
+
+from .render import message_view, prompt_text, tool_names
+from .stage import PromptTooLong
+from .wire import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
+
+Counter = Callable[[str], int]
+
+MARKER_ROOM = 64
+"""Characters set aside for the cut marker when sizing a shortened tool result."""
+
+
+@dataclass(frozen=True)
+class BudgetOptions:
+    """The budget stage's options; the stage's configuration table uses these names."""
+
+    target_prefill_seconds: float | None = 8.0
+    min_output_tokens: int = 1024
+    max_output_tokens: int | None = None
+    max_output_share: float = 0.25
+    """The output reserve is at most this share of the window (but at least ``min_output_tokens``)."""
+    default_max_tokens: int = 4096
+    """Output wanted when the request names no ``max_tokens``."""
+    tool_result_max_tokens: int | None = 8000
+    keep_head_ratio: float = 0.6
+    drop_step: float | int = 0.25
+    """Each drop step frees about this share of the (uncached) target; an ``int`` is a number of turns."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    target: int
+    maximum: int
+    uncached_target: int
+    """The target with nothing cached: the measure of drop steps, which must not move with the cache."""
+    output_wanted: int
+    """``max_tokens`` as asked (or the default), under ``max_output_tokens``."""
+
+
+@dataclass
+class Fitted:
+    """What :func:`fit` made of a request."""
+
+    request: MessagesRequest
+    prompt_tokens: int
+    limits: Limits
+    budget: int
+    """The limit the prompt was fitted to: the target, or the maximum when the target is out of reach."""
+    max_tokens: int = 0
+    dropped_turns: int = 0
+    cut_results: int = 0
+    result_chars_cut: int = 0
+    turn_chars_dropped: int = 0
+
+
+def limits_for(
+    context_window: int,
+    prefill_tps: float | None,
+    max_tokens: int | None,
+    options: BudgetOptions,
+    cached_tokens: int = 0,
+) -> Limits:
+    """The target and maximum prompt sizes for one request.
+
+    A client asking for 64,000 output tokens from a 32k-context model must not
+    make every prompt impossible: the reserve is capped at ``max_output_share``
+    of the window, and ``max_tokens`` is lowered afterwards to what is left.
+    """
+    wanted = max_tokens or options.default_max_tokens
+    if options.max_output_tokens:
+        wanted = min(wanted, options.max_output_tokens)
+    wanted = max(1, wanted)
+    reserve = min(wanted, max(options.min_output_tokens, int(context_window * options.max_output_share)))
+    least = max(1, min(wanted, options.min_output_tokens))
+    uncached = cached = context_window - reserve
+    if options.target_prefill_seconds and prefill_tps:
+        allowance = int(prefill_tps * options.target_prefill_seconds)
+        uncached = min(uncached, allowance)
+        cached = min(cached, allowance + max(0, cached_tokens))
+    return Limits(
+        target=max(0, cached),
+        maximum=max(0, context_window - least),
+        uncached_target=max(0, uncached),
+        output_wanted=wanted,
+    )
+
+
+# --------------------------------------------------------------------------- tool results
+
+
+def shorten(text: str, max_tokens: int, count: Counter, keep_head_ratio: float = 0.6) -> str:
+    """``text`` cut to about ``max_tokens``: its head and tail around a marker line.
+
+    The cut snaps to line breaks near the chosen points, so the marker stands
+    on a line of its own and no line is split when one ends close by.
+    """
+    if len(text) * 4 <= max_tokens:  # a token takes at least one UTF-8 byte, a character at most four
+        return text
+    tokens = count(text)
+    if tokens <= max_tokens:
+        return text
+    keep = max(0, len(text) * max_tokens // tokens - MARKER_ROOM)
+    head_len = int(keep * min(1.0, max(0.0, keep_head_ratio)))
+    head_end = _line_start_before(text, head_len)
+    tail_start = _line_start_after(text, len(text) - (keep - head_len))
+    head, tail = text[:head_end], text[tail_start:]
+    marker = f"[… {tail_start - head_end:,} characters cut by trimkit …]"
+    before = "\n" if head and not head.endswith("\n") else ""
+    after = "\n" if tail else ""
+    return f"{head}{before}{marker}{after}{tail}"
+
+
+def _line_start_before(text: str, at: int) -> int:
+    """The start of a line at or shortly before ``at`` (``at`` itself when none is near)."""
+    found = text.rfind("\n", at - at // 4, at)
+    return found + 1 if found >= 0 else at
+
+
+def _line_start_after(text: str, at: int) -> int:
+    """The start of a line at or shortly after ``at`` (``at`` itself when none is near)."""
+    found = text.find("\n", at, at + (len(text) - at) // 4)
+    return found + 1 if found >= 0 else at
+
+
+def shorten_result(block: ToolResultBlock, max_tokens: int, count: Counter, keep_head_ratio: float) -> ToolResultBlock:
+    """The block with its text shortened; the same block when it is within ``max_tokens``.
+
+    List content has its text blocks joined (as the renderer joins them) and cut
+    as one text, which takes the first text block's place; other blocks follow.
+    """
+    content = block.content
+    if isinstance(content, str):
+        cut = shorten(content, max_tokens, count, keep_head_ratio)
+        return block if cut is content else replace(block, content=cut)
+    if not content:
+        return block
+    texts = [b for b in content if isinstance(b, TextBlock)]
+    if not texts:
+        return block
+    joined = "\n".join(b.text for b in texts)
+    cut = shorten(joined, max_tokens, count, keep_head_ratio)
+    if cut is joined:
+        return block
+    others = [b for b in content if not isinstance(b, TextBlock)]
+    return replace(block, content=[replace(texts[0], text=cut), *others])
+
+
+def _result_chars(block: ToolResultBlock) -> int:
+    if isinstance(block.content, str):
+        return len(block.content)
+    return sum(len(b.text) for b in block.content or () if isinstance(b, TextBlock))
+
+
+def shorten_results(
+    request: MessagesRequest, max_tokens: int, count: Counter, keep_head_ratio: float = 0.6
+) -> tuple[MessagesRequest, int, int]:
+    """Every ``tool_result`` over ``max_tokens`` shortened: (request, results cut, characters cut)."""
+    messages: list[Message] = []
+    cut = chars = 0
+    for message in request.messages:
+        if isinstance(message.content, str):
+            messages.append(message)
+            continue
+        blocks = []
+        for block in message.content:
+            if isinstance(block, ToolResultBlock):
+                short = shorten_result(block, max_tokens, count, keep_head_ratio)
+                if short is not block:
+                    cut += 1
+                    chars += _result_chars(block) - _result_chars(short)
+                    block = short
+            blocks.append(block)
+        changed = any(a is not b for a, b in zip(blocks, message.content))
+        messages.append(replace(message, content=blocks) if changed else message)
+    if not cut:
+        return request, 0, 0
+    return replace(request, messages=messages), cut, chars
+
+
+# --------------------------------------------------------------------------- turns
+
+
+def omitted_note(turns: int) -> str:
+    noun = "turn" if turns == 1 else "turns"
+    return f"[Earlier conversation ({turns} {noun}) omitted to fit the context window.]"
+
+
+@dataclass
+class Conversation:
+    """A request's messages grouped into the units that may be dropped together.
+
+    A *turn* is an assistant message and the messages up to the next assistant
+    message (the user's answer, its ``tool_result`` blocks included). The turn
+    holding the last user message, and everything after it, is never dropped;
+    neither are ``role: "system"`` messages before the first assistant message.
+    The *opening* unit (the user messages before the first assistant message)
+    goes last. Units linked by a ``tool_use`` id go together, so no call is ever
+    kept without its result or the other way round.
+    """
+
+    messages: list[Message]
+    units: list[list[int]] = field(default_factory=list)
+    """Droppable units as message indices, in the order they are dropped."""
+    middle: int = 0
+    """How many of ``units`` are turns after the opening one."""
+    partners: list[list[int]] = field(default_factory=list)
+    """For each unit, the units (itself included) linked to it by tool-use ids."""
+
+    @classmethod
+    def of(cls, messages: list[Message]) -> "Conversation":
+        conversation = cls(messages)
+        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+        starts = [i for i, m in enumerate(messages) if m.role == "assistant" and i < last_user]
+        if not starts:
+            return conversation
+        turns = [list(range(a, b)) for a, b in zip(starts, starts[1:])]
+        opening = [i for i in range(starts[0]) if messages[i].role != "system"]
+        units = turns + ([opening] if opening else [])
+        pinned = len(units)
+        unit_of = {i: u for u, members in enumerate(units) for i in members}
+        root = _link_by_tool_ids(messages, lambda i: unit_of.get(i, pinned), pinned + 1)
+        droppable = [u for u in range(pinned) if root[u] != root[pinned]]
+        position = {u: p for p, u in enumerate(droppable)}
+        linked: dict[int, list[int]] = {}
+        for u in droppable:
+            linked.setdefault(root[u], []).append(position[u])
+        conversation.units = [units[u] for u in droppable]
+        conversation.middle = sum(1 for u in droppable if u < len(turns))
+        conversation.partners = [linked[root[u]] for u in droppable]
+        return conversation
+
+    def steps(self, drop_step: float | int, tokens: list[int], basis: int) -> list[int]:
+        """How many units to drop at each step, fewest first (0: drop nothing).
+
+        A whole ``drop_step`` is a number of turns. A fraction makes each step free
+        about that share of ``basis`` tokens: the boundaries sit where the running
+        total of the oldest turns crosses a multiple of it, so they stay put as the
+        conversation grows and a cut moves only when the prompt outgrows it.
+        """
+        m = self.middle
+        if isinstance(drop_step, int):
+            counts = list(range(0, m, max(1, drop_step)))
+        else:
+            chunk = max(1, int(drop_step * basis))
+            counts, running = [0], 0
+            for unit in range(m):
+                before, running = running, running + tokens[unit]
+                if running // chunk > before // chunk and unit + 1 < m:
+                    counts.append(unit + 1)
+        counts.append(m)
+        if len(self.units) > m:
+            counts.append(len(self.units))
+        return list(dict.fromkeys(counts))
+
+    def dropped(self, count: int) -> list[int]:
+        """The units that go when the first ``count`` go (with everything linked to them)."""
+        chosen: set[int] = set()
+        for unit in range(count):
+            chosen.update(self.partners[unit])
+        return sorted(chosen)
+
+    def without(self, units: Iterable[int]) -> list[Message]:
+        """The messages without ``units``, with a note where the first gap is.
+
+        The note joins the user message before the gap (``role: "system"``
+        messages between them aside), or becomes a user message of its own, so
+        the conversation still opens with the user and alternates.
+        """
+        units = list(units)
+        gone = {i for u in units for i in self.units[u]}
+        first_gap = min(gone)
+        out = [m for i, m in enumerate(self.messages) if i < first_gap]
+        note = TextBlock(text=omitted_note(len(units)))
+        before = next((j for j in range(len(out) - 1, -1, -1) if out[j].role != "system"), None)
+        if before is not None and out[before].role == "user":
+            out[before] = _with_block(out[before], note)
+        else:
+            out.append(Message(role="user", content=[note]))
+        out.extend(m for i, m in enumerate(self.messages) if i > first_gap and i not in gone)
+        return out
+
+
+def _with_block(message: Message, block: TextBlock) -> Message:
+    content = [TextBlock(text=message.content)] if isinstance(message.content, str) else list(message.content)
+    return replace(message, content=[*content, block])
+
+
+def _link_by_tool_ids(messages: list[Message], unit_of: Callable[[int], int], size: int) -> list[int]:
+    """Union-find over units: units holding the same tool-use id end with the same root."""
+    parent = list(range(size))
+
+    def root(u: int) -> int:
+        while parent[u] != u:
+            parent[u] = parent[parent[u]]
+            u = parent[u]
+        return u
+
+    seen: dict[str, int] = {}
+    for i, message in enumerate(messages):
+        if isinstance(message.content, str):
+            continue
+        for block in message.content:
+            if isinstance(block, ToolUseBlock):
+                key = block.id
+            elif isinstance(block, ToolResultBlock):
+                key = block.tool_use_id
+            else:
+                continue
+            unit = unit_of(i)
+            if key in seen:
+                parent[root(unit)] = root(seen[key])
+            else:
+                seen[key] = unit
+    return [root(u) for u in range(size)]
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+def fit(
+    request: MessagesRequest,
+    count: Counter,
+    context_window: int,
+    prefill_tps: float | None = None,
+    options: BudgetOptions = BudgetOptions(),
+    cached_tokens: int = 0,
+) -> Fitted:
+    """``request`` within its limits, with ``max_tokens`` set to what is wanted and fits.
+
+    Raises :class:`PromptTooLong` when even the smallest form exceeds the maximum.
+    """
+    limits = limits_for(context_window, prefill_tps, request.max_tokens, options, cached_tokens)
+    tokens = count(prompt_text(request))
+    fitted = Fitted(request, tokens, limits, limits.target)
+    if tokens > limits.target:
+        fitted = _cut(request, tokens, count, limits, options)
+    room = context_window - fitted.prompt_tokens
+    fitted.max_tokens = max(1, min(limits.output_wanted, room))
+    if fitted.request.max_tokens != fitted.max_tokens:
+        fitted.request = replace(fitted.request, max_tokens=fitted.max_tokens)
+    return fitted
+
+
+def _cut(request: MessagesRequest, tokens: int, count: Counter, limits: Limits, options: BudgetOptions) -> Fitted:
+    shortened, cut, cut_chars = request, 0, 0
+    if options.tool_result_max_tokens:
+        shortened, cut, cut_chars = shorten_results(
+            request, options.tool_result_max_tokens, count, options.keep_head_ratio
+        )
+    total = count(prompt_text(shortened)) if cut else tokens
+    fitted = Fitted(shortened, total, limits, limits.target, cut_results=cut, result_chars_cut=cut_chars)
+    if total <= limits.target:
+        return fitted
+    conversation = Conversation.of(shortened.messages)
+    sizes = _unit_sizes(conversation, count)
+    steps = conversation.steps(options.drop_step, [tokens for _, tokens in sizes], limits.uncached_target)
+    for limit in dict.fromkeys((limits.target, limits.maximum)):
+        for step in steps:
+            units = conversation.dropped(step)
+            predicted = total - sum(sizes[u][1] for u in units)
+            if units:
+                predicted += count(omitted_note(len(units)))
+            if predicted > limit and step != steps[-1]:
+                continue
+            candidate = replace(shortened, messages=conversation.without(units)) if units else shortened
+            measured = count(prompt_text(candidate)) if units else total
+            if measured <= limit:
+                fitted.request, fitted.prompt_tokens, fitted.budget = candidate, measured, limit
+                fitted.dropped_turns = len(units)
+                fitted.turn_chars_dropped = sum(sizes[u][0] for u in units)
+                return fitted
+    raise PromptTooLong(tokens, limits.maximum)
+
+
+def _unit_sizes(conversation: Conversation, count: Counter) -> list[tuple[int, int]]:
+    """(characters, tokens) of each droppable unit as the prompt renders it."""
+    names = tool_names(conversation.messages)
+    sizes = []
+    for unit in conversation.units:
+        text = "\n".join(
+            f"<|{'assistant' if m.role == 'assistant' else 'user'}|>\n{message_view(m, names)}"
+            for m in (conversation.messages[i] for i in unit)
+        )
+        sizes.append((len(text), count(text)))
+    return sizes
