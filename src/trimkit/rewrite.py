@@ -1,0 +1,73 @@
+"""Rewrite the text a model reads in a message, building new Structs only where it changes.
+
+A stage passes a function ``str -> str`` that returns its argument itself (the very
+same object) when it has nothing to change. A message, block or list in which nothing
+changed comes back as the object it was, so untouched turns cost no copying and the
+request a stage was handed is never edited.
+
+Emptied content is never left behind in a shape the API rejects: a text block that
+becomes blank is dropped, a ``tool_result`` whose content empties keeps an empty
+string, and a message left with nothing holds :data:`EMPTY_MESSAGE` (messages are
+never removed, which would shift the turns).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from msgspec.structs import replace
+
+from .wire import Block, Message, TextBlock, ToolResultBlock
+
+EMPTY_MESSAGE = "(no content)"
+
+TextFn = Callable[[str], str]
+BlockFn = Callable[[Block], Block]
+
+
+def rewrite_message(message: Message, fn: TextFn, prepare: BlockFn | None = None) -> Message:
+    """``message`` with ``fn`` applied to its text and its tool results' text.
+
+    ``prepare``, when given, is applied to every block first (nested tool-result
+    blocks included), in the same pass; like ``fn`` it returns its argument when
+    it changes nothing.
+    """
+    content = message.content
+    if isinstance(content, str):
+        text = fn(content)
+        if text is content:
+            return message
+        return replace(message, content=text if text.strip() else EMPTY_MESSAGE)
+    blocks = rewrite_blocks(content, fn, prepare)
+    if blocks is content:
+        return message
+    return replace(message, content=blocks or [TextBlock(text=EMPTY_MESSAGE)])
+
+
+def rewrite_blocks(blocks: list, fn: TextFn, prepare: BlockFn | None = None) -> list:
+    """``blocks`` with ``fn`` applied; blocks that become blank text are left out."""
+    out: list | None = None
+    for index, block in enumerate(blocks):
+        new = _rewrite_block(prepare(block) if prepare else block, fn, prepare)
+        if new is not block and out is None:
+            out = list(blocks[:index])
+        if out is not None and new is not None:
+            out.append(new)
+    return blocks if out is None else out
+
+
+def _rewrite_block(block: Block, fn: TextFn, prepare: BlockFn | None) -> Block | None:
+    if isinstance(block, TextBlock):
+        text = fn(block.text)
+        if text is block.text:
+            return block
+        return replace(block, text=text) if text.strip() else None
+    if isinstance(block, ToolResultBlock):
+        content = block.content
+        if isinstance(content, str):
+            text = fn(content)
+            return block if text is content else replace(block, content=text if text.strip() else "")
+        if content:
+            inner = rewrite_blocks(content, fn, prepare)
+            return block if inner is content else replace(block, content=inner or "")
+    return block
