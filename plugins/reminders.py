@@ -1,12 +1,289 @@
-"""Placeholder: the reminders stage (being written)."""
+"""The reminders stage: keep, unwrap, drop or move each ``<system-reminder>`` by category.
 
-from trimkit import Stage, hookimpl
+Reminders are found in user text blocks, inside ``tool_result`` content, and in
+``role: "system"`` messages (whose untagged text counts as a reminder too); see
+:mod:`trimkit.reminders` for how they are parsed and classified. The option
+``actions`` maps each category to an action:
+
+``keep``
+    leave the reminder as it is, tags included;
+``unwrap``
+    keep the content, drop the tags and Claude Code's boilerplate sentences;
+``drop``
+    remove it;
+``move``
+    put the content into the system prompt (appended as new text blocks, one per
+    category, in a fixed order with a short heading). Only reminders in the first
+    user message, or in a ``role: "system"`` message before the first assistant
+    turn, are moved; anywhere else ``move`` acts as ``unwrap``. Changing the system
+    prompt on a later turn would change the start of the prompt and throw away
+    every cached turn, and a message's fate must not depend on messages after it.
+
+Project instructions always survive: ``project = "drop"`` is a configuration error.
+The user's own words are never inside reminders and are never touched. A message is
+never removed; one left with nothing holds ``(no content)``.
+
+Project instructions and the date found in the first turn are also left in
+``state.carry`` (``project_instructions``, ``date``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import groupby
+from typing import Any, Mapping
+
+from msgspec.structs import replace
+
+from trimkit import ConfigError, Stage, TrimState, hookimpl
+from trimkit.reminders import ACTIONS, CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, split
+from trimkit.rewrite import rewrite_message
+from trimkit.wire import MessagesRequest, TextBlock
+
+SMALL = {
+    "project": "move",
+    "date": "move",
+    "memory": "drop",
+    "skills": "drop",
+    "agents": "drop",
+    "hooks": "unwrap",
+    "todo": "drop",
+    "file_changed": "unwrap",
+    "deferred_tools": "drop",
+    "file_read_notice": "drop",
+    "unknown": "unwrap",
+}
+MEDIUM = {**SMALL, "memory": "unwrap"}
+# A large model can use the listings and context; only the per-turn nudges go.
+LARGE = {
+    **{category: "keep" for category in CATEGORIES},
+    "todo": "drop",
+    "file_read_notice": "drop",
+}
+
+HEADINGS = {
+    "project": "# Project instructions (CLAUDE.md)",
+    "memory": "# Memory",
+    "skills": "# Skills",
+    "agents": "# Agent types",
+    "hooks": "# Hook output",
+    "todo": "# Task list",
+    "file_changed": "# Changed files",
+    "deferred_tools": "# Deferred tools",
+    "file_read_notice": "# Files read",
+    "unknown": "# Context",
+}
+UNWRAPPED_HEADINGS = ("project", "memory")
 
 
-def run(state):
-    pass
+def validated_actions(actions: Mapping[str, Any] | None) -> dict[str, str]:
+    """The action for every category; categories left out are kept."""
+    actions = dict(actions or {})
+    for category, action in actions.items():
+        if category not in CATEGORIES:
+            raise ConfigError(
+                f"stages.reminders.actions.{category}: unknown category (known: {', '.join(CATEGORIES)})"
+            )
+        if action not in ACTIONS:
+            raise ConfigError(
+                f"stages.reminders.actions.{category} = {action!r}: use one of {', '.join(ACTIONS)}"
+            )
+    if actions.get("project") == "drop":
+        raise ConfigError("stages.reminders.actions.project cannot be 'drop': project instructions always survive")
+    return {category: actions.get(category, "keep") for category in CATEGORIES}
+
+
+def render(category: str, cleans: list[str], *, moved: bool) -> str:
+    """The text unwrapped or moved content of one category reads as."""
+    if category == "date":
+        dates = [date_of(c) for c in cleans]
+        if all(dates):
+            return "Today's date: " + "; ".join(dates) + "."  # type: ignore[arg-type]
+        return "\n\n".join(cleans)
+    body = "\n\n".join(cleans)
+    heading = HEADINGS[category] if moved or category in UNWRAPPED_HEADINGS else None
+    return f"{heading}\n\n{body}" if heading else body
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What becomes of one reminder: its replacement text (``None``: left as it is),
+    characters removed and content moved, by category."""
+
+    pieces: tuple[str, ...] | None
+    removed: tuple[tuple[str, int], ...] = ()
+    moved: tuple[tuple[str, str], ...] = ()
+
+
+@lru_cache(maxsize=2048)
+def plan(sections: tuple[Section, ...], tagged: bool, actions: tuple[str, ...], movable: bool) -> Plan:
+    """The :class:`Plan` for a reminder's sections under ``actions`` (one per category, in
+    :data:`CATEGORIES` order). Pure, and memoized: the same reminders come back every turn,
+    and parsed sections are shared objects whose strings hash once."""
+    by_category = dict(zip(CATEGORIES, actions))
+    decided = []
+    for section in sections:
+        action = by_category[section.category]
+        decided.append((section, "unwrap" if action == "move" and not movable else action))
+    if all(action == "keep" for _, action in decided):
+        return Plan(None)
+    pieces: list[str] = []
+    kept: list[str] = []
+    removed: list[tuple[str, int]] = []
+    moved: list[tuple[str, str]] = []
+    for (category, action), group in groupby(decided, key=lambda d: (d[0].category, d[1])):
+        group_sections = [section for section, _ in group]
+        if action == "keep":
+            kept.extend(s.raw for s in group_sections)
+            continue
+        cleans = [s.clean for s in group_sections if s.clean]
+        gone = sum(len(s.raw) for s in group_sections)
+        if action == "unwrap" and cleans:
+            if kept:
+                pieces.append(_wrap(kept, tagged))
+                kept = []
+            pieces.append(render(category, cleans, moved=False))
+            gone -= len(pieces[-1])
+        elif action == "move":
+            moved.extend((category, clean) for clean in cleans)
+            gone -= sum(map(len, cleans))
+        removed.append((category, max(gone, 0)))
+    if kept:
+        pieces.append(_wrap(kept, tagged))
+    elif tagged:
+        removed.append((decided[0][0].category, len(OPEN) + len(CLOSE)))
+    return Plan(tuple(pieces), tuple(removed), tuple(moved))
+
+
+def _trim_seam(piece: str) -> str:
+    """``piece`` without its blank lines at either end; the first line keeps its indentation."""
+    body = piece.rstrip()
+    stripped = body.lstrip()
+    cut = body.rfind("\n", 0, len(body) - len(stripped))
+    return body[cut + 1 :] if cut >= 0 else body
+
+
+def _wrap(raws: list[str], tagged: bool) -> str:
+    body = "".join(raws).strip()
+    return f"{OPEN}\n{body}\n{CLOSE}" if tagged else body
+
+
+class _Editor:
+    """Rewrites the reminders in each message's text; collects what moves to the system prompt."""
+
+    def __init__(self, actions: dict[str, str], state: TrimState):
+        self.actions = tuple(actions[category] for category in CATEGORIES)
+        self.state = state
+        self.movable = False
+        self.moved: dict[str, list[str]] = {}
+        self.project: list[str] = []
+        self.date: str | None = None
+
+    def user_text(self, text: str) -> str:
+        return self._rewrite(text, split(text))
+
+    def system_text(self, text: str) -> str:
+        return self._rewrite(text, split(text, bare=True))
+
+    def _rewrite(self, text: str, parts: list | None) -> str:
+        if not parts:
+            return text
+        out: list[str] = []
+        changed = False
+        for part in parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            pieces = self._apply(part)
+            if pieces is None:
+                out.append(part.raw)
+            else:
+                changed = True
+                out.extend(pieces)
+        if not changed:
+            return text
+        return "\n\n".join(filter(None, map(_trim_seam, out)))
+
+    def _apply(self, reminder: Reminder) -> tuple[str, ...] | None:
+        """What replaces ``reminder`` in the text; ``None`` when it stays as it is."""
+        if self.movable:
+            self._note_facts(reminder)
+        result = plan(reminder.sections, reminder.tagged, self.actions, self.movable)
+        for category, chars in result.removed:
+            self.state.removed(category, chars)
+        for category, clean in result.moved:
+            self.moved.setdefault(category, []).append(clean)
+        return result.pieces
+
+    def _note_facts(self, reminder: Reminder) -> None:
+        for section in reminder.sections:
+            if section.category == "project" and section.clean and section.clean not in self.project:
+                self.project.append(section.clean)
+            elif section.category == "date" and self.date is None and section.clean:
+                self.date = date_of(section.clean) or section.clean
+
+    def system_blocks(self) -> list[TextBlock]:
+        """One block per moved category, in the fixed category order; repeats dropped."""
+        blocks = []
+        for category in CATEGORIES:
+            cleans = self.moved.get(category)
+            if cleans:
+                blocks.append(TextBlock(text=render(category, list(dict.fromkeys(cleans)), moved=True)))
+        return blocks
+
+
+def _with_system_blocks(request: MessagesRequest, blocks: list[TextBlock]) -> list[TextBlock]:
+    system = request.system
+    if system is None:
+        return blocks
+    if isinstance(system, str):
+        return [TextBlock(text=system), *blocks] if system else blocks
+    return [*system, *blocks]
+
+
+def run(state: TrimState) -> None:
+    editor = _Editor(validated_actions(state.options.get("actions")), state)
+    request = state.request
+    messages = request.messages
+    first_assistant = next((i for i, m in enumerate(messages) if m.role == "assistant"), len(messages))
+    first_user = next((i for i, m in enumerate(messages[:first_assistant]) if m.role == "user"), None)
+
+    new_messages = []
+    for index, message in enumerate(messages):
+        if message.role == "assistant":
+            new_messages.append(message)
+            continue
+        editor.movable = index < first_assistant and (message.role == "system" or index == first_user)
+        fn = editor.system_text if message.role == "system" else editor.user_text
+        new_messages.append(rewrite_message(message, fn))
+
+    carry = state.carry
+    carry.project_instructions = [
+        *carry.project_instructions,
+        *(p for p in editor.project if p not in carry.project_instructions),
+    ]
+    if editor.date and not carry.date:
+        carry.date = editor.date
+
+    moved = editor.system_blocks()
+    if not moved and all(a is b for a, b in zip(new_messages, messages)):
+        return
+    changes: dict[str, Any] = {"messages": new_messages}
+    if moved:
+        changes["system"] = _with_system_blocks(request, moved)
+    state.request = replace(request, **changes)
 
 
 @hookimpl
 def trimkit_register_stages():
-    return [Stage(name="reminders", run=run, order=300)]
+    return [
+        Stage(
+            name="reminders",
+            run=run,
+            options={"actions": dict(MEDIUM)},
+            tier_options={"small": {"actions": SMALL}, "medium": {"actions": MEDIUM}, "large": {"actions": LARGE}},
+            order=300,
+            description="keep, unwrap, drop or move <system-reminder> blocks by category",
+        )
+    ]

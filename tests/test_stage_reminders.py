@@ -1,0 +1,485 @@
+"""The reminders stage: find, classify and keep/unwrap/drop/move every <system-reminder>."""
+
+from __future__ import annotations
+
+import copy
+import functools
+
+import msgspec
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.fixtures import claude_code as cc
+from tests.fixtures import claude_code_text as cc_text
+from tests.fixtures.claude_code_turns import FOLLOW_UPS
+from trimkit import ConfigError, ModelProfile, Pipeline, decode_request, encode
+from trimkit.reminders import CATEGORIES, OPEN, classify, date_of, split
+from trimkit.resources import builtin_plugins
+from trimkit.stage import TrimState
+from trimkit.wire import TextBlock, ToolResultBlock, message_blocks, system_text
+
+reminders_plugin = dict(builtin_plugins())["reminders"]
+STAGE = reminders_plugin.trimkit_register_stages()[0]
+
+CLAUDE_MD = """# inventory-api
+
+FastAPI service for warehouse stock levels.
+
+## Commands
+- `make test` runs the unit tests; `make itest` needs docker.
+- Format with `black .` before committing.
+
+## Rules
+- Never edit files under `generated/`; run `make codegen` instead.
+"""
+
+CONTEXT = f"""<system-reminder>
+As you answer the user's questions, you can use the following context:
+# claudeMd
+Codebase and user instructions are shown below. Be sure to adhere to these instructions. IMPORTANT: These instructions OVERRIDE any default behavior and you MUST follow them exactly as written.
+
+Contents of /srv/inventory/CLAUDE.md (project instructions, checked into the codebase):
+
+{CLAUDE_MD}
+Contents of /home/ana/.claude/CLAUDE.md (user's private global instructions for all projects):
+
+Answer in British English.
+
+Contents of /home/ana/.claude/projects/-srv-inventory/memory/MEMORY.md (user's auto-memory, persists across conversations):
+
+- itest flakes when docker is cold; rerun once.
+# currentDate
+Today's date is 2025-06-03.
+
+      IMPORTANT: this context may or may not be relevant to your tasks. You should not respond to this context unless it is highly relevant to your task.
+</system-reminder>
+"""
+
+NESTED_CLAUDE_MD = (
+    "Contents of /srv/inventory/api/CLAUDE.md (project instructions, checked into the codebase):\n\n"
+    "Routers live in api/routes; one module per resource."
+)
+MEMORY = (
+    "# memory\n"
+    "Contents of /home/ana/.claude/projects/-srv-inventory/memory/MEMORY.md (user's auto-memory, "
+    "persists across conversations):\n\n- Prefers small commits."
+)
+EXAMPLES = {
+    "project": NESTED_CLAUDE_MD,
+    "date": "Today's date is 2025-06-04.",
+    "memory": MEMORY,
+    "skills": "The following skills are available for use with the Skill tool:\n\n- csv-report: Summarise a CSV file.\n- sql-lint: Check SQL migrations.",
+    "agents": "Available agent types for the Task tool:\n- general-purpose: Multi-step research. (Tools: *)\n- Explore: Fast code search. (Tools: Glob, Grep, Read)",
+    "hooks": "PostToolUse:Edit hook additional context: black reformatted 1 file.",
+    "todo": "The TodoWrite tool hasn't been used recently. If you're working on tasks that would benefit from tracking progress, consider using the TodoWrite tool. Only use it if relevant.",
+    "file_changed": "Note: /srv/inventory/api/stock.py was modified, either by the user or by a linter. Don't revert it unless asked. Here are the relevant changes (shown with line numbers):\n   12→    limit: int = 50",
+    "deferred_tools": "The following deferred tools are now available via ToolSearch:\nmcp__jira__get_ticket\nmcp__jira__search",
+    "file_read_notice": "Whenever you read a file, you should consider whether it would be considered malware. You may analyse it, but do not improve it.",
+    "unknown": "The user opened the file /srv/inventory/api/stock.py in the IDE. This may or may not be related to the current task.",
+}
+MORE_EXAMPLES = [
+    ("hooks", "SessionStart:startup hook success: Success"),
+    ("hooks", "PreToolUse:Bash hook blocking error from command: \"./guard.sh\": rm -rf is not allowed"),
+    ("hooks", "Stop hook feedback:\nTests are failing; keep going."),
+    ("todo", "Your todo list has changed. DO NOT mention this explicitly to the user. Here are the latest contents of your todo list:\n\n[{\"content\":\"Add test\",\"status\":\"pending\"}]"),
+    ("todo", "The task tools haven't been used recently. Consider TaskCreate and TaskUpdate."),
+    ("date", "# currentDate\nToday's date is 2025-06-05."),
+    ("project", "Contents of /srv/inventory/CLAUDE.local.md (user's private project instructions, not checked in):\n\nUse port 8081."),
+]
+
+
+def reminder(body: str) -> str:
+    return f"{OPEN}\n{body}\n</system-reminder>"
+
+
+def categories(text: str, bare: bool = False) -> list[str]:
+    return [s.category for part in split(text, bare=bare) or [] if not isinstance(part, str) for s in part.sections]
+
+
+def user(*blocks: str | dict) -> dict:
+    return {"role": "user", "content": [{"type": "text", "text": b} if isinstance(b, str) else b for b in blocks]}
+
+
+def assistant(text: str = "On it.", tool_id: str | None = None) -> dict:
+    content: list = [{"type": "text", "text": text}]
+    if tool_id:
+        content.append({"type": "tool_use", "id": tool_id, "name": "Read", "input": {"file_path": "/a.py"}})
+    return {"role": "assistant", "content": content}
+
+
+def body(*messages: dict, system: object = "You are a coding assistant.") -> dict:
+    return {"model": "claude-sonnet-4-5", "max_tokens": 1024, "system": system, "messages": list(messages)}
+
+
+@functools.lru_cache(maxsize=None)
+def _pipeline(actions: tuple[tuple[str, str], ...]) -> Pipeline:
+    config: dict = {"order": ["reminders"]}
+    if actions:
+        config["reminders"] = {"actions": dict(actions)}
+    return Pipeline(config, entry_points=False)
+
+
+def run(request: dict, tier: str = "small", actions: dict | None = None) -> TrimState:
+    """Run the stage alone with the pipeline's option merging (tier defaults, then ``actions``)."""
+    pipeline = _pipeline(tuple(sorted((actions or {}).items())))
+    state = TrimState(request=decode_request(request), profile=ModelProfile.for_tier(tier))
+    state.options = pipeline.options_for(pipeline.stages[0], tier)
+    reminders_plugin.run(state)
+    return state
+
+
+def texts(state: TrimState, index: int) -> list[str]:
+    return [b.text for b in message_blocks(state.request.messages[index]) if isinstance(b, TextBlock)]
+
+
+# --------------------------------------------------------------------------- finding and classifying
+
+
+@pytest.mark.parametrize("category", sorted(EXAMPLES))
+def test_each_category_is_recognised(category):
+    assert categories(reminder(EXAMPLES[category])) == [category]
+
+
+@pytest.mark.parametrize("category, text", MORE_EXAMPLES)
+def test_variants_are_recognised(category, text):
+    assert categories(reminder(text)) == [category]
+
+
+def test_the_context_reminder_is_split_into_its_sections():
+    parts = split(CONTEXT)
+    sections = parts[0].sections
+    assert [s.category for s in sections] == ["project", "project", "memory", "date"]
+    assert "".join(s.raw for s in sections) == CONTEXT[len(OPEN) : CONTEXT.index("</system-reminder>")]
+    project, global_md, memory, date = (s.clean for s in sections)
+    assert project.startswith("Contents of /srv/inventory/CLAUDE.md") and "make codegen" in project
+    assert global_md.endswith("Answer in British English.")
+    assert "rerun once" in memory
+    assert date_of(date) == "2025-06-03"
+    for clean in (project, date):
+        assert "As you answer" not in clean and "may or may not be relevant" not in clean
+        assert "OVERRIDE any default behavior" not in clean and "# claudeMd" not in clean
+
+
+def test_a_memory_heading_inside_claude_md_stays_project():
+    md = "# tools\n\n# memory\nKeep allocations low in the hot loop; the profiler lives in bench/."
+    text = CONTEXT.replace(CLAUDE_MD, md)
+    assert categories(text)[0] == "project"
+    assert "Keep allocations low" in split(text)[0].sections[0].clean
+
+
+def test_a_tag_in_the_middle_of_a_line_is_not_a_reminder():
+    source = '    12→OPEN = "<system-reminder>"\n    13→CLOSE = "</system-reminder>"'
+    assert split(source) is None
+    assert [type(p).__name__ for p in split("a\n" + reminder("x") + " tail")] == ["str", "Reminder", "str"]
+
+
+def test_several_reminders_and_text_in_one_block():
+    text = f"before\n{reminder(EXAMPLES['todo'])}\nmiddle\n{reminder(EXAMPLES['hooks'])}\nafter"
+    assert categories(text) == ["todo", "hooks"]
+    assert run(body(user(text))).request.messages[0].content[0].text == (
+        "before\n\nmiddle\n\nPostToolUse:Edit hook additional context: black reformatted 1 file.\n\nafter"
+    )
+
+
+def test_classification_reads_only_the_head_of_a_long_reminder():
+    long_listing = EXAMPLES["skills"] + "\n" + "- filler: mentions CLAUDE.md and todo list\n" * 2000
+    assert classify(long_listing) == "skills"
+
+
+# --------------------------------------------------------------------------- actions
+
+
+def test_keep_leaves_the_message_untouched():
+    request = decode_request(body(user(CONTEXT, "what does stock.py do?")))
+    state = TrimState(request=request, profile=ModelProfile.for_tier("large"))
+    state.options = {"actions": {c: "keep" for c in CATEGORIES}}
+    reminders_plugin.run(state)
+    assert state.request is request and state._removed == {}
+
+
+def test_unwrap_keeps_the_text_without_tags_or_boilerplate():
+    state = run(body(user(CONTEXT, "hi")), actions={"project": "unwrap", "date": "unwrap", "memory": "unwrap"})
+    merged = texts(state, 0)[0]
+    assert OPEN not in merged and "As you answer" not in merged and "may or may not be relevant" not in merged
+    assert merged.startswith("# Project instructions (CLAUDE.md)\n\nContents of /srv/inventory/CLAUDE.md")
+    assert "make codegen" in merged and "British English" in merged and "rerun once" in merged
+    assert merged.endswith("Today's date: 2025-06-03.")
+    assert texts(state, 0)[1] == "hi"
+    assert system_text(state.request) == "You are a coding assistant."
+
+
+def test_drop_removes_and_records_chars():
+    text = reminder(EXAMPLES["skills"])
+    state = run(body(user(text, "hello")))
+    assert texts(state, 0) == ["hello"]
+    assert state._removed == {"skills": len(text)}
+
+
+def test_move_puts_first_turn_context_into_the_system_prompt_in_a_fixed_order():
+    state = run(body(user(CONTEXT, "what does stock.py do?")), tier="small")
+    blocks = state.request.system
+    assert [b.text.split("\n", 1)[0] for b in blocks] == [
+        "You are a coding assistant.",
+        "# Project instructions (CLAUDE.md)",
+        "Today's date: 2025-06-03.",
+    ]
+    assert "make codegen" in blocks[1].text and "British English" in blocks[1].text
+    assert "rerun once" not in encode(state.request).decode()  # memory: drop on small
+    assert texts(state, 0) == ["what does stock.py do?"]
+    assert state.carry.date == "2025-06-03"
+    assert len(state.carry.project_instructions) == 2 and "make codegen" in state.carry.project_instructions[0]
+
+
+def test_medium_unwraps_memory_in_place():
+    state = run(body(user(CONTEXT, "q")), tier="medium")
+    assert texts(state, 0)[0].startswith("# Memory\n\nContents of /home/ana/.claude/projects")
+    assert "# Project instructions" in system_text(state.request)
+
+
+def test_large_keeps_context_and_drops_nudges():
+    state = run(body(user(CONTEXT, reminder(EXAMPLES["todo"]), "q")), tier="large")
+    assert texts(state, 0) == [CONTEXT, "q"]
+    assert state._removed == {"todo": len(reminder(EXAMPLES["todo"]))}
+
+
+def test_keep_and_drop_in_one_reminder_rewraps_the_kept_sections():
+    state = run(body(user(CONTEXT, "q")), actions={"project": "keep", "memory": "drop", "date": "drop"})
+    kept = texts(state, 0)[0]
+    assert kept.startswith(OPEN) and kept.endswith("</system-reminder>")
+    assert "make codegen" in kept and "rerun once" not in kept and "2025-06-03" not in kept
+
+
+def test_move_only_from_the_first_user_message():
+    later = reminder(NESTED_CLAUDE_MD)
+    request = body(
+        user("start"),
+        assistant(tool_id="t1"),
+        user({"type": "tool_result", "tool_use_id": "t1", "content": "print(1)"}, later),
+    )
+    state = run(request, tier="small")
+    assert system_text(state.request) == "You are a coding assistant."
+    assert texts(state, 2) == ["# Project instructions (CLAUDE.md)\n\n" + NESTED_CLAUDE_MD]
+    assert state.carry.project_instructions == []
+
+
+def test_a_second_user_message_before_the_first_answer_is_not_moved():
+    state = run(body(user("first"), user(reminder(EXAMPLES["date"]))), tier="small")
+    assert system_text(state.request) == "You are a coding assistant."
+    assert texts(state, 1) == ["Today's date: 2025-06-04."]
+
+
+def test_system_messages_move_only_before_the_first_assistant_turn():
+    early = {"role": "system", "content": "Today's date is 2025-06-04."}
+    late = {"role": "system", "content": "Today's date is 2025-06-05."}
+    state = run(body(user("q"), early, assistant(), late, user("more")), tier="small")
+    assert system_text(state.request).endswith("Today's date: 2025-06-04.")
+    assert state.request.messages[1].content == "(no content)"
+    assert state.request.messages[3].content == "Today's date: 2025-06-05."
+    assert len(state.request.messages) == 5
+
+
+def test_moved_text_is_appended_to_block_and_empty_system_prompts():
+    for system in (None, [{"type": "text", "text": "A."}, {"type": "text", "text": "B."}]):
+        state = run(body(user(reminder(EXAMPLES["date"]), "q"), system=system))
+        assert [b.text for b in state.request.system][-1] == "Today's date: 2025-06-04."
+        assert len(state.request.system) == (1 if system is None else 3)
+
+
+# --------------------------------------------------------------------------- where reminders hide
+
+
+def test_reminders_inside_tool_results_string_and_list():
+    notice = reminder(EXAMPLES["file_read_notice"])
+    request = body(
+        user("q"),
+        assistant(tool_id="t1"),
+        user(
+            {"type": "tool_result", "tool_use_id": "t1", "content": f"     1→import os\n\n{notice}\n"},
+            {"type": "tool_result", "tool_use_id": "t2", "content": [{"type": "text", "text": f"x = 1\n{notice}"}, {"type": "text", "text": notice}]},
+            {"type": "tool_result", "tool_use_id": "t3", "content": notice},
+            {"type": "tool_result", "tool_use_id": "t4", "content": [{"type": "text", "text": notice}]},
+        ),
+    )
+    results = run(request).request.messages[2].content
+    assert results[0].content == "1→import os".rjust(len("     1→import os"))
+    assert results[1].content == [TextBlock(text="x = 1")]
+    assert results[2] == ToolResultBlock(tool_use_id="t3", content="")
+    assert results[3] == ToolResultBlock(tool_use_id="t4", content="")
+
+
+def test_a_user_message_emptied_of_reminders_holds_no_content_marker():
+    state = run(body(user("q"), assistant(), user(reminder(EXAMPLES["todo"]))))
+    assert state.request.messages[2].content == [TextBlock(text="(no content)")]
+    string_content = {"role": "user", "content": reminder(EXAMPLES["todo"])}
+    assert run(body(user("q"), assistant(), string_content)).request.messages[2].content == "(no content)"
+
+
+def test_system_message_text_outside_tags_is_a_reminder_too():
+    system_message = {
+        "role": "system",
+        "content": [
+            {"type": "text", "text": EXAMPLES["skills"]},
+            {"type": "text", "text": reminder(EXAMPLES["agents"]) + "\n" + EXAMPLES["hooks"]},
+        ],
+    }
+    state = run(body(user("q"), system_message))
+    assert texts(state, 1) == ["PostToolUse:Edit hook additional context: black reformatted 1 file."]
+    assert set(state._removed) == {"skills", "agents", "hooks"}
+
+
+def test_assistant_text_is_never_touched():
+    request = body(user("q"), {"role": "assistant", "content": [{"type": "text", "text": reminder(EXAMPLES["todo"])}]})
+    assert encode(run(request).request.messages[1]) == encode(decode_request(request).messages[1])
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def test_project_instructions_cannot_be_dropped():
+    with pytest.raises(ConfigError, match="project"):
+        run(body(user("q")), actions={"project": "drop"})
+    with pytest.raises(ConfigError, match="project"):
+        Pipeline({"reminders": {"small": {"actions": {"project": "drop"}}}}, entry_points=False).trim(
+            body(user("q")), ModelProfile.for_tier("small")
+        )
+
+
+@pytest.mark.parametrize("actions", [{"weather": "drop"}, {"todo": "shred"}])
+def test_unknown_categories_and_actions_are_config_errors(actions):
+    with pytest.raises(ConfigError):
+        run(body(user("q")), actions=actions)
+
+
+def test_tier_defaults_cover_every_category_and_never_drop_project():
+    for tier, options in STAGE.tier_options.items():
+        assert set(options["actions"]) == set(CATEGORIES), tier
+        assert options["actions"]["project"] != "drop"
+    assert STAGE.order == 300 and STAGE.name == "reminders"
+
+
+def test_config_overrides_one_category_over_the_tier_defaults():
+    state = run(body(user(CONTEXT, "q")), tier="small", actions={"memory": "move"})
+    assert [b.text.split("\n", 1)[0] for b in state.request.system][1:] == [
+        "# Project instructions (CLAUDE.md)",
+        "# Memory",
+        "Today's date: 2025-06-03.",
+    ]
+
+
+# --------------------------------------------------------------------------- fixtures of Claude Code's shape
+
+
+def test_first_request_small_tier():
+    state = run(cc.first_request("what is 2+2"), tier="small")
+    system = system_text(state.request)
+    assert "# Project instructions (CLAUDE.md)" in system and "ROUND_HALF_EVEN" in system
+    assert system.endswith(f"Today's date: {cc_text.TODAY}.")
+    assert texts(state, 0) == ["what is 2+2"]
+    assert texts(state, 1) == [cc_text.SESSION_START_HOOK]
+    assert set(state._removed) >= {"skills", "agents", "deferred_tools"}
+    assert state.carry.date == cc_text.TODAY
+
+
+@pytest.mark.parametrize("tier", ["small", "medium"])
+def test_fixture_session_has_no_reminder_left_on_small_and_medium(tier):
+    original = cc.session(turns=40)
+    state = run(original, tier=tier)
+    out = encode(state.request.messages).decode()
+    assert OPEN not in out and "would be considered malware" not in out and "TodoWrite tool" not in out
+    assert len(state.request.messages) == len(original["messages"])
+    users_words = [
+        block["text"]
+        for message in original["messages"]
+        if message["role"] == "user"
+        for block in message["content"]
+        if block["type"] == "text" and OPEN not in block["text"]
+    ]
+    assert cc.SESSION_PROMPT in users_words and sum(w in FOLLOW_UPS for w in users_words) >= 3
+    assert all(words in out for words in users_words)
+    assert ("prefers pytest parametrize" in out) == (tier == "medium")
+
+
+def test_fixture_session_prefix_stability():
+    trimmed = [run(request, tier="small").request for request in cc.session_prefixes(turns=12)]
+    for shorter, longer in zip(trimmed, trimmed[1:]):
+        assert encode(longer.system) == encode(shorter.system)
+        n = len(shorter.messages)
+        assert encode(cc.strip_cache_control(msg_dicts(longer)[:n])) == encode(cc.strip_cache_control(msg_dicts(shorter)))
+
+
+def msg_dicts(request) -> list:
+    return msgspec.json.decode(encode(request.messages))
+
+
+def test_the_request_handed_in_is_not_modified():
+    raw = cc.session(turns=10)
+    snapshot = copy.deepcopy(raw)
+    request = decode_request(raw)
+    before = encode(request)
+    state = TrimState(request=request, profile=ModelProfile.for_tier("small"), options={"actions": reminders_plugin.SMALL})
+    reminders_plugin.run(state)
+    assert state.request is not request
+    assert encode(request) == before and raw == snapshot
+
+
+# --------------------------------------------------------------------------- properties
+
+SNIPPETS = list(EXAMPLES.values()) + [text for _, text in MORE_EXAMPLES]
+plain = st.text(st.characters(blacklist_characters="<", blacklist_categories=("Cs",)), max_size=40)
+piece = st.one_of(plain, st.sampled_from(SNIPPETS).map(reminder), st.just(CONTEXT))
+
+
+@st.composite
+def text_with_reminders(draw) -> str:
+    text = "\n".join(draw(st.lists(piece, min_size=1, max_size=4)))
+    return text if text.strip() else "ok"  # the API rejects blank text blocks
+
+
+@st.composite
+def tool_result(draw, tool_id: str) -> dict:
+    content = draw(st.one_of(text_with_reminders(), st.lists(text_with_reminders().map(lambda t: {"type": "text", "text": t}), max_size=3)))
+    return {"type": "tool_result", "tool_use_id": tool_id, "content": content}
+
+
+@st.composite
+def conversation(draw) -> tuple[list[dict], list[dict]]:
+    """(first part ending with a user turn, later turns starting with an assistant turn)."""
+    first = [user(*draw(st.lists(text_with_reminders(), min_size=1, max_size=3)))]
+    if draw(st.booleans()):
+        first.append({"role": "system", "content": draw(text_with_reminders())})
+    later = []
+    for n in range(draw(st.integers(0, 3))):
+        later.append(assistant(tool_id=f"t{n}"))
+        blocks = [draw(tool_result(f"t{n}"))] + draw(st.lists(text_with_reminders(), max_size=2))
+        later.append(user(*blocks))
+    return first, later
+
+
+non_keep = st.fixed_dictionaries(
+    {c: st.sampled_from(["unwrap", "move"] if c == "project" else ["unwrap", "drop", "move"]) for c in CATEGORIES}
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conversation(), non_keep, st.sampled_from(["small", "medium", "large"]))
+def test_property_deterministic_and_no_tags_left(parts, actions, tier):
+    first, later = parts
+    request = body(*first, *later)
+    once = encode(run(request, tier, actions).request)
+    assert once == encode(run(copy.deepcopy(request), tier, actions).request)
+    assert OPEN.encode() not in once
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conversation(), st.sampled_from(["small", "medium", "large"]))
+def test_property_prefix_stable_when_turns_are_added(parts, tier):
+    first, later = parts
+    short = run(body(*first), tier).request
+    long = run(body(*first, *later), tier).request
+    assert encode(long.system) == encode(short.system)
+    assert encode(long.messages[: len(short.messages)]) == encode(short.messages)
+    for message in long.messages:
+        assert message.content and all(
+            not isinstance(b, TextBlock) or b.text.strip() for b in message_blocks(message)
+        )
