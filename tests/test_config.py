@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from trimkit import config as cfg
 from trimkit.config import ConfigFileError, find_config_file, format_config, load_config
-from trimkit.server.settings import ServerSettings
+from trimkit.settings import ServerSettings
 
 
 @pytest.fixture

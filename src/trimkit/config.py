@@ -1,6 +1,6 @@
 """Configuration: one TOML file, ``TRIMKIT_*`` variables and command-line flags.
 
-Every setting is a field of :class:`~trimkit.server.settings.ServerSettings`; the
+Every setting is a field of :class:`~trimkit.settings.ServerSettings`; the
 keys, their types and defaults are read from that Struct, so a new field is a new
 key, a new variable and a new flag with no change here. Later sources win::
 
@@ -93,7 +93,7 @@ class Config:
 
 
 def _settings_type() -> type:
-    from .server.settings import ServerSettings
+    from .settings import ServerSettings
 
     return ServerSettings
 

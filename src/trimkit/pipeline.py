@@ -26,7 +26,7 @@ import pluggy
 
 from . import hookspecs
 from .profile import TIERS, ModelProfile
-from .render import prompt_text
+from .measure import Measure
 from .resources import builtin_plugins
 from .stage import ConfigError, Size, Stage, StageReport, TrimReport, TrimResult, TrimState
 from .wire import MessagesRequest, decode_request
@@ -146,10 +146,10 @@ class Pipeline:
         original = decode_request(request)  # type: ignore[arg-type]
         profile = replace(profile) if profile is not None else ModelProfile.for_tier("medium")
         self.pm.hook.trimkit_prepare_profile(profile=profile)
-        state = TrimState(request=original, profile=profile, cached_tokens=cached_tokens)
+        measure = Measure(profile)
+        state = TrimState(request=original, profile=profile, cached_tokens=cached_tokens, measure=measure)
 
-        text = prompt_text(original)
-        before = Size(len(text), profile.count_tokens(text))
+        before = Size(*measure.request(original))
         chars, tokens = before.chars, before.tokens
         reports: list[StageReport] = []
         for stage in self.stages:
@@ -158,8 +158,7 @@ class Pipeline:
             started = time.perf_counter()
             stage.run(state)
             ms = (time.perf_counter() - started) * 1000
-            text = prompt_text(state.request)
-            new_chars, new_tokens = len(text), profile.count_tokens(text)
+            new_chars, new_tokens = measure.request(state.request)
             reports.append(
                 StageReport(
                     name=stage.name,

@@ -50,6 +50,7 @@ class TrimState:
     options: dict[str, Any] = field(default_factory=dict)
     carry: Carry = field(default_factory=Carry)
     cached_tokens: int = 0
+    measure: Any = None  # trimkit.measure.Measure: memoized sizes for this trim
     _removed: dict[str, int] = field(default_factory=dict)
 
     def removed(self, category: str, chars: int) -> None:

@@ -217,6 +217,12 @@ def decode_request(data: bytes | str | dict[str, Any] | MessagesRequest) -> Mess
         return data
     if isinstance(data, (bytes, bytearray, memoryview, str)):
         try:
+            return _typed_decoder.decode(data)
+        except msgspec.ValidationError:
+            pass  # unknown block types, or a real problem: the general path below tells which
+        except msgspec.DecodeError as exc:
+            raise RequestDecodeError(f"invalid JSON body: {exc}") from None
+        try:
             data = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
             raise RequestDecodeError(f"invalid JSON body: {exc}") from None
@@ -226,6 +232,9 @@ def decode_request(data: bytes | str | dict[str, Any] | MessagesRequest) -> Mess
         return msgspec.convert(_prepare(data), MessagesRequest, strict=False)
     except msgspec.ValidationError as exc:
         raise RequestDecodeError(str(exc)) from None
+
+
+_typed_decoder = msgspec.json.Decoder(MessagesRequest, strict=False)
 
 
 def _unwrap(obj: Any) -> Any:

@@ -1,0 +1,137 @@
+"""The Litestar application: routes, auth and error mapping around :class:`MessageService`."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+from litestar import Litestar, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from ..backends.base import Backend
+from ..pipeline import Pipeline
+from ..wire import encode
+from .errors import EXCEPTION_HANDLERS, ApiError
+from .messages import MessageService
+from ..settings import ServerSettings
+
+log = logging.getLogger("trimkit.server")
+
+MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+
+
+def make_backend(settings: ServerSettings) -> Backend:
+    if settings.backend == "replay":
+        from ..backends.replay import ReplayBackend, load_script
+
+        if not settings.script:
+            raise ValueError("the replay backend needs --script FILE (a JSON array of model turns)")
+        return ReplayBackend(load_script(settings.script))
+    if settings.backend == "mlx":
+        from ..backends.mlx import MLXBackend
+
+        if not settings.model:
+            raise ValueError("the mlx backend needs --model PATH_OR_ID")
+        return MLXBackend(settings.model)
+    raise ValueError(f"unknown backend {settings.backend!r} (choose mlx or replay)")
+
+
+def presented_key(connection: ASGIConnection) -> str | None:
+    key = connection.headers.get("x-api-key")
+    if key:
+        return key
+    auth = connection.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return None
+
+
+def create_app(
+    settings: ServerSettings,
+    backend: Backend | None = None,
+    pipeline: Pipeline | None = None,
+) -> Litestar:
+    backend = backend or make_backend(settings)
+    pipeline = pipeline or Pipeline(settings.stages)
+    service = MessageService(settings, backend, pipeline)
+    expected = settings.api_key.encode() if settings.api_key else None
+
+    def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        if expected is None:
+            return
+        key = presented_key(connection)
+        if key is None:
+            raise ApiError(401, "x-api-key header is required")
+        if not hmac.compare_digest(key.encode(), expected):
+            raise ApiError(401, "invalid x-api-key")
+
+    def model_info(model_id: str) -> dict[str, Any]:
+        profile = service.profile()
+        return {
+            "type": "model",
+            "id": model_id,
+            "display_name": model_id,
+            "created_at": MODEL_CREATED_AT,
+            "lifecycle": "active",
+            "max_input_tokens": profile.context_window,
+            "max_tokens": profile.context_window,
+        }
+
+    @post("/v1/messages", status_code=200, guards=[require_key])
+    async def create_message(request: Request) -> Response:
+        prep = service.prepare(await request.body())
+        if prep.request.stream:
+            return Stream(
+                service.start_stream(prep),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            )
+        message = await service.create(prep)
+        return Response(content=encode(message), media_type="application/json")
+
+    @post("/v1/messages/count_tokens", status_code=200, guards=[require_key])
+    async def count_tokens(request: Request) -> dict[str, int]:
+        return {"input_tokens": service.count_tokens(await request.body())}
+
+    @get("/v1/models", guards=[require_key])
+    async def list_models() -> dict[str, Any]:
+        ids = sorted(service.served_models())
+        return {"data": [model_info(i) for i in ids], "has_more": False, "first_id": ids[0], "last_id": ids[-1]}
+
+    @get("/v1/models/{model_id:path}", guards=[require_key])
+    async def get_model(model_id: FromPath[str]) -> dict[str, Any]:
+        model_id = model_id.lstrip("/")
+        if not settings.accepts_model(model_id, service.served_models()):
+            raise ApiError(404, f"model: {model_id} is not served here")
+        return model_info(model_id)
+
+    @get("/health")
+    async def health() -> Response:
+        status = backend.status()
+        body = {
+            "status": "ok" if status.ready else ("error" if status.detail.startswith("failed") else "loading"),
+            "backend": backend.name,
+            "model": backend.profile.name,
+            "detail": status.detail,
+            "queue": service.gate.busy,
+            "tier": service.profile().tier,
+            "context_window": service.profile().context_window,
+            "prefill_tps": round(backend.profile.prefill_tps, 1),
+        }
+        return Response(content=body, status_code=200 if status.ready else 503)
+
+    def on_shutdown() -> None:
+        backend.close()
+
+    return Litestar(
+        route_handlers=[create_message, count_tokens, list_models, get_model, health],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=settings.max_body_bytes,
+        on_shutdown=[on_shutdown],
+        openapi_config=None,
+        logging_config=None,
+    )

@@ -1,0 +1,247 @@
+"""From a request body to a response: decode, check, trim, render, generate, assemble."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass, replace
+from typing import AsyncIterator
+
+from ..backends.base import Backend, BackendError, Finished, GenerationParams, TextDelta
+from ..pipeline import Pipeline
+from ..render import chat_messages
+from ..response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
+from ..stage import ConfigError, PromptTooLong, TrimResult
+from ..wire import (
+    MessagesRequest,
+    MessagesResponse,
+    RequestDecodeError,
+    ToolResultBlock,
+    ToolUseBlock,
+    Usage,
+    decode_request,
+)
+from . import sse
+from .errors import ApiError
+from .gate import GenerationGate, Ticket
+from ..settings import ServerSettings
+
+log = logging.getLogger("trimkit.server")
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+@dataclass
+class Prepared:
+    request: MessagesRequest
+    trimmed: TrimResult
+    chat: list[dict[str, str]]
+    prompt_tokens: int
+    max_tokens: int
+
+
+def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
+    """What the API requires beyond the types: the messages Structs already enforce the rest."""
+    if needs_max_tokens and request.max_tokens is None:
+        raise ApiError(400, "max_tokens: Field required")
+    if not request.messages:
+        raise ApiError(400, "messages: at least one message is required")
+    for i, message in enumerate(request.messages):
+        if isinstance(message.content, list):
+            for j, block in enumerate(message.content):
+                if isinstance(block, ToolUseBlock) and (not block.id or not block.name):
+                    raise ApiError(400, f"messages.{i}.content.{j}: tool_use requires an id and a name")
+                if isinstance(block, ToolResultBlock) and not block.tool_use_id:
+                    raise ApiError(400, f"messages.{i}.content.{j}: tool_result requires a tool_use_id")
+    if request.tools:
+        names = [tool.name for tool in request.tools]
+        if len(set(names)) != len(names):
+            raise ApiError(400, "tools: tool names must be unique")
+
+
+class MessageService:
+    def __init__(self, settings: ServerSettings, backend: Backend, pipeline: Pipeline):
+        self.settings = settings
+        self.backend = backend
+        self.pipeline = pipeline
+        self.gate = GenerationGate(settings.max_queue)
+
+    # ------------------------------------------------------------------ preparing
+
+    def served_models(self) -> set[str]:
+        names = {self.backend.profile.name}
+        if self.settings.model:
+            names.add(self.settings.model)
+            names.add(self.settings.model.rstrip("/").rsplit("/", 1)[-1])
+        return names
+
+    def profile(self):
+        profile = self.backend.profile
+        if self.settings.tier:
+            profile = replace(profile, tier=self.settings.tier)
+        if self.settings.context_window:
+            profile = replace(profile, context_window=self.settings.context_window)
+        return profile
+
+    def prepare(self, body: bytes, *, needs_max_tokens: bool = True) -> Prepared:
+        try:
+            request = decode_request(body)
+        except RequestDecodeError as exc:
+            raise ApiError(400, str(exc)) from None
+        check_request(request, needs_max_tokens=needs_max_tokens)
+        if not self.settings.accepts_model(request.model, self.served_models()):
+            raise ApiError(404, f"model: {request.model} is not served here")
+        status = self.backend.status()
+        if not status.ready:
+            raise ApiError(529 if not status.detail.startswith("failed") else 500,
+                           f"The model is not ready: {status.detail}")
+        profile = self.profile()
+        try:
+            trimmed = self.pipeline.trim(request, profile)
+        except PromptTooLong as exc:
+            raise ApiError(400, str(exc)) from None
+        except ConfigError as exc:
+            raise ApiError(500, f"trimkit configuration error: {exc}") from None
+        chat = chat_messages(trimmed.request)
+        prompt_tokens = self.backend.count_tokens(chat)
+        window = profile.context_window
+        if prompt_tokens >= window:
+            raise ApiError(400, f"prompt is too long: {prompt_tokens} tokens > {window - 1} maximum")
+        wanted = trimmed.request.max_tokens or request.max_tokens or 4096
+        max_tokens = max(1, min(wanted, window - prompt_tokens))
+        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens)
+
+    def count_tokens(self, body: bytes) -> int:
+        return self.prepare(body, needs_max_tokens=False).prompt_tokens
+
+    def params(self, prep: Prepared) -> GenerationParams:
+        r = prep.request
+        return GenerationParams(max_tokens=prep.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
+
+    def builder(self, prep: Prepared) -> ResponseBuilder:
+        return ResponseBuilder(prep.request.tools, prep.request.stop_sequences)
+
+    # ------------------------------------------------------------------ generating
+
+    async def _events(self, prep: Prepared, builder: ResponseBuilder, outcome: dict) -> AsyncIterator[object]:
+        """Yield response events (and ``None`` while waiting, so the caller can ping)."""
+        generation = self.backend.generate(prep.chat, self.params(prep))
+        deltas = 0
+        finished: Finished | None = None
+        first = asyncio.ensure_future(anext(generation))
+        try:
+            while True:
+                done, _ = await asyncio.wait({first}, timeout=self.settings.ping_interval)
+                if done:
+                    break
+                yield None
+            item = first.result()
+            while True:
+                if isinstance(item, TextDelta):
+                    deltas += 1
+                    for event in builder.feed(item.text):
+                        yield event
+                    if builder.stopped:
+                        break
+                elif isinstance(item, Finished):
+                    finished = item
+                    break
+                item = await anext(generation)
+        except StopAsyncIteration:
+            pass
+        finally:
+            if not first.done():
+                first.cancel()
+                await asyncio.gather(first, return_exceptions=True)
+            await generation.aclose()
+        for event in builder.finish(finished.finish if finished else "stop"):
+            yield event
+        outcome["usage"] = Usage(
+            input_tokens=finished.input_tokens if finished else prep.prompt_tokens,
+            output_tokens=finished.output_tokens if finished else deltas,
+            cache_creation_input_tokens=0,
+            cache_read_input_tokens=finished.cached_tokens if finished else 0,
+        )
+
+    async def create(self, prep: Prepared) -> MessagesResponse:
+        ticket = self.gate.reserve()
+        try:
+            await ticket.acquire()
+            builder = self.builder(prep)
+            outcome: dict = {}
+            async for _ in self._events(prep, builder, outcome):
+                pass
+        except BackendError as exc:
+            raise ApiError(500, str(exc)) from None
+        finally:
+            ticket.release()
+        return MessagesResponse(
+            id=new_message_id(),
+            model=prep.request.model,
+            content=builder.content,
+            stop_reason=builder.stop_reason,
+            stop_sequence=builder.stop_sequence,
+            usage=outcome["usage"],
+        )
+
+    def start_stream(self, prep: Prepared) -> AsyncIterator[bytes]:
+        """Reserve a queue place now (so overload is a 529, not a broken stream), then stream."""
+        ticket = self.gate.reserve()
+        return self._stream(prep, ticket)
+
+    async def _stream(self, prep: Prepared, ticket: Ticket) -> AsyncIterator[bytes]:
+        message_id = new_message_id()
+        start = MessagesResponse(
+            id=message_id,
+            model=prep.request.model,
+            content=[],
+            usage=Usage(input_tokens=prep.prompt_tokens, output_tokens=1),
+        )
+        try:
+            yield sse.message_start(start)
+            yield sse.PING
+            waiting = asyncio.ensure_future(ticket.acquire())
+            try:
+                while not waiting.done():
+                    done, _ = await asyncio.wait({waiting}, timeout=self.settings.ping_interval)
+                    if not done:
+                        yield sse.PING
+            finally:
+                if not waiting.done():
+                    waiting.cancel()
+            waiting.result()
+            builder = self.builder(prep)
+            outcome: dict = {}
+            async for event in self._events(prep, builder, outcome):
+                if event is None:
+                    yield sse.PING
+                elif isinstance(event, BlockDelta):
+                    yield sse.block_delta(event.index, event.kind, event.value)
+                elif isinstance(event, BlockStart):
+                    yield sse.block_start(event.index, event.block)
+                elif isinstance(event, BlockStop):
+                    yield sse.block_stop(event.index)
+            usage = outcome["usage"]
+            yield sse.message_delta(
+                builder.stop_reason,
+                builder.stop_sequence,
+                {
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "cache_creation_input_tokens": 0,
+                    "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
+                },
+            )
+            yield sse.MESSAGE_STOP
+        except asyncio.CancelledError:
+            raise
+        except BackendError as exc:
+            yield sse.error("api_error", str(exc))
+        except Exception as exc:  # a failure after the stream began must end it cleanly
+            log.exception("stream failed")
+            yield sse.error("api_error", f"Internal server error ({type(exc).__name__})")
+        finally:
+            ticket.release()

@@ -1,0 +1,51 @@
+"""Server settings. Every field can come from trimkit.toml, a TRIMKIT_* variable or a flag."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+import msgspec
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8787
+    api_key: str | None = None
+    backend: str = "mlx"
+    model: str | None = None
+    script: str | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_queue: int = 8
+    ping_interval: float = 10.0
+    model_patterns: list[str] = msgspec.field(default_factory=lambda: ["claude-*"])
+    opus_model: str | None = None
+    sonnet_model: str | None = None
+    haiku_model: str | None = None
+    tier: str | None = None
+    context_window: int | None = None
+    stages: dict[str, Any] = msgspec.field(default_factory=dict)
+    capture_dir: str | None = None
+    log_level: str = "warning"
+
+    def check_bind(self) -> None:
+        """Refuse to listen beyond loopback without an API key."""
+        if self.host not in LOOPBACK_HOSTS and not self.api_key:
+            raise ValueError(
+                f"refusing to listen on {self.host} without an API key: "
+                "set --api-key (or TRIMKIT_API_KEY), or bind 127.0.0.1"
+            )
+
+    def accepts_model(self, requested: str, served: set[str]) -> bool:
+        """Whether a requested model id maps to the loaded model."""
+        if requested in served:
+            return True
+        lowered = requested.lower()
+        for family in ("opus", "sonnet", "haiku"):
+            if family in lowered:
+                target = getattr(self, f"{family}_model")
+                if target is not None:
+                    return target in served or target == "*"
+        return any(fnmatch.fnmatchcase(requested, pattern) for pattern in self.model_patterns)

@@ -1,0 +1,109 @@
+"""Helpers for tests and benchmarks: run a live trimkit server on 127.0.0.1.
+
+``LiveServer`` runs the app under uvicorn on a background thread with its own
+event loop, on a free port, and stops it on exit. ``spawn_server`` starts
+``trimkit serve`` as a separate process and waits until ``/health`` answers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Sequence
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class LiveServer:
+    """``with LiveServer(app) as server: server.url`` — uvicorn on a thread."""
+
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30):
+        import uvicorn
+
+        self.config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        )
+        self.server = uvicorn.Server(self.config)
+        self.thread = threading.Thread(target=self.server.run, name="trimkit-live-server", daemon=True)
+        self.timeout = timeout
+        self.host = host
+
+    @property
+    def port(self) -> int:
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> "LiveServer":
+        self.thread.start()
+        deadline = time.monotonic() + self.timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("trimkit test server did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def wait_for_health(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"trimkit serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url}/health did not answer within {timeout} s")
+
+
+def spawn_server(args: Sequence[str], *, env: dict | None = None, cwd: str | Path | None = None,
+                 timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """Start ``trimkit serve ARGS --port FREE`` and wait for it; returns (process, base url)."""
+    port = free_port()
+    command = [sys.executable, "-m", "trimkit.cli", "serve", "--port", str(port), *args]
+    proc = subprocess.Popen(
+        command,
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, timeout, proc)
+    except Exception:
+        proc.kill()
+        output = proc.communicate(timeout=5)[0]
+        raise RuntimeError(f"trimkit serve did not become healthy:\n{output}") from None
+    return proc, url
+
+
+def stop_server(proc: subprocess.Popen) -> str:
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=10)[0] or ""
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0] or ""

@@ -1,0 +1,298 @@
+"""The Messages API through a live server with the replay backend and the official SDK."""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+
+import anthropic
+import httpx
+import pytest
+
+from trimkit.backends.base import BackendError, Finished, TextDelta
+from trimkit.backends.replay import ReplayBackend
+from trimkit.profile import ModelProfile
+from trimkit.server import ServerSettings, create_app
+from trimkit.testing import LiveServer
+
+WRITE_TOOL = {
+    "name": "Write",
+    "description": "Write a file",
+    "input_schema": {
+        "type": "object",
+        "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}},
+        "required": ["file_path", "content"],
+    },
+}
+COUNT_TOOL = {
+    "name": "Count",
+    "description": "Count things",
+    "input_schema": {
+        "type": "object",
+        "properties": {"n": {"type": "integer"}, "exact": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["n"],
+    },
+}
+USER = [{"role": "user", "content": "hi"}]
+
+
+@contextmanager
+def replay_server(turns, *, backend=None, **settings):
+    settings.setdefault("backend", "replay")
+    backend = backend or ReplayBackend(turns, profile=ModelProfile(name="replay-model", context_window=settings.pop("window", 200_000), tier="small"))
+    app = create_app(ServerSettings(**settings), backend=backend)
+    with LiveServer(app) as server:
+        yield server
+
+
+def sdk(server, api_key="test-key") -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=server.url, api_key=api_key, max_retries=0, timeout=30, _strict_response_validation=True
+    )
+
+
+def sse_events(raw: str) -> list[tuple[str, dict]]:
+    events = []
+    for frame in raw.strip().split("\n\n"):
+        lines = frame.split("\n")
+        assert lines[0].startswith("event: "), frame
+        assert lines[1].startswith("data: "), frame
+        events.append((lines[0][7:], json.loads(lines[1][6:])))
+    return events
+
+
+def test_create_returns_text_with_usage_and_echoed_model():
+    with replay_server(["Hello there."]) as server:
+        message = sdk(server).messages.create(model="claude-opus-4-8", max_tokens=100, messages=USER)
+    assert message.content[0].type == "text" and message.content[0].text == "Hello there."
+    assert message.stop_reason == "end_turn" and message.stop_sequence is None
+    assert message.model == "claude-opus-4-8"
+    assert message.id.startswith("msg_")
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens == 3
+
+
+def test_success_is_200_not_201():
+    with replay_server(["ok"]) as server:
+        r = httpx.post(server.url + "/v1/messages?beta=true", json={"model": "claude-x", "max_tokens": 5, "messages": USER})
+    assert r.status_code == 200
+
+
+def test_stream_final_message_matches_and_frames_carry_event_lines():
+    with replay_server(["Streaming works fine."] * 2) as server:
+        client = sdk(server)
+        with client.messages.stream(model="claude-opus-4-8", max_tokens=100, messages=USER) as stream:
+            final = stream.get_final_message()
+        raw = httpx.post(
+            server.url + "/v1/messages",
+            json={"model": "claude-opus-4-8", "max_tokens": 100, "messages": USER, "stream": True},
+        ).text
+    assert final.content[0].text == "Streaming works fine."
+    names = [name for name, _ in sse_events(raw)]
+    assert names[0] == "message_start" and names[1] == "ping"
+    assert names[-2:] == ["message_delta", "message_stop"]
+    assert names.count("content_block_start") == names.count("content_block_stop") == 1
+    events = dict(sse_events(raw)[:1])
+    assert events["message_start"]["message"]["content"] == []
+    delta = [data for name, data in sse_events(raw) if name == "message_delta"][0]
+    assert delta["delta"] == {"stop_reason": "end_turn", "stop_sequence": None}
+    assert delta["usage"]["output_tokens"] > 0
+
+
+def test_tool_call_becomes_tool_use_with_coerced_input():
+    turn = (
+        "I'll count.\n<function_calls>\n<invoke name=\"Count\">\n<parameter name=\"n\">42</parameter>\n"
+        "<parameter name=\"exact\">true</parameter>\n<parameter name=\"tags\">[\"a\", \"b\"]</parameter>\n"
+        "</invoke>\n</function_calls>"
+    )
+    with replay_server([turn, turn]) as server:
+        client = sdk(server)
+        message = client.messages.create(model="claude-x", max_tokens=200, messages=USER, tools=[COUNT_TOOL])
+        with client.messages.stream(model="claude-x", max_tokens=200, messages=USER, tools=[COUNT_TOOL]) as s:
+            streamed = s.get_final_message()
+    for msg in (message, streamed):
+        assert msg.stop_reason == "tool_use"
+        assert msg.content[0].type == "text" and msg.content[0].text.strip() == "I'll count."
+        call = msg.content[-1]
+        assert call.type == "tool_use" and call.name == "Count" and call.id.startswith("toolu_")
+        assert call.input == {"n": 42, "exact": True, "tags": ["a", "b"]}
+
+
+def test_stop_sequence_cuts_text_and_is_reported():
+    with replay_server(["alpha beta STOP gamma", "alpha beta STOP gamma"]) as server:
+        client = sdk(server)
+        message = client.messages.create(model="claude-x", max_tokens=100, messages=USER, stop_sequences=["STOP"])
+        with client.messages.stream(model="claude-x", max_tokens=100, messages=USER, stop_sequences=["STOP"]) as s:
+            streamed = s.get_final_message()
+    for msg in (message, streamed):
+        assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "STOP"
+        assert msg.content[0].text == "alpha beta "
+
+
+def test_max_tokens_ends_with_max_tokens():
+    with replay_server(["one two three four five six seven"]) as server:
+        message = sdk(server).messages.create(model="claude-x", max_tokens=2, messages=USER)
+    assert message.stop_reason == "max_tokens"
+    assert message.usage.output_tokens == 2
+    assert message.content[0].text == "one two "
+
+
+def test_count_tokens_counts_the_trimmed_prompt():
+    with replay_server([]) as server:
+        result = sdk(server).messages.count_tokens(model="claude-x", messages=USER, tools=[WRITE_TOOL])
+    assert 0 < result.input_tokens < 2000
+
+
+def test_models_endpoints():
+    with replay_server([]) as server:
+        client = sdk(server)
+        listing = client.models.list()
+        assert [m.id for m in listing.data] == ["replay-model"]
+        assert client.models.retrieve("claude-opus-4-8").id == "claude-opus-4-8"
+        with pytest.raises(anthropic.NotFoundError):
+            client.models.retrieve("gpt-4o")
+
+
+def test_unknown_fields_and_beta_headers_are_accepted():
+    body = {
+        "model": "claude-opus-4-8",
+        "max_tokens": 64000,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "mystery_block", "x": 1}, {"type": "text", "text": "go"}]},
+        ],
+        "thinking": {"type": "adaptive"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "output_config": {"effort": "high"},
+        "metadata": {"user_id": "{\"device\": \"x\"}"},
+        "brand_new_field": {"anything": [1, 2]},
+    }
+    headers = {"anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14,some-future-beta", "anthropic-version": "2023-06-01"}
+    with replay_server(["fine"]) as server:
+        r = httpx.post(server.url + "/v1/messages?beta=true", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert r.json()["content"][0]["text"] == "fine"
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"max_tokens": 5, "messages": USER}, "model"),
+        ({"model": "claude-x", "messages": USER}, "max_tokens"),
+        ({"model": "claude-x", "max_tokens": 5}, "messages"),
+        ({"model": "claude-x", "max_tokens": 5, "messages": []}, "messages"),
+        ({"model": "claude-x", "max_tokens": 0, "messages": USER}, "max_tokens"),
+        ({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]}, "role"),
+        ({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "assistant", "content": [{"type": "tool_use", "name": "X", "input": {}}]}]}, "id"),
+        ({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "input": {}}]}]}, "name"),
+        ({"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "tool_result", "content": "x"}]}]}, "tool_use_id"),
+        ({"model": "claude-x", "max_tokens": "many", "messages": USER}, "max_tokens"),
+    ],
+)
+def test_invalid_requests_are_400_naming_the_problem(body, fragment):
+    with replay_server(["never"]) as server:
+        r = httpx.post(server.url + "/v1/messages", json=body)
+    assert r.status_code == 400
+    error = r.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert fragment in error["error"]["message"]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"", b"\xff\xfe"])
+def test_malformed_bodies_are_400(raw):
+    with replay_server([]) as server:
+        r = httpx.post(server.url + "/v1/messages", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    assert r.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_sdk_raises_typed_errors():
+    with replay_server([]) as server:
+        client = sdk(server)
+        with pytest.raises(anthropic.BadRequestError) as bad:
+            client.messages.create(model="claude-x", max_tokens=5, messages=[])
+        with pytest.raises(anthropic.NotFoundError):
+            client.messages.create(model="llama-unknown", max_tokens=5, messages=USER)
+    assert bad.value.body["error"]["type"] == "invalid_request_error"
+
+
+def test_unknown_model_is_404_not_found_error():
+    with replay_server([]) as server:
+        r = httpx.post(server.url + "/v1/messages", json={"model": "gpt-4o", "max_tokens": 5, "messages": USER})
+    assert r.status_code == 404
+    assert r.json()["error"]["type"] == "not_found_error"
+
+
+def test_unknown_route_and_method_are_anthropic_errors():
+    with replay_server([]) as server:
+        missing = httpx.get(server.url + "/v1/nothing")
+        wrong = httpx.get(server.url + "/v1/messages")
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
+    assert wrong.status_code == 405 and wrong.json()["type"] == "error"
+
+
+def test_auth_accepts_x_api_key_and_bearer_and_rejects_others():
+    with replay_server(["a", "b"], api_key="s3cret") as server:
+        ok1 = sdk(server, "s3cret").messages.create(model="claude-x", max_tokens=5, messages=USER)
+        ok2 = httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": USER},
+                         headers={"authorization": "Bearer s3cret"})
+        with pytest.raises(anthropic.AuthenticationError):
+            sdk(server, "wrong").messages.create(model="claude-x", max_tokens=5, messages=USER)
+        none = httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": USER})
+        health = httpx.get(server.url + "/health")
+    assert ok1.content[0].text == "a" and ok2.status_code == 200
+    assert none.status_code == 401 and none.json()["error"]["type"] == "authentication_error"
+    assert health.status_code == 200
+
+
+def test_body_over_limit_is_413_request_too_large():
+    with replay_server([], max_body_bytes=1000) as server:
+        r = httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": [{"role": "user", "content": "x" * 5000}]})
+    assert r.status_code == 413
+    assert r.json()["error"]["type"] == "request_too_large"
+
+
+def test_prompt_that_cannot_fit_is_400_prompt_too_long_before_any_stream_byte():
+    with replay_server(["never"], window=300) as server:
+        r = httpx.post(
+            server.url + "/v1/messages",
+            json={"model": "claude-x", "max_tokens": 5, "stream": True, "messages": [{"role": "user", "content": "word " * 2000}]},
+        )
+    assert r.status_code == 400
+    message = r.json()["error"]["message"]
+    assert message.startswith("prompt is too long: ") and "tokens >" in message and message.endswith(" maximum")
+
+
+class FailingBackend(ReplayBackend):
+    async def generate(self, messages, params):
+        yield TextDelta("partial ")
+        raise BackendError("the model crashed")
+
+
+def test_failure_after_stream_start_is_an_sse_error_event_then_server_still_serves():
+    backend = FailingBackend(["unused"], profile=ModelProfile(name="f", context_window=10_000))
+    with replay_server([], backend=backend) as server:
+        raw = httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 50, "stream": True, "messages": USER}).text
+        events = sse_events(raw)
+        backend.__class__ = ReplayBackend
+        backend.turns = ["recovered"]
+        backend._next = 0
+        after = sdk(server).messages.create(model="claude-x", max_tokens=50, messages=USER)
+    assert events[-1][0] == "error"
+    assert events[-1][1] == {"type": "error", "error": {"type": "api_error", "message": "the model crashed"}}
+    assert after.content[0].text == "recovered"
+
+
+def test_non_streaming_backend_failure_is_500_api_error():
+    backend = FailingBackend(["unused"], profile=ModelProfile(name="f", context_window=10_000))
+    with replay_server([], backend=backend) as server:
+        r = httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 50, "messages": USER})
+    assert r.status_code == 500
+    assert r.json()["error"] == {"type": "api_error", "message": "the model crashed"}
+
+
+def test_non_loopback_bind_without_key_is_refused():
+    with pytest.raises(ValueError, match="API key"):
+        ServerSettings(host="0.0.0.0").check_bind()
+    ServerSettings(host="0.0.0.0", api_key="k").check_bind()
+    ServerSettings().check_bind()
