@@ -1,0 +1,248 @@
+"""The streaming tool-call reader: dialects, text fallbacks, thinking, and chunking."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trimkit.toolcall_parser import HEADER_LIMIT, Needles, ParsedCall, ToolCallParser, hermes_call
+
+NAMES = {"Write", "Bash"}
+
+
+def parse(text: str, chunks: list[str] | None = None, names=NAMES, **options) -> list:
+    """Items with adjacent text merged, so results compare independently of chunking."""
+    parser = ToolCallParser(names, **options)
+    items = []
+    for chunk in chunks if chunks is not None else [text]:
+        items += parser.feed(chunk)
+    items += parser.finish()
+    merged: list = []
+    for item in items:
+        if isinstance(item, str) and merged and isinstance(merged[-1], str):
+            merged[-1] += item
+        else:
+            merged.append(item)
+    return merged
+
+
+def calls(items: list) -> list[tuple[str, dict]]:
+    return [(item.name, item.arguments) for item in items if isinstance(item, ParsedCall)]
+
+
+def text(items: list) -> str:
+    return "".join(item for item in items if isinstance(item, str))
+
+
+XML = '<function_calls>\n<invoke name="Write">\n<parameter name="file_path">/tmp/a.txt</parameter>\n<parameter name="content">  two\n\tlines  </parameter>\n</invoke>\n</function_calls>'
+QWEN = "<tool_call>\n<function=Write>\n<parameter=file_path>\n/tmp/a.txt\n</parameter>\n<parameter=content>\n\n  two\n\tlines  \n\n</parameter>\n</function>\n</tool_call>"
+HERMES = '<tool_call>\n{"name": "Write", "arguments": {"file_path": "/tmp/a.txt", "content": "  two\\n\\tlines  "}}\n</tool_call>'
+WRITE = ("Write", {"file_path": "/tmp/a.txt", "content": "  two\n\tlines  "})
+
+
+@pytest.mark.parametrize(
+    "markup, expected",
+    [
+        (XML, WRITE),
+        (XML.replace("function_calls>", "antml:function_calls>").replace("invoke", "antml:invoke").replace("parameter", "antml:parameter"), WRITE),
+        (XML.removeprefix("<function_calls>\n").removesuffix("\n</function_calls>"), WRITE),
+        (QWEN, ("Write", {"file_path": "/tmp/a.txt", "content": "\n  two\n\tlines  \n"})),
+        (QWEN.removeprefix("<tool_call>\n").removesuffix("\n</tool_call>"), ("Write", {"file_path": "/tmp/a.txt", "content": "\n  two\n\tlines  \n"})),
+        (HERMES, WRITE),
+        ('<tool_call>{"name": "Write", "arguments": "{\\"file_path\\": \\"/x\\"}"}</tool_call>', ("Write", {"file_path": "/x"})),
+        ('<tool_call>{"name": "Bash", "parameters": {"command": "ls"}}</tool_call>', ("Bash", {"command": "ls"})),
+        ('<tool_call>{"name": "Bash"}</tool_call>', ("Bash", {})),
+    ],
+    ids=["xml", "antml-prefixed", "xml-unwrapped", "qwen", "qwen-unwrapped", "hermes", "hermes-string-args", "hermes-parameters", "hermes-no-args"],
+)
+def test_each_dialect_gives_one_call_and_only_the_text_around_it(markup, expected):
+    items = parse(f"Before.\n{markup}\nAfter.")
+    assert calls(items) == [expected]
+    assert text(items).split() == ["Before.", "After."]
+
+
+def test_qwen_strips_exactly_one_newline_on_each_side_of_a_value():
+    items = parse("<function=Bash>\n<parameter=command>\n\nls\n\n</parameter>\n<parameter=x>y</parameter>\n</function>")
+    assert calls(items) == [("Bash", {"command": "\nls\n", "x": "y"})]
+
+
+def test_xml_attribute_names_are_unescaped_but_values_are_raw():
+    items = parse('<invoke name="Bash"><parameter name="a&amp;b">x &lt; y &amp;&amp; z</parameter></invoke>')
+    assert calls(items) == [("Bash", {"a&b": "x &lt; y &amp;&amp; z"})]
+
+
+def test_several_calls_in_one_block_and_in_separate_blocks():
+    two_invokes = '<function_calls><invoke name="Bash"><parameter name="command">a</parameter></invoke>\n<invoke name="Bash"><parameter name="command">b</parameter></invoke></function_calls>'
+    two_qwen = "<tool_call>\n<function=Bash>\n<parameter=command>\nc\n</parameter>\n</function>\n<function=Bash>\n<parameter=command>\nd\n</parameter>\n</function>\n</tool_call>"
+    items = parse(f"{two_invokes}\n\n{two_qwen}\n{HERMES}")
+    assert [args.get("command") for _, args in calls(items)] == ["a", "b", "c", "d", None]
+    assert text(items).strip() == ""
+
+
+@pytest.mark.parametrize(
+    "markup",
+    [
+        '<function_calls>\n<invoke name="Nope">\n<parameter name="a">1</parameter>\n</invoke>\n</function_calls>',
+        "<tool_call>\n<function=Nope>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>",
+        "<function=Nope>\n<parameter=a>\n1\n</parameter>\n</function>",
+        '<tool_call>\n{"name": "Nope", "arguments": {"a": 1}}\n</tool_call>',
+        '<tool_call>\n{"name": "Write", "arguments": {"a": 1}\n</tool_call>',
+        '<tool_call>{"name": "Write", "arguments": [1]}</tool_call>',
+        "<tool_call>I would call Write here</tool_call>",
+        "<function=" + "x" * (HEADER_LIMIT + 5) + "</function>",
+    ],
+    ids=["xml-undeclared", "qwen-undeclared", "qwen-bare-undeclared", "hermes-undeclared", "hermes-bad-json", "hermes-list-args", "tool_call-prose", "runaway-header"],
+)
+def test_markup_that_makes_no_call_comes_out_as_its_raw_text(markup):
+    items = parse(f"Hi {markup} bye")
+    assert calls(items) == []
+    assert text(items) == f"Hi {markup} bye"
+
+
+def test_undeclared_call_beside_a_declared_one_keeps_its_raw_text():
+    bad = '<invoke name="Nope"><parameter name="a">1</parameter></invoke>'
+    good = '<invoke name="Bash"><parameter name="command">ls</parameter></invoke>'
+    items = parse(f"<function_calls>\n{bad}\n{good}\n{bad}\n</function_calls>")
+    assert [type(item) for item in items] == [str, ParsedCall, str]
+    assert items[0].strip() == bad and items[2].strip() == bad
+
+
+def test_no_tools_means_all_markup_is_text():
+    for markup in (XML, QWEN, HERMES):
+        assert parse(markup, names=set(), strip_thinking=False) == [markup]
+
+
+def test_unterminated_markup_at_the_end_is_text_and_no_call():
+    cut = XML[: XML.index("lines")]
+    items = parse("Let me write.\n" + cut)
+    assert calls(items) == []
+    assert text(items) == "Let me write.\n" + cut
+
+
+def test_completed_calls_survive_a_missing_wrapper_close():
+    items = parse(XML.removesuffix("</function_calls>"))
+    assert calls(items) == [WRITE]
+
+
+def test_stray_closer_right_after_a_call_is_dropped_but_kept_elsewhere():
+    bare = QWEN.removeprefix("<tool_call>\n")
+    assert text(parse(bare)).strip() == ""
+    assert text(parse("a </tool_call> b")) == "a </tool_call> b"
+
+
+def test_lookalike_tags_are_text():
+    sample = "Use <functions> or <function_call> and <invoke> or <tool> -> x < y > z"
+    assert parse(sample) == [sample]
+
+
+# --------------------------------------------------------------------------- thinking
+
+
+@pytest.mark.parametrize("mode", [None, False, True])
+def test_think_sections_are_dropped_wherever_they_are(mode):
+    prefix = "" if mode is not True else "plan</think>"
+    sample = prefix + "<think>a <tool_call> b</think>Answer <think>more</think>done"
+    assert text(parse(sample, thinking_open=mode)) == "Answer done"
+
+
+def test_text_before_a_first_close_tag_is_thinking_when_unknown():
+    assert text(parse("I should list files.\n</think>\n\nHere.", thinking_open=None)) == "\n\nHere."
+    assert text(parse("Plain answer, no thinking.", thinking_open=None)) == "Plain answer, no thinking."
+
+
+def test_unknown_thinking_holds_leading_text_until_the_end():
+    parser = ToolCallParser(NAMES)
+    assert parser.feed("Plain answer") == []
+    assert parser.finish() == ["Plain answer"]
+
+
+def test_known_no_thinking_streams_at_once():
+    parser = ToolCallParser(NAMES, thinking_open=False)
+    assert parser.feed("Plain answer") == ["Plain answer"]
+
+
+def test_strip_thinking_off_keeps_tags_as_text():
+    sample = "<think>x</think>y"
+    assert parse(sample, strip_thinking=False) == [sample]
+
+
+def test_think_inside_a_call_value_is_not_thinking():
+    items = parse("<function=Write>\n<parameter=content>\n<think>x</think>\n</parameter>\n</function>", thinking_open=False)
+    assert calls(items) == [("Write", {"content": "<think>x</think>"})]
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_text_is_held_only_while_it_could_start_a_tag():
+    parser = ToolCallParser(NAMES, thinking_open=False)
+    assert parser.feed("Hello <") == ["Hello "]
+    assert parser.feed("b>") == ["<b>"]
+    assert parser.feed("x <func") == ["x "]
+    assert parser.feed("y") == ["<funcy"]
+    assert parser.feed("line one\nline two") == ["line one\nline two"]
+
+
+SAMPLES = [
+    f"Intro.\n{XML}\nMiddle <b>bold</b>\n{QWEN}\n{HERMES}\nEnd.",
+    "<think>x</think>a<function=Bash>\n<parameter=command>\nls\n</parameter>\n</function></tool_call>z",
+    "lead</think>" + XML.replace("Write", "Nope") + "<tool_call>junk</tool_call><function=" + "y" * 250,
+    "<function_calls>text<invoke name=\"Nope\"></invoke>mid<invoke name=\"Bash\"></invoke>post</function_calls>",
+]
+
+
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_every_two_chunk_split_and_single_characters_parse_the_same(sample):
+    for mode in (None, False):
+        whole = parse(sample, thinking_open=mode)
+        for cut in range(1, len(sample)):
+            assert parse(sample, [sample[:cut], sample[cut:]], thinking_open=mode) == whole, cut
+        assert parse(sample, list(sample), thinking_open=mode) == whole
+
+
+VOCAB = [
+    "<function_calls>", "</function_calls>", '<invoke name="Bash">', '<invoke name="Nope">', "</invoke>",
+    '<parameter name="command">', "</parameter>", "<tool_call>", "</tool_call>", "<function=Bash>",
+    "<function=", "<parameter=command>", "</function>", '{"name": "Bash", "arguments": {"command": "x"}}',
+    "<think>", "</think>", "<invoke name=\"Bash\">", "\n", " ", "ls -la", "<", ">", "{", "text",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    pieces=st.lists(st.sampled_from(VOCAB), max_size=25),
+    cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
+    mode=st.sampled_from([None, False, True]),
+)
+def test_random_markup_soup_parses_the_same_however_it_is_chunked(pieces, cuts, mode):
+    sample = "".join(pieces)
+    bounds = sorted({c % (len(sample) + 1) for c in cuts} | {0, len(sample)})
+    chunks = [sample[a:b] for a, b in zip(bounds, bounds[1:])]
+    assert parse(sample, chunks, thinking_open=mode) == parse(sample, thinking_open=mode)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="<>/=\"{} \nabfnoctiunlrps_:", max_size=80))
+def test_without_tools_or_thinking_text_passes_through_unchanged(sample):
+    assert text(parse(sample, list(sample), names=set(), strip_thinking=False)) == sample
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_needles_find_the_earliest_tag_and_hold_only_a_possible_start():
+    needles = Needles("<ab>", "<abc>", "xyz")
+    assert needles.find("q<abc>xyz", 0) == (1, "<abc>")
+    assert needles.find("qq xyz <ab>", 0) == (3, "xyz")
+    assert needles.held("hello <a", 0) == 2
+    assert needles.held("hello xy", 0) == 2
+    assert needles.held("hello <az", 0) == 0
+
+
+def test_hermes_call_reads_only_objects_with_a_name():
+    assert hermes_call('{"name": "A", "arguments": {"x": 1}}') == ("A", {"x": 1})
+    assert hermes_call('{"name": "A", "arguments": ""}') == ("A", {})
+    assert hermes_call('{"arguments": {}}') is None
+    assert hermes_call('["A"]') is None
+    assert hermes_call('{"name": "A", "arguments": "not json"}') is None
