@@ -19,6 +19,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     script: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     max_queue: int = 8
+    max_output_tokens: int | None = None
     ping_interval: float = 10.0
     model_patterns: list[str] = msgspec.field(default_factory=lambda: ["claude-*"])
     opus_model: str | None = None

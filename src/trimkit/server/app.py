@@ -6,7 +6,7 @@ import hmac
 import logging
 from typing import Any
 
-from litestar import Litestar, Request, Response, get, post
+from litestar import Litestar, Request, Response, get, head, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
@@ -109,6 +109,14 @@ def create_app(
             raise ApiError(404, f"model: {model_id} is not served here")
         return model_info(model_id)
 
+    @get("/", include_in_schema=False)
+    async def root() -> dict[str, str]:
+        return {"name": "trimkit", "messages": "/v1/messages", "health": "/health"}
+
+    @head("/", include_in_schema=False)
+    async def root_head() -> None:
+        return None
+
     @get("/health")
     async def health() -> Response:
         status = backend.status()
@@ -128,7 +136,7 @@ def create_app(
         backend.close()
 
     return Litestar(
-        route_handlers=[create_message, count_tokens, list_models, get_model, health],
+        route_handlers=[root, root_head, create_message, count_tokens, list_models, get_model, health],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         on_shutdown=[on_shutdown],

@@ -111,6 +111,8 @@ class MessageService:
         if prompt_tokens >= window:
             raise ApiError(400, f"prompt is too long: {prompt_tokens} tokens > {window - 1} maximum")
         wanted = trimmed.request.max_tokens or request.max_tokens or 4096
+        if self.settings.max_output_tokens:
+            wanted = min(wanted, self.settings.max_output_tokens)
         max_tokens = max(1, min(wanted, window - prompt_tokens))
         return Prepared(request, trimmed, chat, prompt_tokens, max_tokens)
 
@@ -122,7 +124,12 @@ class MessageService:
         return GenerationParams(max_tokens=prep.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
 
     def builder(self, prep: Prepared) -> ResponseBuilder:
-        return ResponseBuilder(prep.request.tools, prep.request.stop_sequences)
+        opens_thinking = getattr(self.backend, "opens_thinking", None)
+        return ResponseBuilder(
+            prep.request.tools,
+            prep.request.stop_sequences,
+            thinking_open=bool(opens_thinking(prep.chat)) if opens_thinking else False,
+        )
 
     # ------------------------------------------------------------------ generating
 

@@ -1,0 +1,128 @@
+"""Claude Code itself (from npm) against a live trimkit server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import trimkit
+from trimkit.backends.replay import ReplayBackend
+from trimkit.profile import ModelProfile
+from trimkit.server import ServerSettings, create_app
+from trimkit.testing import LiveServer
+from trimkit.wire import ToolResultBlock, ToolUseBlock
+
+pytestmark = pytest.mark.e2e
+
+CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
+
+
+@pytest.fixture(scope="session")
+def claude_bin() -> Path:
+    """Claude Code's CLI, installed from npm once into a cache outside the repository."""
+    explicit = os.environ.get("TRIMKIT_CLAUDE_BIN")
+    if explicit:
+        return Path(explicit)
+    if shutil.which("npm") is None:
+        pytest.skip("npm is not installed, so Claude Code cannot be installed")
+    prefix = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trimkit-tests" / "claude-code"
+    binary = prefix / "node_modules" / ".bin" / "claude"
+    if not binary.exists():
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), CLAUDE_CODE_PACKAGE],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=600,
+        )
+    return binary
+
+
+def run_claude(claude_bin: Path, url: str, prompt: str, cwd: Path, home: Path, *extra: str, timeout: int = 180):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE"))}
+    env.update(
+        HOME=str(home),
+        ANTHROPIC_BASE_URL=url,
+        ANTHROPIC_API_KEY="trimkit-test-key",
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        DISABLE_AUTOUPDATER="1",
+        API_TIMEOUT_MS="600000",
+    )
+    return subprocess.run(
+        [str(claude_bin), "-p", prompt, *extra],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+class Recorder:
+    """A plugin that keeps every trim the server does: the hook API used as a test probe."""
+
+    def __init__(self):
+        self.results: list[trimkit.TrimResult] = []
+
+    @trimkit.hookimpl
+    def trimkit_trimmed(self, result):
+        self.results.append(result)
+
+
+def test_claude_code_writes_a_file_through_a_scripted_tool_call(claude_bin, tmp_path):
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    target = work / "hello.txt"
+    script = [
+        "I'll create the file.\n<function_calls>\n<invoke name=\"Write\">\n"
+        f"<parameter name=\"file_path\">{target}</parameter>\n"
+        "<parameter name=\"content\">hello world</parameter>\n</invoke>\n</function_calls>",
+        "Created hello.txt containing hello world.",
+    ]
+    recorder = Recorder()
+    backend = ReplayBackend(script, profile=ModelProfile(name="replay", context_window=65_536, tier="small"))
+    app = create_app(ServerSettings(backend="replay"), backend=backend,
+                     pipeline=trimkit.Pipeline(plugins=[recorder]))
+    with LiveServer(app) as server:
+        done = run_claude(claude_bin, server.url, "create hello.txt containing hello world", work, home,
+                          "--allowedTools", "Write")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert target.read_text() == "hello world"
+    assert "Created hello.txt containing hello world." in done.stdout
+    assert len(recorder.results) == 2
+    first, follow_up = (r.original for r in recorder.results)
+    assert any(t.name == "Write" for t in first.tools or [])
+    uses = [b for m in follow_up.messages if isinstance(m.content, list) for b in m.content if isinstance(b, ToolUseBlock)]
+    results = [b for m in follow_up.messages if isinstance(m.content, list) for b in m.content if isinstance(b, ToolResultBlock)]
+    assert [u.name for u in uses] == ["Write"]
+    assert uses[0].input == {"file_path": str(target), "content": "hello world"}
+    assert [r.tool_use_id for r in results] == [uses[0].id]
+    assert not results[0].is_error
+    assert recorder.results[0].report.after.chars < recorder.results[0].report.before.chars / 5
+
+
+def test_claude_code_runs_against_the_tiny_mlx_model(claude_bin, tiny_model_dir, tmp_path):
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    config = tmp_path / "trimkit.toml"
+    config.write_text(json.dumps({}) and "max_output_tokens = 24\n")
+    from trimkit.testing import spawn_server, stop_server
+
+    proc, url = spawn_server(["--backend", "mlx", "--model", str(tiny_model_dir), "--config", str(config)],
+                             env={"HF_HUB_OFFLINE": "1"})
+    try:
+        done = run_claude(claude_bin, url, "say hello", work, home)
+    finally:
+        log = stop_server(proc)
+    assert done.returncode == 0, done.stdout + done.stderr + log
+    assert "Traceback" not in log
