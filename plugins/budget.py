@@ -18,15 +18,7 @@ def run(state):
     if not state.options.get("enabled", True):
         return
     options = BudgetOptions(**{name: state.options[name] for name in OPTION_NAMES if name in state.options})
-    profile = state.profile
-    fitted = fit(
-        state.request,
-        profile.count_tokens,
-        profile.context_window,
-        profile.prefill_tps,
-        options,
-        state.cached_tokens,
-    )
+    fitted = fit(state.request, state.profile, options, state.cached_tokens, state.measure)
     state.request = fitted.request
     state.removed("tool_results", fitted.result_chars_cut)
     state.removed("turns", fitted.turn_chars_dropped)

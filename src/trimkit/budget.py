@@ -1,7 +1,7 @@
 """Fit a request into the model's context window and a prefill-time target.
 
-Two limits, both in prompt tokens as :func:`trimkit.render.prompt_text` and
-``ModelProfile.count_tokens`` measure them:
+Two limits, both in prompt tokens as :class:`trimkit.measure.Measure` counts them
+(the figures the pipeline's report shows):
 
 * the **target**: the context window less the output reserve, and no more than
   the model can prefill in ``target_prefill_seconds`` (tokens already in the
@@ -39,7 +39,9 @@ from typing import Callable, Iterable
 
 from msgspec.structs import replace
 
-from .render import message_view, prompt_text, tool_names
+from .measure import Measure
+from .profile import ModelProfile
+from .render import tool_names
 from .stage import PromptTooLong
 from .wire import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
 
@@ -358,40 +360,44 @@ def _link_by_tool_ids(messages: list[Message], unit_of: Callable[[int], int], si
 
 def fit(
     request: MessagesRequest,
-    count: Counter,
-    context_window: int,
-    prefill_tps: float | None = None,
+    profile: ModelProfile,
     options: BudgetOptions = BudgetOptions(),
     cached_tokens: int = 0,
+    measure: Measure | None = None,
 ) -> Fitted:
     """``request`` within its limits, with ``max_tokens`` set to what is wanted and fits.
 
+    Sizes are taken with ``measure`` (the pipeline passes its own, so the budget
+    and the report agree and unchanged messages are not measured twice).
     Raises :class:`PromptTooLong` when even the smallest form exceeds the maximum.
     """
-    limits = limits_for(context_window, prefill_tps, request.max_tokens, options, cached_tokens)
-    tokens = count(prompt_text(request))
+    measure = measure or Measure(profile)
+    window = profile.context_window
+    limits = limits_for(window, profile.prefill_tps, request.max_tokens, options, cached_tokens)
+    tokens = measure.request(request)[1]
     fitted = Fitted(request, tokens, limits, limits.target)
     if tokens > limits.target:
-        fitted = _cut(request, tokens, count, limits, options)
-    room = context_window - fitted.prompt_tokens
-    fitted.max_tokens = max(1, min(limits.output_wanted, room))
+        fitted = _cut(request, tokens, profile.count_tokens, measure, limits, options)
+    fitted.max_tokens = max(1, min(limits.output_wanted, window - fitted.prompt_tokens))
     if fitted.request.max_tokens != fitted.max_tokens:
         fitted.request = replace(fitted.request, max_tokens=fitted.max_tokens)
     return fitted
 
 
-def _cut(request: MessagesRequest, tokens: int, count: Counter, limits: Limits, options: BudgetOptions) -> Fitted:
+def _cut(
+    request: MessagesRequest, tokens: int, count: Counter, measure: Measure, limits: Limits, options: BudgetOptions
+) -> Fitted:
     shortened, cut, cut_chars = request, 0, 0
     if options.tool_result_max_tokens:
         shortened, cut, cut_chars = shorten_results(
             request, options.tool_result_max_tokens, count, options.keep_head_ratio
         )
-    total = count(prompt_text(shortened)) if cut else tokens
+    total = measure.request(shortened)[1] if cut else tokens
     fitted = Fitted(shortened, total, limits, limits.target, cut_results=cut, result_chars_cut=cut_chars)
     if total <= limits.target:
         return fitted
     conversation = Conversation.of(shortened.messages)
-    sizes = _unit_sizes(conversation, count)
+    sizes = _unit_sizes(conversation, measure)
     steps = conversation.steps(options.drop_step, [tokens for _, tokens in sizes], limits.uncached_target)
     for limit in dict.fromkeys((limits.target, limits.maximum)):
         for step in steps:
@@ -402,7 +408,7 @@ def _cut(request: MessagesRequest, tokens: int, count: Counter, limits: Limits, 
             if predicted > limit and step != steps[-1]:
                 continue
             candidate = replace(shortened, messages=conversation.without(units)) if units else shortened
-            measured = count(prompt_text(candidate)) if units else total
+            measured = measure.request(candidate)[1] if units else total
             if measured <= limit:
                 fitted.request, fitted.prompt_tokens, fitted.budget = candidate, measured, limit
                 fitted.dropped_turns = len(units)
@@ -411,14 +417,14 @@ def _cut(request: MessagesRequest, tokens: int, count: Counter, limits: Limits, 
     raise PromptTooLong(tokens, limits.maximum)
 
 
-def _unit_sizes(conversation: Conversation, count: Counter) -> list[tuple[int, int]]:
-    """(characters, tokens) of each droppable unit as the prompt renders it."""
+def _unit_sizes(conversation: Conversation, measure: Measure) -> list[tuple[int, int]]:
+    """(characters, tokens) of each droppable unit, as ``measure`` counts them."""
     names = tool_names(conversation.messages)
     sizes = []
     for unit in conversation.units:
-        text = "\n".join(
-            f"<|{'assistant' if m.role == 'assistant' else 'user'}|>\n{message_view(m, names)}"
-            for m in (conversation.messages[i] for i in unit)
-        )
-        sizes.append((len(text), count(text)))
+        chars = tokens = 0
+        for i in unit:
+            c, t = measure.message(conversation.messages[i], names)
+            chars, tokens = chars + c, tokens + t
+        sizes.append((chars, tokens))
     return sizes
