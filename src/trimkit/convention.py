@@ -12,7 +12,10 @@ were trained on and that most open models follow well::
     </invoke>
     </function_calls>
 
-String values are written raw; every other value as compact JSON.
+String values are written raw; every other value as compact JSON. Names in
+attributes have ``&``, ``<`` and ``"`` escaped (:func:`quote_attr`); a reader undoes
+that with :func:`unquote_attr`. Names of real clients contain none of them, so they
+appear exactly as declared.
 """
 
 from __future__ import annotations
@@ -27,6 +30,20 @@ RESULTS_OPEN = "<function_results>"
 RESULTS_CLOSE = "</function_results>"
 
 
+def quote_attr(value: str) -> str:
+    """An attribute value with ``&``, ``<`` and ``"`` escaped."""
+    if "&" in value or "<" in value or '"' in value:
+        return value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    return value
+
+
+def unquote_attr(value: str) -> str:
+    """The inverse of :func:`quote_attr`."""
+    if "&" not in value:
+        return value
+    return value.replace("&quot;", '"').replace("&lt;", "<").replace("&amp;", "&")
+
+
 def format_value(value: Any) -> str:
     if isinstance(value, str):
         return value
@@ -35,9 +52,10 @@ def format_value(value: Any) -> str:
 
 def format_invoke(name: str, arguments: dict[str, Any]) -> str:
     params = "".join(
-        f'<parameter name="{key}">{format_value(value)}</parameter>\n' for key, value in arguments.items()
+        f'<parameter name="{quote_attr(key)}">{format_value(value)}</parameter>\n'
+        for key, value in arguments.items()
     )
-    return f'<invoke name="{name}">\n{params}</invoke>'
+    return f'<invoke name="{quote_attr(name)}">\n{params}</invoke>'
 
 
 def format_calls(calls: list[tuple[str, dict[str, Any]]]) -> str:
@@ -48,7 +66,7 @@ def format_calls(calls: list[tuple[str, dict[str, Any]]]) -> str:
 
 def format_result(name: str, content: str, is_error: bool = False) -> str:
     tag = "error" if is_error else "result"
-    return f'<{tag} name="{name}">\n{content}\n</{tag}>'
+    return f'<{tag} name="{quote_attr(name)}">\n{content}\n</{tag}>'
 
 
 def format_results(results: list[tuple[str, str, bool]]) -> str:
