@@ -126,6 +126,8 @@ def chat_messages(request: MessagesRequest) -> list[dict[str, str]]:
             out[-1]["content"] += "\n\n" + text
         else:
             out.append({"role": role, "content": text})
+    if request.tools:
+        system = f"{system}\n\n{tools_json(request)}" if system else tools_json(request)
     if system:
         out.insert(0, {"role": "system", "content": system})
     return out
@@ -133,15 +135,16 @@ def chat_messages(request: MessagesRequest) -> list[dict[str, str]]:
 
 def prompt_text(request: MessagesRequest) -> str:
     """A canonical plain-text rendering: what a model would read, tools included."""
-    parts = []
-    for message in chat_messages(request):
-        parts.append(f"<|{message['role']}|>\n{message['content']}")
-        if message["role"] == "system" and request.tools:
-            parts.append(tools_json(request))
-    if request.tools and (not parts or not parts[0].startswith("<|system|>")):
-        parts.insert(0, tools_json(request))
-    return "\n".join(parts)
+    return "\n".join(f"<|{m['role']}|>\n{m['content']}" for m in chat_messages(request))
 
 
 def tools_json(request: MessagesRequest) -> str:
-    return "<|tools|>\n" + msgspec.json.encode(request.tools).decode() if request.tools else ""
+    """Tools the pipeline left as JSON (its tools stage disabled), as a model would read them."""
+    if not request.tools:
+        return ""
+    return (
+        "# Tools\nCall a tool by writing:\n"
+        + convention.EXAMPLE_CALL
+        + "\n\nAvailable tools (JSON Schema):\n"
+        + msgspec.json.encode(request.tools).decode()
+    )

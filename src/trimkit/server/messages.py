@@ -100,7 +100,7 @@ class MessageService:
                            f"The model is not ready: {status.detail}")
         profile = self.profile()
         try:
-            trimmed = self.pipeline.trim(request, profile)
+            trimmed = self.trim(request, profile)
         except PromptTooLong as exc:
             raise ApiError(400, str(exc)) from None
         except ConfigError as exc:
@@ -115,6 +115,25 @@ class MessageService:
             wanted = min(wanted, self.settings.max_output_tokens)
         max_tokens = max(1, min(wanted, window - prompt_tokens))
         return Prepared(request, trimmed, chat, prompt_tokens, max_tokens)
+
+    def trim(self, request: MessagesRequest, profile) -> TrimResult:
+        """Trim, letting the prefill budget count what the backend already has cached.
+
+        The budget stage holds uncached tokens to the prefill target. When it had to
+        cut, ask the backend how much of the window-limited prompt is already in its
+        prefix cache and trim again with that figure, so a long conversation whose
+        earlier turns are cached is not cut for prefill time it will not spend.
+        """
+        trimmed = self.pipeline.trim(request, profile)
+        budget = trimmed.carry.extra.get("budget") or {}
+        cached_prefix = getattr(self.backend, "cached_prefix_tokens", None)
+        if cached_prefix is None or not (budget.get("dropped_turns") or budget.get("cut_results")):
+            return trimmed
+        relaxed = self.pipeline.trim(request, profile, cached_tokens=profile.context_window)
+        cached = cached_prefix(chat_messages(relaxed.request))
+        if cached <= 0:
+            return trimmed
+        return self.pipeline.trim(request, profile, cached_tokens=cached)
 
     def count_tokens(self, body: bytes) -> int:
         return self.prepare(body, needs_max_tokens=False).prompt_tokens
