@@ -17,6 +17,9 @@ Options (``allow`` and ``deny`` take names or ``fnmatch`` patterns such as ``mcp
 * ``max_parameter_description_chars``: a parameter gets its first sentence within this.
 * ``max_optional_parameters``: optional parameters shown per tool (``-1``: all).
 * ``include_examples``: keep ``<example>`` blocks in descriptions and schema examples.
+* ``drop_restating_descriptions``: leave out a parameter description that only repeats
+  the parameter's name and the tool's name and shown description ("The command to
+  execute" for ``command``); see :func:`trimkit.compact_tools.restates`.
 
 The section is memoized on the tools' content, so a repeated tool list costs a lookup.
 """
@@ -71,6 +74,7 @@ def trimkit_register_stages():
                 "max_parameter_description_chars": 200,
                 "max_optional_parameters": -1,
                 "include_examples": True,
+                "drop_restating_descriptions": False,
             },
             tier_options={
                 "small": {
@@ -79,6 +83,7 @@ def trimkit_register_stages():
                     "max_parameter_description_chars": 80,
                     "max_optional_parameters": 0,
                     "include_examples": False,
+                    "drop_restating_descriptions": True,
                 },
                 "medium": {
                     "allow": MEDIUM_TOOLS,
@@ -86,6 +91,7 @@ def trimkit_register_stages():
                     "max_parameter_description_chars": 80,
                     "max_optional_parameters": 2,
                     "include_examples": False,
+                    "drop_restating_descriptions": True,
                 },
             },
         )

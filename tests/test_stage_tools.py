@@ -193,7 +193,7 @@ def test_nested_objects_get_their_shape():
     props = {"todos": {"type": "array", "items": item, "description": "The list"}}
     text = section(run(request([tool("TodoWrite", properties=props, required=["todos"])]), "large"))
     expected = 'The list. Fields: {content: string, status?: "pending"|"done"}'
-    assert f'<parameter name="todos" type="object[]" required="true">{expected}</parameter>' in text
+    assert f'<parameter name="todos" type="object[]">{expected}</parameter>' in text
 
 
 @pytest.mark.parametrize(
@@ -251,8 +251,52 @@ def test_description_cut_at_a_sentence_within_the_limit():
     assert ct.compact_description(description, 30, False) == "First sentence here."
     assert ct.compact_description(description, 70, False) == "First sentence here. Second one, e.g. longer than that."
     assert ct.compact_description(description, 80, False).endswith("Usage:\n- item one")
-    assert ct.compact_description("One two three four five.", 12, False) == "One two…"
     assert ct.compact_description(description, 0, False) == ""
+
+
+def test_a_first_sentence_too_long_ends_early_at_a_clause_break_never_mid_word():
+    long = "Executes a command in a persistent shell, with an optional timeout and a sandbox. More."
+    assert ct.compact_description(long, 60, False) == "Executes a command in a persistent shell."
+    assert ct.compact_description("Reads files and writes them back when asked to.", 30, False) == ""
+    assert ct.compact_description("Searches the code and lists matches, sorted by time.", 45, False) == (
+        "Searches the code and lists matches."
+    )
+    assert ct.compact_description("One two three four five.", 12, False) == ""
+
+
+def test_a_later_paragraph_is_only_cut_at_a_sentence_end():
+    description = "Edits files.\n\nWhere the task allows, prefer the dedicated tool over a shell pipeline. Then stop."
+    assert ct.compact_description(description, 40, False) == "Edits files."
+    assert ct.compact_description(description, 90, False) == (
+        "Edits files.\nWhere the task allows, prefer the dedicated tool over a shell pipeline."
+    )
+
+
+def _whole_sentences_or_clauses(cut: str, source: str) -> bool:
+    """Each line of ``cut`` is a source line, or its head ending at a sentence end, or its
+    head ending at a clause break with a full stop added."""
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    for line in cut.split("\n"):
+        if line in lines or any(s.startswith(line) and line[-1] in ".!?" for s in lines):
+            continue
+        head = line[:-1]
+        if not (line.endswith(".") and any(
+            s.startswith(head) and s[len(head):].startswith(ct.DESCRIPTION_CLAUSE_BREAKS) for s in lines
+        )):
+            return False
+    return True
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    words=st.lists(st.sampled_from(["read", "the", "file,", "and", "path;", "e.g.", "(x)", "end.", "a\n\nb"]), max_size=40),
+    limit=st.integers(0, 120),
+)
+def test_descriptions_are_never_cut_mid_sentence(words, limit):
+    text = " ".join(words)
+    cut = ct.compact_description(text, limit, False)
+    assert len(cut) <= limit and "…" not in cut
+    assert not cut or _whole_sentences_or_clauses(cut, text)
 
 
 def test_examples_are_removed_unless_asked_for():
@@ -389,9 +433,9 @@ def test_cache_key_follows_content():
     first = ct.tools_section(decoded_tools(body), None, options)
     changed = copy.deepcopy(body)
     read = next(t for t in changed["tools"] if t["name"] == "Read")
-    read["input_schema"]["properties"]["file_path"]["description"] = "The absolute path to the file to reaD"
+    read["input_schema"]["properties"]["file_path"]["description"] = "An absolute path, never a URL"
     second = ct.tools_section(decoded_tools(changed), None, options)
-    assert "file to reaD" in second.text and "file to reaD" not in first.text
+    assert "never a URL" in second.text and "never a URL" not in first.text
     assert ct.tools_section(decoded_tools(body), None, options) is first
 
 
@@ -437,9 +481,55 @@ def test_claude_code_section_size_per_tier(tier, limit):
 
 def test_claude_code_small_section_keeps_what_the_core_tools_need():
     text = section(run(cc.first_request()))
-    for needle in ('<parameter name="file_path" type="string" required="true">', '<parameter name="old_string"'):
+    for needle in ('<parameter name="file_path" type="string"', '<parameter name="old_string"'):
         assert needle in text
-    assert "<example>" not in text
+    assert "<example>" not in text and "…" not in text
+    required = {t["name"]: t["input_schema"]["required"] for t in claude_code_tools() if t["name"] in CORE}
+    for name, params in required.items():
+        body = text.split(f'<tool name="{name}">\n', 1)[1].split("</tool>", 1)[0]
+        assert re.findall(r'<parameter name="([^"]+)"', body) == params
+        assert body.split("\n", 1)[0].endswith(".")
+    assert "Every parameter listed is required." in text and 'required="true"' not in text
+    assert "The regular expression pattern to search for in file contents" in text
+    assert "(must differ from old_string)" in text
+
+
+def test_parameters_are_marked_required_unless_every_one_is():
+    props = {"a": {"type": "string"}, "b": {"type": "string"}}
+    mixed = section(run(request([tool("T", properties=props, required=["a"])]), "large"))
+    assert '<parameter name="a" type="string" required="true"/>' in mixed and "Every parameter" not in mixed
+    only_required = section(run(request([tool("T", properties=props, required=["a"])]), "small"))
+    assert '<parameter name="a" type="string"/>' in only_required and "Every parameter listed is required." in only_required
+    no_parameters = section(run(request([tool("T")]), "large"))
+    assert "Every parameter" not in no_parameters
+
+
+# --------------------------------------------------------------------------- restating descriptions
+
+
+@pytest.mark.parametrize(
+    "description, tool_text, expected",
+    [
+        ("The command to execute", "Bash Executes a bash command", True),
+        ("The content to write to the file", "Write Writes a file to the local filesystem.", True),
+        ("The URL to fetch content from", "WebFetch Fetches content from a URL.", True),
+        ("The regular expression pattern to search for", "Grep A powerful search tool.", False),
+        ("The absolute path to the file to modify", "Edit Performs exact string replacements in files.", False),
+        ("Optional timeout in milliseconds (max 600000)", "Bash Executes a command with a timeout.", False),
+        ("The command, e.g. \"ls\"", "Bash Executes a bash command", False),
+        ("", "Bash", False),
+        ("The command the command the command to execute now", "Bash Executes a command now", False),
+    ],
+)
+def test_a_parameter_description_restates_only_what_was_already_read(description, tool_text, expected):
+    assert ct.restates(description, ct.known_words("command", "content", "url", "pattern", tool_text)) is expected
+
+
+def test_restating_descriptions_are_dropped_only_where_the_tier_asks():
+    props = {"command": {"type": "string", "description": "The command to execute"}}
+    body = request([tool("Bash", "Executes a bash command.", properties=props, required=["command"])])
+    assert '<parameter name="command" type="string"/>' in section(run(body, "small"))
+    assert ">The command to execute</parameter>" in section(run(body, "large"))
 
 
 def test_claude_code_session_sections_are_identical_every_turn():

@@ -25,6 +25,11 @@ Types are written ``string``, ``integer``, ``number``, ``boolean``, ``object``,
 parameter with declared fields gets its shape in its description, as
 ``{content: string, status?: "pending"|"done"}``.
 
+When every parameter shown is required (a tier that shows only required ones), no
+parameter is marked ``required="true"``: the section says it once. Descriptions are
+never cut mid-sentence, and parameter descriptions that only repeat what the model
+has just read can be left out (``drop_restating_descriptions``).
+
 The section is memoized on the tools' content, the options and ``tool_choice``:
 :func:`tools_section` on a repeated tool list costs a comparison, not a rebuild.
 """
@@ -54,6 +59,12 @@ MAX_DEFAULT_CHARS = 60
 ELLIPSIS = "…"
 CUSTOM_TOOL_TYPES = (None, "custom")
 CLAUSE_BREAKS = (" (", ", ", "; ", " - ")
+DESCRIPTION_CLAUSE_BREAKS = (", ", "; ", ": ", " (", " - ", " and ")
+MIN_CLAUSE_WORDS = 3
+MAX_RESTATING_WORDS = 8
+STOPWORDS = frozenset(
+    "a an the to of in on for from with by at as is be it its this that into against and or".split()
+)
 ABBREVIATIONS = frozenset({"e.g", "i.e", "etc", "vs", "cf", "approx", "incl"})
 
 
@@ -65,6 +76,8 @@ class ToolOptions(NamedTuple):
 
     ``allow`` and ``deny`` are names or ``fnmatch`` patterns, matched case-sensitively.
     A negative ``max_optional_parameters`` keeps every optional parameter.
+    ``drop_restating_descriptions`` leaves out parameter descriptions that only repeat
+    the names and the tool description (see :func:`restates`).
     """
 
     allow: tuple[str, ...] = ("*",)
@@ -73,6 +86,7 @@ class ToolOptions(NamedTuple):
     max_parameter_description_chars: int = 200
     max_optional_parameters: int = -1
     include_examples: bool = True
+    drop_restating_descriptions: bool = False
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any]) -> "ToolOptions":
@@ -88,6 +102,9 @@ class ToolOptions(NamedTuple):
                 options.get("max_optional_parameters", base.max_optional_parameters)
             ),
             include_examples=bool(options.get("include_examples", base.include_examples)),
+            drop_restating_descriptions=bool(
+                options.get("drop_restating_descriptions", base.drop_restating_descriptions)
+            ),
         )
 
 
@@ -173,10 +190,8 @@ def _cut_words(text: str, limit: int) -> str:
 
 
 def cut_at_sentence(text: str, limit: int) -> str:
-    """``text`` cut at the last sentence (or line) end within ``limit`` characters.
-
-    When even the first sentence is longer, it is cut at a word and ends in ``…``.
-    """
+    """``text`` cut at the last sentence (or line) end within ``limit`` characters;
+    ``""`` when even the first sentence is longer."""
     if len(text) <= limit:
         return text
     end = 0
@@ -184,9 +199,17 @@ def cut_at_sentence(text: str, limit: int) -> str:
         if offset > limit:
             break
         end = offset
-    if end == 0:
-        return _cut_words(text, limit)
     return text[:end].rstrip()
+
+
+def first_clauses(sentence: str, limit: int) -> str:
+    """A sentence too long for ``limit`` ended early at a clause break (``, ``, ``; ``, ``: ``,
+    `` (``, `` - ``, `` and ``) with a full stop: the longest such head of at least
+    :data:`MIN_CLAUSE_WORDS` words that fits, or ``""``. Never a cut word, never ``…``."""
+    window = sentence[:limit]
+    cut = max(window.rfind(mark) for mark in DESCRIPTION_CLAUSE_BREAKS)
+    head = sentence[:cut].rstrip(" ,;:-(") if cut > 0 else ""
+    return head + "." if len(head.split()) >= MIN_CLAUSE_WORDS else ""
 
 
 def _is_heading(line: str) -> bool:
@@ -218,8 +241,9 @@ def _paragraphs(text: str) -> list[str]:
 def compact_description(text: str | None, limit: int, include_examples: bool) -> str:
     """A tool description cut to ``limit``: whole paragraphs while they fit, then a sentence end.
 
-    The first paragraph is always started (cut at a word if its first sentence is too
-    long); a later one is only cut at a sentence end, never mid-sentence.
+    Nothing is cut mid-sentence. When even the first sentence is too long, it ends early
+    at a clause break (:func:`first_clauses`); a later paragraph that does not reach a
+    sentence end within what is left is left out.
     """
     if not text or limit <= 0:
         return ""
@@ -234,8 +258,8 @@ def compact_description(text: str | None, limit: int, include_examples: bool) ->
             kept.append(paragraph)
             room -= len(paragraph)
             continue
-        cut = cut_at_sentence(paragraph, room)
-        if cut and (not kept or not cut.endswith(ELLIPSIS)):
+        cut = cut_at_sentence(paragraph, room) or (first_clauses(paragraph, room) if not kept else "")
+        if cut:
             kept.append(cut)
         break
     return "\n".join(_drop_dangling_headings("\n".join(kept).split("\n")))
@@ -250,6 +274,43 @@ def one_line(text: Any, limit: int) -> str:
         flat = flat[:end]
         break
     return flat if len(flat) <= limit else _cut_words(flat, limit)
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to match "Executes" with "execute" and "files" with "file"."""
+    word = word.lower()
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 3 and word.endswith("e") else word
+
+
+def _words(text: str) -> list[str]:
+    """Words of prose or of a name (``file_path``, ``WebFetch``, ``-B``)."""
+    return re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", text)
+
+
+def known_words(*texts: str) -> frozenset[str]:
+    """Stems of the words in ``texts``: what a model reading the tool has already been told."""
+    return frozenset(_stem(w) for text in texts for w in _words(text))
+
+
+def restates(description: str, known: frozenset[str]) -> bool:
+    """Whether a parameter description says nothing the model has not already read.
+
+    True for a short description (at most :data:`MAX_RESTATING_WORDS` words, letters
+    only, no digits, quotes or brackets that may hold a constraint) whose every word
+    but the articles and prepositions is in ``known``: "The command to execute" for
+    ``command`` of a tool described as "Executes a bash command".
+    """
+    if not description or re.search(r"[^A-Za-z\s.,]", description):
+        return False
+    words = description.split()
+    if len(words) > MAX_RESTATING_WORDS:
+        return False
+    content = {_stem(w) for w in _words(description) if w.lower() not in STOPWORDS}
+    return content <= known
 
 
 # --------------------------------------------------------------------------- types
@@ -415,13 +476,20 @@ def _add_sentence(text: str, sentence: str) -> str:
 
 
 def _parameter(
-    name: str, schema: Any, required: bool, schemas: _Schemas, options: ToolOptions
+    name: str,
+    schema: Any,
+    required: bool,
+    schemas: _Schemas,
+    options: ToolOptions,
+    known: frozenset[str] | None,
 ) -> CompactParameter:
     resolved, seen = schemas.resolve(schema)
     if not isinstance(resolved, Mapping):
         resolved = {}
     type_name = schemas.type_name(resolved, seen)
     text = one_line(resolved.get("description"), options.max_parameter_description_chars)
+    if known is not None and restates(text, known | known_words(name)):
+        text = ""
     obj, inner = schemas.object_schema(resolved, seen)
     fields = schemas.shape(obj, inner) if obj is not None else "any"
     if fields != "any":
@@ -451,6 +519,8 @@ def compact_tool(tool: Tool, options: ToolOptions) -> CompactTool:
     schemas = _Schemas(tool.input_schema)
     root, _ = schemas.resolve(tool.input_schema)
     required = _required(root) if isinstance(root, Mapping) else set()
+    description = compact_description(tool.description, options.max_description_chars, options.include_examples)
+    known = known_words(tool.name, description) if options.drop_restating_descriptions else None
     parameters: list[CompactParameter] = []
     omitted: list[str] = []
     optional_kept = 0
@@ -460,12 +530,10 @@ def compact_tool(tool: Tool, options: ToolOptions) -> CompactTool:
                 omitted.append(name)
                 continue
             optional_kept += 1
-        parameters.append(_parameter(name, schema, name in required, schemas, options))
+        parameters.append(_parameter(name, schema, name in required, schemas, options, known))
     return CompactTool(
         name=tool.name,
-        description=compact_description(
-            tool.description, options.max_description_chars, options.include_examples
-        ),
+        description=description,
         parameters=tuple(parameters),
         omitted_parameters=tuple(omitted),
     )
@@ -481,9 +549,11 @@ def _enum_attr(values: tuple[Any, ...]) -> str:
     return "|".join(formatted)
 
 
-def parameter_xml(param: CompactParameter) -> str:
+def parameter_xml(param: CompactParameter, mark_required: bool = True) -> str:
+    """One ``<parameter>``; with ``mark_required`` off, ``required="true"`` is left to the
+    section's instructions (every parameter shown is required)."""
     attrs = f'name="{quote_attr(param.name)}" type="{quote_attr(param.type)}"'
-    if param.required:
+    if param.required and mark_required:
         attrs += ' required="true"'
     if param.enum:
         attrs += f' enum="{quote_attr(_enum_attr(param.enum))}"'
@@ -494,18 +564,26 @@ def parameter_xml(param: CompactParameter) -> str:
     return f"<parameter {attrs}>{param.description}</parameter>"
 
 
-def tool_xml(tool: CompactTool) -> str:
+def tool_xml(tool: CompactTool, mark_required: bool = True) -> str:
     lines = [f'<tool name="{quote_attr(tool.name)}">']
     if tool.description:
         lines.append(tool.description)
-    lines.extend(parameter_xml(p) for p in tool.parameters)
+    lines.extend(parameter_xml(p, mark_required) for p in tool.parameters)
     lines.append("</tool>")
     return "\n".join(lines)
 
 
-def tools_xml(tools: Iterable[CompactTool]) -> str:
+def tools_xml(tools: Iterable[CompactTool], mark_required: bool = True) -> str:
     """The ``<tools>`` element listing every tool."""
-    return "\n".join(["<tools>", *(tool_xml(t) for t in tools), "</tools>"])
+    return "\n".join(["<tools>", *(tool_xml(t, mark_required) for t in tools), "</tools>"])
+
+
+def all_required(tools: Iterable[CompactTool]) -> bool:
+    """Whether there are parameters to show and every one of them is required (as when a
+    tier shows required parameters only): then the section says so once instead of
+    marking each one."""
+    parameters = [p for t in tools for p in t.parameters]
+    return bool(parameters) and all(p.required for p in parameters)
 
 
 # --------------------------------------------------------------------------- section
@@ -569,9 +647,11 @@ def _build(
 ) -> ToolsSection:
     compacted = [compact_tool(t, options) for t in kept]
     names = tuple(t.name for t in kept)
+    implied = all_required(compacted)
     text = render_template(
         SECTION_TEMPLATE,
-        tools=tools_xml(compacted) if compacted else "",
+        tools=tools_xml(compacted, mark_required=not implied) if compacted else "",
+        all_required=implied,
         example=convention.EXAMPLE_CALL,
         parallel=not (choice is not None and choice.disable_parallel_tool_use),
         choice=choice_sentence(choice, names),
