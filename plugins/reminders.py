@@ -13,7 +13,9 @@ Reminders are found in user text blocks, inside ``tool_result`` content, and in
     remove it;
 ``move``
     put the content into the system prompt (appended as new text blocks, one per
-    category, in a fixed order with a short heading). Only reminders in the first
+    category, in a fixed order with a short heading; project instructions go under
+    one heading per file that names it, in place of Claude Code's ``Contents of``
+    line). Only reminders in the first
     user message, or in a ``role: "system"`` message before the first assistant
     turn, are moved; anywhere else ``move`` acts as ``unwrap``. Changing the system
     prompt on a later turn would change the start of the prompt and throw away
@@ -37,7 +39,7 @@ from typing import Any, Mapping
 from msgspec.structs import replace
 
 from trimkit import ConfigError, Stage, TrimState, hookimpl
-from trimkit.reminders import ACTIONS, CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, split
+from trimkit.reminders import ACTIONS, CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
 from trimkit.rewrite import rewrite_message
 from trimkit.wire import MessagesRequest, TextBlock
 
@@ -75,6 +77,7 @@ HEADINGS = {
     "unknown": "# Context",
 }
 UNWRAPPED_HEADINGS = ("project", "memory")
+PROJECT_KIND = "project instructions"
 
 
 def validated_actions(actions: Mapping[str, Any] | None) -> dict[str, str]:
@@ -101,9 +104,41 @@ def render(category: str, cleans: list[str], *, moved: bool) -> str:
         if all(dates):
             return "Today's date: " + "; ".join(dates) + "."  # type: ignore[arg-type]
         return "\n\n".join(cleans)
+    if category == "project":
+        return project_text(cleans)
     body = "\n\n".join(cleans)
     heading = HEADINGS[category] if moved or category in UNWRAPPED_HEADINGS else None
     return f"{heading}\n\n{body}" if heading else body
+
+
+def project_heading(clean: str) -> tuple[str, str]:
+    """The heading an instructions file goes under, and its text.
+
+    Claude Code's ``Contents of <path> (<kind>):`` line becomes the heading:
+    ``# Project instructions (<path>)`` for a project's own file, the kind itself for
+    another (``# User's private global instructions for all projects (<path>)``).
+    """
+    entry = file_entry(clean)
+    if entry is None:
+        return HEADINGS["project"], clean
+    path, kind, body = entry
+    if kind is None or kind.lower().startswith(PROJECT_KIND):
+        return f"# Project instructions ({path})", body
+    return f"# {kind[:1].upper()}{kind[1:]} ({path})", body
+
+
+def project_text(cleans: list[str]) -> str:
+    """Project instructions, each file under a heading naming it (see :func:`project_heading`)."""
+    parts: list[str] = []
+    last = None
+    for clean in cleans:
+        heading, body = project_heading(clean)
+        if heading != last:
+            parts.append(heading)
+            last = heading
+        if body:
+            parts.append(body)
+    return "\n\n".join(parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -202,11 +202,34 @@ def test_unwrap_keeps_the_text_without_tags_or_boilerplate():
     state = run(body(user(CONTEXT, "hi")), actions={"project": "unwrap", "date": "unwrap", "memory": "unwrap"})
     merged = texts(state, 0)[0]
     assert OPEN not in merged and "As you answer" not in merged and "may or may not be relevant" not in merged
-    assert merged.startswith("# Project instructions (CLAUDE.md)\n\nContents of /srv/inventory/CLAUDE.md")
+    assert merged.startswith("# Project instructions (/srv/inventory/CLAUDE.md)\n\n# inventory")
     assert "make codegen" in merged and "British English" in merged and "rerun once" in merged
     assert merged.endswith("Today's date: 2025-06-03.")
     assert texts(state, 0)[1] == "hi"
     assert system_text(state.request) == "You are a coding assistant."
+
+
+@pytest.mark.parametrize(
+    "clean, heading, text",
+    [
+        (NESTED_CLAUDE_MD, "# Project instructions (/srv/inventory/api/CLAUDE.md)", "Routers live in api/routes; one module per resource."),
+        ("Contents of /srv/a (b)/CLAUDE.md (project instructions, checked into the codebase):\n\nX.", "# Project instructions (/srv/a (b)/CLAUDE.md)", "X."),
+        ("Contents of /srv/app/CLAUDE.local.md (user's private project instructions, not checked in):\n\nUse port 8081.",
+         "# User's private project instructions, not checked in (/srv/app/CLAUDE.local.md)", "Use port 8081."),
+        ("Contents of /srv/app/CLAUDE.md:\n\nUse port 8081.", "# Project instructions (/srv/app/CLAUDE.md)", "Use port 8081."),
+        ("Use port 8081.\nContents of nothing", "# Project instructions (CLAUDE.md)", "Use port 8081.\nContents of nothing"),
+    ],
+)
+def test_an_instructions_file_goes_under_a_heading_that_names_it(clean, heading, text):
+    assert reminders_plugin.project_heading(clean) == (heading, text)
+
+
+def test_instructions_without_a_file_line_share_one_heading():
+    rendered = reminders_plugin.render("project", ["One.", "Two.", NESTED_CLAUDE_MD], moved=True)
+    assert rendered == (
+        "# Project instructions (CLAUDE.md)\n\nOne.\n\nTwo.\n\n"
+        "# Project instructions (/srv/inventory/api/CLAUDE.md)\n\nRouters live in api/routes; one module per resource."
+    )
 
 
 def test_drop_removes_and_records_chars():
@@ -221,10 +244,14 @@ def test_move_puts_first_turn_context_into_the_system_prompt_in_a_fixed_order():
     blocks = state.request.system
     assert [b.text.split("\n", 1)[0] for b in blocks] == [
         "You are a coding assistant.",
-        "# Project instructions (CLAUDE.md)",
+        "# Project instructions (/srv/inventory/CLAUDE.md)",
         "Today's date: 2025-06-03.",
     ]
-    assert "make codegen" in blocks[1].text and "British English" in blocks[1].text
+    assert blocks[1].text == (
+        f"# Project instructions (/srv/inventory/CLAUDE.md)\n\n{CLAUDE_MD.strip()}\n\n"
+        "# User's private global instructions for all projects (/home/ana/.claude/CLAUDE.md)\n\n"
+        "Answer in British English."
+    )
     assert "rerun once" not in encode(state.request).decode()  # memory: drop on small
     assert texts(state, 0) == ["what does stock.py do?"]
     assert state.carry.date == "2025-06-03"
@@ -259,7 +286,9 @@ def test_move_only_from_the_first_user_message():
     )
     state = run(request, tier="small")
     assert system_text(state.request) == "You are a coding assistant."
-    assert texts(state, 2) == ["# Project instructions (CLAUDE.md)\n\n" + NESTED_CLAUDE_MD]
+    assert texts(state, 2) == [
+        "# Project instructions (/srv/inventory/api/CLAUDE.md)\n\nRouters live in api/routes; one module per resource."
+    ]
     assert state.carry.project_instructions == []
 
 
@@ -361,7 +390,7 @@ def test_tier_defaults_cover_every_category_and_never_drop_project():
 def test_config_overrides_one_category_over_the_tier_defaults():
     state = run(body(user(CONTEXT, "q")), tier="small", actions={"memory": "move"})
     assert [b.text.split("\n", 1)[0] for b in state.request.system][1:] == [
-        "# Project instructions (CLAUDE.md)",
+        "# Project instructions (/srv/inventory/CLAUDE.md)",
         "# Memory",
         "Today's date: 2025-06-03.",
     ]
@@ -373,7 +402,8 @@ def test_config_overrides_one_category_over_the_tier_defaults():
 def test_first_request_small_tier():
     state = run(cc.first_request("what is 2+2"), tier="small")
     system = system_text(state.request)
-    assert "# Project instructions (CLAUDE.md)" in system and "ROUND_HALF_EVEN" in system
+    assert "# Project instructions (/home/dev/shop/CLAUDE.md)\n\n# shop\n" in system and "ROUND_HALF_EVEN" in system
+    assert "Contents of" not in system
     assert system.endswith(f"Today's date: {cc_text.TODAY}.")
     assert texts(state, 0) == ["what is 2+2"]
     assert texts(state, 1) == [cc_text.SESSION_START_HOOK]

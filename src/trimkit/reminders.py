@@ -243,6 +243,19 @@ def _file_category(text: str) -> str | None:
     return None
 
 
+def file_entry(clean: str) -> tuple[str, str | None, str] | None:
+    """``(path, kind, body)`` of a section that opens with ``Contents of <path> (<kind>):``;
+    ``kind`` is ``None`` when the line names none. ``None`` for any other text."""
+    line, _, body = clean.partition("\n")
+    if not _CONTENTS_LINE.fullmatch(line):
+        return None
+    named = line[len("Contents of ") :].rstrip(" \t")[:-1]
+    path, paren, kind = named.rpartition(" (") if named.endswith(")") else ("", "", "")
+    if not paren or not path:
+        return named, None, body.strip()
+    return path, kind[:-1], body.strip()
+
+
 def _clean(text: str) -> str:
     for sentence in BOILERPLATE:
         if sentence in text:
