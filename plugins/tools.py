@@ -79,7 +79,7 @@ def trimkit_register_stages():
             tier_options={
                 "small": {
                     "allow": CORE_TOOLS,
-                    "max_description_chars": 120,
+                    "max_description_chars": 90,
                     "max_parameter_description_chars": 80,
                     "max_optional_parameters": 0,
                     "include_examples": False,

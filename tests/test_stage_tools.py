@@ -217,7 +217,7 @@ def test_nested_objects_get_their_shape():
 )
 def test_schema_forms_are_described_without_crashing(schema, expected):
     defs = {"S": {"type": "string"}, "Loop": {"$ref": "#/$defs/Loop"}}
-    body = request([tool("T", properties={"p": schema}, **{"$defs": defs})])
+    body = request([tool("T", properties={"p": schema, "n": {"type": "integer"}}, **{"$defs": defs})])
     assert f'<parameter name="p" type="{expected}"' in section(run(body, "large"))
 
 
@@ -324,7 +324,8 @@ def test_tool_and_parameter_names_appear_verbatim(names, params):
     body = request([tool(n, properties=props, required=params[:1]) for n in names])
     text = section(run(body, "large"))
     assert shown(text) == names
-    found = [unquote_attr(n) for n in re.findall(r'<parameter name="([^"]*)" type=', text)]
+    listed = text.split("\n<tools>\n", 1)[1]
+    found = [unquote_attr(n) for n in re.findall(r'<parameter name="([^"]*)"[ />]', listed)]
     assert found == params * len(names)
 
 
@@ -481,7 +482,7 @@ def test_claude_code_section_size_per_tier(tier, limit):
 
 def test_claude_code_small_section_keeps_what_the_core_tools_need():
     text = section(run(cc.first_request()))
-    for needle in ('<parameter name="file_path" type="string"', '<parameter name="old_string"'):
+    for needle in ('<parameter name="file_path"', '<parameter name="old_string"'):
         assert needle in text
     assert "<example>" not in text and "…" not in text
     required = {t["name"]: t["input_schema"]["required"] for t in claude_code_tools() if t["name"] in CORE}
@@ -489,19 +490,25 @@ def test_claude_code_small_section_keeps_what_the_core_tools_need():
         body = text.split(f'<tool name="{name}">\n', 1)[1].split("</tool>", 1)[0]
         assert re.findall(r'<parameter name="([^"]+)"', body) == params
         assert body.split("\n", 1)[0].endswith(".")
-    assert "Every parameter listed is required." in text and 'required="true"' not in text
+    assert "Every parameter listed is a required string, written as plain text." in text
+    assert 'required="true"' not in text and 'type="string"' not in text
     assert "The regular expression pattern to search for in file contents" in text
     assert "(must differ from old_string)" in text
 
 
-def test_parameters_are_marked_required_unless_every_one_is():
-    props = {"a": {"type": "string"}, "b": {"type": "string"}}
+def test_parameters_are_marked_required_and_typed_unless_every_one_is():
+    props = {"a": {"type": "string"}, "b": {"type": "integer"}}
     mixed = section(run(request([tool("T", properties=props, required=["a"])]), "large"))
     assert '<parameter name="a" type="string" required="true"/>' in mixed and "Every parameter" not in mixed
-    only_required = section(run(request([tool("T", properties=props, required=["a"])]), "small"))
-    assert '<parameter name="a" type="string"/>' in only_required and "Every parameter listed is required." in only_required
+    assert "Write strings as plain text, other values as JSON." in mixed
+    only_required = section(run(request([tool("T", properties=props, required=["a", "b"])]), "large"))
+    assert '<parameter name="a" type="string"/>' in only_required and '<parameter name="b" type="integer"/>' in only_required
+    assert "Every parameter listed is required. Write strings as plain text, other values as JSON." in only_required
+    only_strings = section(run(request([tool("T", properties={"a": {"type": "string"}, "c": {"type": "string"}}, required=["a"])]), "large"))
+    assert '<parameter name="a" required="true"/>' in only_strings and '<parameter name="c"/>' in only_strings
+    assert "Every parameter listed is a string, written as plain text." in only_strings
     no_parameters = section(run(request([tool("T")]), "large"))
-    assert "Every parameter" not in no_parameters
+    assert "Every parameter" not in no_parameters and "Write strings as plain text" in no_parameters
 
 
 # --------------------------------------------------------------------------- restating descriptions
@@ -528,7 +535,7 @@ def test_a_parameter_description_restates_only_what_was_already_read(description
 def test_restating_descriptions_are_dropped_only_where_the_tier_asks():
     props = {"command": {"type": "string", "description": "The command to execute"}}
     body = request([tool("Bash", "Executes a bash command.", properties=props, required=["command"])])
-    assert '<parameter name="command" type="string"/>' in section(run(body, "small"))
+    assert '<parameter name="command"/>' in section(run(body, "small"))
     assert ">The command to execute</parameter>" in section(run(body, "large"))
 
 

@@ -25,8 +25,9 @@ Types are written ``string``, ``integer``, ``number``, ``boolean``, ``object``,
 parameter with declared fields gets its shape in its description, as
 ``{content: string, status?: "pending"|"done"}``.
 
-When every parameter shown is required (a tier that shows only required ones), no
-parameter is marked ``required="true"``: the section says it once. Descriptions are
+What every parameter shown has in common is said once instead of on each one
+(:class:`Implied`): with only required parameters shown (as on the small tier) none is
+marked ``required="true"``, and when all are strings none has ``type="string"``. Descriptions are
 never cut mid-sentence, and parameter descriptions that only repeat what the model
 has just read can be left out (``drop_restating_descriptions``).
 
@@ -549,11 +550,30 @@ def _enum_attr(values: tuple[Any, ...]) -> str:
     return "|".join(formatted)
 
 
-def parameter_xml(param: CompactParameter, mark_required: bool = True) -> str:
-    """One ``<parameter>``; with ``mark_required`` off, ``required="true"`` is left to the
-    section's instructions (every parameter shown is required)."""
-    attrs = f'name="{quote_attr(param.name)}" type="{quote_attr(param.type)}"'
-    if param.required and mark_required:
+class Implied(NamedTuple):
+    """What every parameter shown has in common, said once by the section instead of on
+    each ``<parameter>``: all are required (``required="true"`` left out), all are
+    strings (``type="string"`` left out)."""
+
+    required: bool = False
+    string: bool = False
+
+    @classmethod
+    def of(cls, tools: Iterable[CompactTool]) -> "Implied":
+        parameters = [p for t in tools for p in t.parameters]
+        if not parameters:
+            return cls()
+        return cls(
+            required=all(p.required for p in parameters),
+            string=all(p.type == "string" for p in parameters),
+        )
+
+
+def parameter_xml(param: CompactParameter, implied: Implied = Implied()) -> str:
+    attrs = f'name="{quote_attr(param.name)}"'
+    if not implied.string:
+        attrs += f' type="{quote_attr(param.type)}"'
+    if param.required and not implied.required:
         attrs += ' required="true"'
     if param.enum:
         attrs += f' enum="{quote_attr(_enum_attr(param.enum))}"'
@@ -564,26 +584,18 @@ def parameter_xml(param: CompactParameter, mark_required: bool = True) -> str:
     return f"<parameter {attrs}>{param.description}</parameter>"
 
 
-def tool_xml(tool: CompactTool, mark_required: bool = True) -> str:
+def tool_xml(tool: CompactTool, implied: Implied = Implied()) -> str:
     lines = [f'<tool name="{quote_attr(tool.name)}">']
     if tool.description:
         lines.append(tool.description)
-    lines.extend(parameter_xml(p, mark_required) for p in tool.parameters)
+    lines.extend(parameter_xml(p, implied) for p in tool.parameters)
     lines.append("</tool>")
     return "\n".join(lines)
 
 
-def tools_xml(tools: Iterable[CompactTool], mark_required: bool = True) -> str:
+def tools_xml(tools: Sequence[CompactTool], implied: Implied = Implied()) -> str:
     """The ``<tools>`` element listing every tool."""
-    return "\n".join(["<tools>", *(tool_xml(t, mark_required) for t in tools), "</tools>"])
-
-
-def all_required(tools: Iterable[CompactTool]) -> bool:
-    """Whether there are parameters to show and every one of them is required (as when a
-    tier shows required parameters only): then the section says so once instead of
-    marking each one."""
-    parameters = [p for t in tools for p in t.parameters]
-    return bool(parameters) and all(p.required for p in parameters)
+    return "\n".join(["<tools>", *(tool_xml(t, implied) for t in tools), "</tools>"])
 
 
 # --------------------------------------------------------------------------- section
@@ -647,11 +659,11 @@ def _build(
 ) -> ToolsSection:
     compacted = [compact_tool(t, options) for t in kept]
     names = tuple(t.name for t in kept)
-    implied = all_required(compacted)
+    implied = Implied.of(compacted)
     text = render_template(
         SECTION_TEMPLATE,
-        tools=tools_xml(compacted, mark_required=not implied) if compacted else "",
-        all_required=implied,
+        tools=tools_xml(compacted, implied) if compacted else "",
+        implied=implied,
         example=convention.EXAMPLE_CALL,
         parallel=not (choice is not None and choice.disable_parallel_tool_use),
         choice=choice_sentence(choice, names),
