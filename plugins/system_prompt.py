@@ -14,6 +14,7 @@ Options:
   ``"replace"`` always does, with ``medium.j2`` when the tier names no template.
 * ``template``: the template in ``prompts/`` to render (``None`` keeps the original).
 * ``max_git_status_lines``: status lines kept in the snapshot; the rest become one marker line.
+* ``max_recent_commits``: recent commits kept in the snapshot, newest first.
 
 The same system prompt arrives every turn, so the work is memoized on its text.
 """
@@ -41,13 +42,15 @@ class Prepared(NamedTuple):
 
 
 @lru_cache(maxsize=64)
-def prepare(texts: tuple[str, ...], template: str | None, max_git_status_lines: int) -> Prepared | None:
+def prepare(
+    texts: tuple[str, ...], template: str | None, max_git_status_lines: int, max_recent_commits: int
+) -> Prepared | None:
     """Recognise the system prompt made of ``texts`` and render what replaces it, if anything."""
     agent = recognize("\n\n".join(texts))
     if agent is None:
         return None
     env = agent.environment
-    git = env.git.truncated(max_git_status_lines) if env.git else None
+    git = env.git.truncated(max_git_status_lines, max_recent_commits) if env.git else None
     environment = render_template("environment.j2", env=env, git=git).strip("\n")
     replacement = None
     if template:
@@ -67,15 +70,24 @@ def _template(options: dict) -> str | None:
     return options.get("template")
 
 
+def _count(options: dict, name: str, default: int) -> int:
+    value = options.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ConfigError(f"stages.system_prompt.{name} must be a whole number ≥ 0")
+    return value
+
+
 def run(state) -> None:
     system = state.request.system
     if not system:
         return
     texts = (system,) if isinstance(system, str) else tuple(block.text for block in system)
-    max_lines = state.options.get("max_git_status_lines", 30)
-    if not isinstance(max_lines, int) or max_lines < 0:
-        raise ConfigError("stages.system_prompt.max_git_status_lines must be a whole number ≥ 0")
-    prepared = prepare(texts, _template(state.options), max_lines)
+    prepared = prepare(
+        texts,
+        _template(state.options),
+        _count(state.options, "max_git_status_lines", 30),
+        _count(state.options, "max_recent_commits", 10),
+    )
     if prepared is None:
         return
     state.carry.recognized_agent = prepared.agent
@@ -94,9 +106,9 @@ def trimkit_register_stages():
         Stage(
             name="system_prompt",
             run=run,
-            options={"mode": "auto", "template": None, "max_git_status_lines": 30},
+            options={"mode": "auto", "template": None, "max_git_status_lines": 30, "max_recent_commits": 10},
             tier_options={
-                "small": {"template": "small.j2"},
+                "small": {"template": "small.j2", "max_recent_commits": 3},
                 "medium": {"template": "medium.j2"},
                 "large": {"template": None},
             },

@@ -230,6 +230,31 @@ def test_env_block_facts_win_over_prose_lines():
     assert env.shell == "bash"
 
 
+def test_recent_commits_are_cut_to_the_newest():
+    snapshot = GitSnapshot(status=("M a.py",), recent_commits=tuple(f"c{i} msg" for i in range(5)))
+    cut = snapshot.truncated(30, max_recent_commits=3)
+    assert cut.recent_commits == ("c0 msg", "c1 msg", "c2 msg") and cut.status == ("M a.py",)
+    assert snapshot.truncated(30, max_recent_commits=5) is snapshot
+    assert snapshot.truncated(30) is snapshot
+
+
+def test_small_tier_keeps_three_recent_commits_and_medium_all():
+    commits = [f"{i:07x} Commit {i}" for i in range(5)]
+    req = request(claude_code_system(commits=commits))
+    small = system_of(trim(req, "small"))
+    assert "Recent commits:\n" + "\n".join(commits[:3]) in small and commits[3] not in small
+    assert small.endswith(commits[2])
+    assert "\n".join(commits) in system_of(trim(req, "medium"))
+    assert commits[4] in system_of(trim(req, "small", {"system_prompt": {"max_recent_commits": 5}}))
+
+
+def test_compact_environment_section_reads_as_one_titled_block():
+    text = system_of(trim(request(claude_code_system()), "small"))
+    env = text[text.index("# Environment\n"):]
+    assert env.startswith("# Environment\nWorking directory: /home/dev/shop\nIs directory a git repo: Yes\n")
+    assert "\ngitStatus: " in env and "\nMain branch: main\n" in env and "<env>" not in env
+
+
 def test_git_status_is_truncated_with_marker():
     snapshot = GitSnapshot(status=tuple(f"M f{i}.py" for i in range(45)))
     cut = snapshot.truncated(30)
@@ -254,11 +279,12 @@ SAFE_TEXT = st.text(
 )
 def test_facts_survive_every_tier(cwd, shell, branch, status, commits):
     req = request(claude_code_system(cwd=cwd, shell=shell, branch=branch, status=status, commits=commits))
-    for tier in ("small", "medium", "large"):
+    for tier, kept_commits in (("small", 3), ("medium", 10), ("large", 10)):
         result = trim(req, tier)
         text = system_of(result)
         for fact in (f"Working directory: {cwd}", f"Shell: {shell}", f"Current branch: {branch}",
-                     "Platform: linux", "OS Version: Linux 6.8.0-45-generic", *status[:30], *commits):
+                     "Platform: linux", "OS Version: Linux 6.8.0-45-generic", *status[:30],
+                     *commits[:kept_commits]):
             assert fact in text
             assert fact in result.carry.environment
 
@@ -270,7 +296,7 @@ def test_facts_survive_every_tier(cwd, shell, branch, status, commits):
 def test_compact_prompt_sizes(tier, limit):
     result = trim(request(claude_code_system()), tier)
     text = system_of(result)
-    before_env = text.index("Here is useful information about the environment")
+    before_env = text.index("# Environment\n")
     assert before_env <= limit
     assert len(result.request.system) == 1
     assert "gitStatus" in text and "Recent commits:\n3f2a9c1 Fix rounding in cart totals" in text
@@ -367,7 +393,9 @@ def test_template_override_and_max_lines():
     assert "M f1\n... (8 more status lines not shown)" in text
 
 
-@pytest.mark.parametrize("options", [{"mode": "shrink"}, {"max_git_status_lines": -1}])
+@pytest.mark.parametrize(
+    "options", [{"mode": "shrink"}, {"max_git_status_lines": -1}, {"max_recent_commits": -1}, {"max_recent_commits": "3"}]
+)
 def test_bad_options_are_config_errors(options):
     with pytest.raises(ConfigError):
         trim(request(claude_code_system()), "small", {"system_prompt": options})
@@ -382,7 +410,7 @@ def test_tier_templates_render_strictly(name):
         "\n\n".join(b["text"] for b in claude_code_system())
     ).environment, git=None)
     text = render_template(name, environment=env_text, env=None, git=None, agent="claude-code")
-    assert text.rstrip().endswith("</env>")
+    assert text.rstrip().endswith("\nOS Version: Linux 6.8.0-45-generic")
     with pytest.raises(jinja2.UndefinedError):
         render_template(name)
 
@@ -464,7 +492,7 @@ def test_reworded_fixture_is_recognised():
 def test_fixture_compact_prompt(tier, limit):
     result = trim(cc.first_request(), tier)
     text = system_of(result)
-    assert text.index("Here is useful information about the environment") <= limit
+    assert text.index("# Environment\n") <= limit
     for fact in FIXTURE_FACTS:
         assert fact in text and fact in result.carry.environment
     assert "x-anthropic-billing-header" not in text and cc_text.MODEL not in text

@@ -49,13 +49,17 @@ class GitSnapshot:
     status: tuple[str, ...] = ()
     recent_commits: tuple[str, ...] = ()
 
-    def truncated(self, max_status_lines: int) -> "GitSnapshot":
-        """The snapshot with at most ``max_status_lines`` status lines and a marker for the rest."""
+    def truncated(self, max_status_lines: int, max_recent_commits: int | None = None) -> "GitSnapshot":
+        """The snapshot with at most ``max_status_lines`` status lines and a marker for the
+        rest, and the newest ``max_recent_commits`` commits (all when ``None``)."""
+        snapshot = self
         hidden = len(self.status) - max_status_lines
-        if hidden <= 0:
-            return self
-        status = self.status[:max_status_lines] + (f"... ({hidden} more status lines not shown)",)
-        return replace(self, status=status)
+        if hidden > 0:
+            status = self.status[:max_status_lines] + (f"... ({hidden} more status lines not shown)",)
+            snapshot = replace(snapshot, status=status)
+        if max_recent_commits is not None and len(self.recent_commits) > max_recent_commits:
+            snapshot = replace(snapshot, recent_commits=self.recent_commits[:max_recent_commits])
+        return snapshot
 
 
 @dataclass(frozen=True)
