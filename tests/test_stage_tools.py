@@ -351,7 +351,9 @@ SCHEMA = st.recursive(
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schema=SCHEMA, description=st.text(max_size=300), limit=st.integers(0, 400))
 def test_any_schema_and_description_compact_without_crashing(schema, description, limit):
-    options = ct.ToolOptions(max_description_chars=limit, max_parameter_description_chars=limit // 2)
+    options = ct.ToolOptions(
+        max_description_chars=limit, max_parameter_description_chars=limit // 2, drop_restating_descriptions=limit % 2 == 0
+    )
     compact = ct.compact_tool(Tool(name="T", description=description, input_schema=schema), options)
     assert len(compact.description) <= max(limit, 0)
     assert ct.tool_xml(compact).startswith('<tool name="T">')
