@@ -13,11 +13,12 @@ from tests.fixtures import claude_code as cc
 from tests.fixtures import claude_code_text as cc_text
 from trimkit import ConfigError, ModelProfile, Pipeline, decode_request, encode
 from trimkit.agent_prompts import MIN_SIGNALS, Environment, GitSnapshot, recognize, signals
+from trimkit.resources import builtin_plugins
 from trimkit.stage import TrimState
 from trimkit.templates import render_template
 from trimkit.wire import TextBlock
 
-system_prompt_plugin = __import__('trimkit.plugins.system_prompt', fromlist=['prepare'])
+system_prompt_plugin = dict(builtin_plugins())["system_prompt"]
 
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 
