@@ -126,3 +126,34 @@ def test_claude_code_runs_against_the_tiny_mlx_model(claude_bin, tiny_model_dir,
         log = stop_server(proc)
     assert done.returncode == 0, done.stdout + done.stderr + log
     assert "Traceback" not in log
+
+
+def test_launch_claude_runs_claude_code_on_the_replay_backend(claude_bin, tmp_path):
+    """``trimkit launch claude`` as a user runs it: it starts the server, Claude Code writes the file."""
+    import sys
+
+    from trimkit.testing import free_port
+
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    target = work / "hello.txt"
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([
+        "I'll create the file.\n<function_calls>\n<invoke name=\"Write\">\n"
+        f"<parameter name=\"file_path\">{target}</parameter>\n"
+        "<parameter name=\"content\">hello world</parameter>\n</invoke>\n</function_calls>",
+        "Created hello.txt containing hello world.",
+    ]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE", "TRIMKIT_"))}
+    env.update(HOME=str(home), TRIMKIT_CLAUDE_BIN=str(claude_bin), DISABLE_AUTOUPDATER="1")
+    port = free_port()
+    done = subprocess.run(
+        [sys.executable, "-m", "trimkit.cli", "launch", "claude", "--backend", "replay", "--script", str(script),
+         "--port", str(port), "--", "-p", "create hello.txt containing hello world", "--allowedTools", "Write"],
+        cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert target.read_text() == "hello world"
+    assert "Created hello.txt containing hello world." in done.stdout
+    assert "stopped the server" in done.stderr

@@ -1,4 +1,4 @@
-"""The ``trimkit`` command: serve, inspect, config."""
+"""The ``trimkit`` command: serve, inspect, config, launch, doctor."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import difflib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +21,7 @@ def _read_request(source: str) -> bytes:
         candidates = sorted(path.glob("*/original.json")) or sorted(path.glob("*.json"))
         if not candidates:
             raise SystemExit(f"trimkit inspect: no captured requests in {path}")
-        path = max(candidates, key=lambda p: p.stat().st_mtime)
+        path = max(candidates, key=lambda p: (p.stat().st_mtime_ns, str(p)))
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -129,20 +130,76 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    from .loading import SERVE_EXTRA, missing_model, report_loading
 
-    from .server import create_app
+    try:
+        import uvicorn
 
+        from .backends.base import BackendError
+        from .server import create_app
+        from .server.app import make_backend
+    except ImportError as exc:
+        print(f"trimkit serve: {exc}; install the server with: {SERVE_EXTRA}", file=sys.stderr)
+        return 2
     settings = _config(args).settings
+    started = time.monotonic()
+    label = settings.model or f"{settings.backend} backend"
     try:
         settings.check_bind()
-        app = create_app(settings)
-    except (ValueError, FileNotFoundError) as exc:
+        if problem := missing_model(settings):
+            raise ValueError(problem)
+        print(f"trimkit: loading {label}…", file=sys.stderr, flush=True)
+        backend = make_backend(settings)
+        app = create_app(settings, backend=backend)
+    except (ValueError, FileNotFoundError, BackendError) as exc:
         print(f"trimkit serve: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:
+        print(f"trimkit serve: the {settings.backend} backend needs {exc.name or exc}: {SERVE_EXTRA}", file=sys.stderr)
+        return 2
     print(f"trimkit: serving {settings.backend} backend on http://{settings.host}:{settings.port}", file=sys.stderr)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=2)
-    return 0
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=2
+    ))
+    failed: list[str] = []
+
+    def stop(reason: str) -> None:
+        failed.append(reason)
+        server.should_exit = True
+
+    report_loading(backend, label, started, on_failure=stop)
+    server.run()
+    return 1 if failed else 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from .launch import cmd_launch as launch
+
+    return launch(args, _config(args))
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import cmd_doctor as doctor
+
+    return doctor(args)
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``serve`` (and of ``launch``, which may start it): every setting has one."""
+    from .config import add_setting_flags
+
+    parser.add_argument("--model", help="model directory or Hugging Face id")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8787)")
+    parser.add_argument("--api-key", help="key clients must send (required off loopback)")
+    parser.add_argument("--backend", choices=("mlx", "replay"))
+    parser.add_argument("--script", help="replay backend: JSON array of model turns")
+    parser.add_argument("--max-queue", type=int, help="requests that may wait for the model")
+    parser.add_argument("--tier", choices=TIERS, help="override the model's size tier")
+    parser.add_argument("--context-window", type=int, help="override the model's context window")
+    parser.add_argument("--capture", "--capture-dir", dest="capture_dir", metavar="DIR",
+                        help="save each request, trimmed request, prompt and response in DIR (secrets redacted)")
+    add_setting_flags(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -166,16 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_inspect)
 
     s = sub.add_parser("serve", parents=[common], help="serve the Anthropic Messages API on a local model")
-    s.add_argument("--model", help="model directory or Hugging Face id")
-    s.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    s.add_argument("--port", type=int, help="port (default 8787)")
-    s.add_argument("--api-key", help="key clients must send (required off loopback)")
-    s.add_argument("--backend", choices=("mlx", "replay"))
-    s.add_argument("--script", help="replay backend: JSON array of model turns")
-    s.add_argument("--max-queue", type=int, help="requests that may wait for the model")
-    s.add_argument("--tier", choices=TIERS, help="override the model's size tier")
-    s.add_argument("--context-window", type=int, help="override the model's context window")
-    add_setting_flags(s)
+    _add_server_options(s)
     s.set_defaults(func=cmd_serve)
 
     c = sub.add_parser(
@@ -184,11 +232,43 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="the same as JSON")
     add_setting_flags(c)
     c.set_defaults(func=cmd_config)
+
+    from .launch import DEFAULT_WAIT, PRINT_FORMATS
+
+    l = sub.add_parser(
+        "launch", parents=[common], help="run Claude Code on the local model (starting the server if needed)",
+        description="Start trimkit serve (or use the one running), then run Claude Code on it. "
+        "Arguments after -- go to claude.",
+        usage="trimkit launch claude [options] [-- CLAUDE ARGS...]",
+    )
+    l.add_argument("client", choices=("claude",), help="the client to run")
+    l.add_argument("--print-env", nargs="?", const="all", choices=PRINT_FORMATS, metavar="FORMAT",
+                   help="print the environment instead of running anything: all (default), shell, json, vscode")
+    l.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+                   help=f"how long to wait for the model to load (default {DEFAULT_WAIT:.0f})")
+    _add_server_options(l)
+    l.set_defaults(func=cmd_launch, client_args=[])
+
+    d = sub.add_parser("doctor", parents=[common], help="check this machine, the model and the pipeline")
+    d.add_argument("--json", action="store_true", help="the checks as JSON")
+    add_setting_flags(d)
+    d.set_defaults(func=cmd_doctor)
     return parser
 
 
+def _split_client_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """``trimkit launch claude ... -- ARGS``: what follows ``--`` is the client's."""
+    if "--" in argv and "launch" in argv[: argv.index("--")]:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv, client_args = _split_client_args(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
+    if client_args:
+        args.client_args = client_args
     return args.func(args)
 
 

@@ -29,6 +29,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     context_window: int | None = None
     stages: dict[str, Any] = msgspec.field(default_factory=dict)
     capture_dir: str | None = None
+    capture_keep: int = 50
     log_level: str = "warning"
 
     def check_bind(self) -> None:

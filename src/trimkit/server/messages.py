@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import AsyncIterator
 
 from ..backends.base import Backend, BackendError, Finished, GenerationParams, TextDelta
+from ..capture import Capture
 from ..pipeline import Pipeline
 from ..render import chat_messages
 from ..response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
@@ -41,6 +42,7 @@ class Prepared:
     chat: list[dict[str, str]]
     prompt_tokens: int
     max_tokens: int
+    body: bytes = b""
 
 
 def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
@@ -68,6 +70,7 @@ class MessageService:
         self.backend = backend
         self.pipeline = pipeline
         self.gate = GenerationGate(settings.max_queue)
+        self.capture = Capture.from_settings(settings)
 
     # ------------------------------------------------------------------ preparing
 
@@ -114,7 +117,7 @@ class MessageService:
         if self.settings.max_output_tokens:
             wanted = min(wanted, self.settings.max_output_tokens)
         max_tokens = max(1, min(wanted, window - prompt_tokens))
-        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens)
+        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body)
 
     def trim(self, request: MessagesRequest, profile) -> TrimResult:
         """Trim, letting the prefill budget count what the backend already has cached.
@@ -204,7 +207,7 @@ class MessageService:
             raise ApiError(500, str(exc)) from None
         finally:
             ticket.release()
-        return MessagesResponse(
+        message = MessagesResponse(
             id=new_message_id(),
             model=prep.request.model,
             content=builder.content,
@@ -212,6 +215,13 @@ class MessageService:
             stop_sequence=builder.stop_sequence,
             usage=outcome["usage"],
         )
+        await self._capture(prep, message)
+        return message
+
+    async def _capture(self, prep: Prepared, message: MessagesResponse) -> None:
+        if self.capture is not None:
+            extra = {"prompt_tokens": prep.prompt_tokens, "max_tokens": prep.max_tokens}
+            await self.capture.save(prep.body, prep.trimmed, prep.chat, message, extra)
 
     def start_stream(self, prep: Prepared) -> AsyncIterator[bytes]:
         """Reserve a queue place now (so overload is a 529, not a broken stream), then stream."""
@@ -261,6 +271,10 @@ class MessageService:
                     "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
                 },
             )
+            await self._capture(prep, MessagesResponse(
+                id=message_id, model=prep.request.model, content=builder.content,
+                stop_reason=builder.stop_reason, stop_sequence=builder.stop_sequence, usage=usage,
+            ))
             yield sse.MESSAGE_STOP
         except asyncio.CancelledError:
             raise

@@ -1,0 +1,428 @@
+"""``trimkit launch claude``: Claude Code on a local model, in one command.
+
+Uses the trimkit server that answers ``/health`` on the configured host and port,
+or starts ``trimkit serve`` with the same configuration as a child process, waits
+until the model has loaded, runs ``claude`` with the environment below, and stops
+the child server again when Claude Code exits (a server it did not start is left
+running). Claude Code's exit status is passed through.
+
+The environment (``--print-env`` prints it instead of running anything):
+
+- ``ANTHROPIC_BASE_URL`` is the server; ``ANTHROPIC_AUTH_TOKEN`` its API key (or
+  ``trimkit`` when it has none); ``ANTHROPIC_API_KEY`` is empty so a real key in
+  the user's environment is neither used nor sent.
+- ``ANTHROPIC_MODEL`` and the opus, sonnet, haiku, small-fast and sub-agent model
+  variables all name the served model by its own name (``Qwen3-Coder-30B-A3B-
+  Instruct-4bit``), not a ``claude-*`` id. Claude Code (2.1.x) takes
+  ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` as the context window only for model ids that
+  do not start with ``claude-``; for ``claude-*`` ids it assumes 200,000 tokens and
+  never lets ``CLAUDE_CODE_AUTO_COMPACT_WINDOW`` go below 100,000, so it would not
+  compact before a 32 K local window overflows. The served name is always accepted
+  by the server, whatever ``model_patterns`` says.
+- ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` and ``CLAUDE_CODE_AUTO_COMPACT_WINDOW`` are the
+  server's real context window (``/health``'s ``context_window``; without a running
+  server the configured ``context_window``, else the model's ``config.json``, else
+  32,768). ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` is an eighth of it (4,096 to 32,000):
+  Claude Code keeps that much free for the answer, and 13,000 tokens more, before
+  it compacts.
+- ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` (no title requests, telemetry or
+  update checks), ``CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION=false`` (no extra request
+  per turn), ``CLAUDE_CODE_ATTRIBUTION_HEADER=0`` (no per-request nonce in the
+  system prompt) and ``API_TIMEOUT_MS=3000000`` (50 minutes: a long prefill on a
+  laptop must not time out).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import Config, env_name
+
+CLAUDE_BIN_ENV = "TRIMKIT_CLAUDE_BIN"
+INSTALL_CLAUDE_CODE = "npm install -g @anthropic-ai/claude-code"
+PLACEHOLDER_TOKEN = "trimkit"
+API_TIMEOUT_MS = 3_000_000
+MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS = 4_096, 32_000
+MODEL_VARIABLES = (
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "CLAUDE_CODE_SUBAGENT_MODEL",
+)
+# Set in the user's environment, these would send Claude Code to another provider.
+PROVIDER_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
+PRINT_FORMATS = ("all", "shell", "json", "vscode")
+DEFAULT_WAIT = 900.0
+
+
+class LaunchError(Exception):
+    """A one-line reason ``trimkit launch`` cannot go on; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+# ---------------------------------------------------------------- the server
+
+
+def base_url(host: str, port: int) -> str:
+    """The URL a client on this machine uses for a server bound to ``host``."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _get_json(url: str, token: str | None = None, timeout: float = 2.0) -> tuple[int, Any]:
+    """GET ``url``; (status, JSON body or None). Raises OSError when nothing answers."""
+    request = urllib.request.Request(url, headers={"x-api-key": token} if token else {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, None
+
+
+def server_health(url: str) -> dict[str, Any] | None:
+    """The trimkit server's ``/health`` at ``url``, or None when nothing listens there."""
+    try:
+        status, body = _get_json(url + "/health", timeout=2.0)
+    except (OSError, urllib.error.URLError):
+        return None
+    if not isinstance(body, dict) or "context_window" not in body or "status" not in body:
+        raise LaunchError(f"{url} answers, but not as a trimkit server: choose another port with --port PORT")
+    return body
+
+
+def pick_model_id(ids: list[str]) -> str:
+    """The served name Claude Code should ask for: the model's own name, without an owner."""
+    own = [i for i in ids if not i.lower().startswith("claude-")]
+    short = [i for i in own if "/" not in i]
+    return (short or own or ids)[0]
+
+
+def served_model_id(url: str, token: str) -> str:
+    """Ask the running server which names it serves (this also checks the API key)."""
+    status, body = _get_json(url + "/v1/models", token)
+    if status == 401:
+        raise LaunchError(
+            f"the server at {url} wants another API key: pass --api-key KEY (or set {env_name('api_key')})"
+        )
+    ids = [m["id"] for m in (body or {}).get("data", []) if isinstance(m, dict) and "id" in m]
+    if status != 200 or not ids:
+        raise LaunchError(f"the server at {url} lists no models (GET /v1/models answered {status})")
+    return pick_model_id(ids)
+
+
+def configured_model_id(settings: Any) -> str:
+    """The served name, from the configuration alone (no server running)."""
+    model = settings.model or getattr(settings, "upstream_model", None)
+    if model:
+        return model.rstrip("/").rsplit("/", 1)[-1]
+    if settings.backend == "replay":
+        return "replay"
+    raise LaunchError("no model is configured: pass --model MODEL (`trimkit doctor` recommends one)", 2)
+
+
+def configured_context_window(settings: Any) -> int:
+    from .loading import model_context_window
+    from .profile import DEFAULT_CONTEXT_WINDOW
+
+    return settings.context_window or model_context_window(settings.model) or DEFAULT_CONTEXT_WINDOW
+
+
+# ---------------------------------------------------------------- the environment
+
+
+def output_tokens(window: int, cap: int | None = None) -> int:
+    """Tokens Claude Code may ask for per answer: an eighth of the window, 4,096 to 32,000."""
+    tokens = min(max(window // 8, MIN_OUTPUT_TOKENS), MAX_OUTPUT_TOKENS)
+    return min(tokens, cap) if cap else tokens
+
+
+def claude_env(url: str, token: str, model_id: str, window: int, max_output: int) -> dict[str, str]:
+    """What Claude Code needs to use the server at ``url``, in a stable order."""
+    env = {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_AUTH_TOKEN": token, "ANTHROPIC_API_KEY": ""}
+    env.update(dict.fromkeys(MODEL_VARIABLES, model_id))
+    env.update(
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION="false",
+        CLAUDE_CODE_ATTRIBUTION_HEADER="0",
+        API_TIMEOUT_MS=str(API_TIMEOUT_MS),
+        CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(window),
+        CLAUDE_CODE_AUTO_COMPACT_WINDOW=str(window),
+        CLAUDE_CODE_MAX_OUTPUT_TOKENS=str(max_output),
+    )
+    return env
+
+
+def shell_quote(value: str) -> str:
+    """Single-quoted for a POSIX shell, always (``''`` for the empty string)."""
+    return "'" + value.replace("'", "'\\''") + "'"
+
+
+def format_env(env: dict[str, str], fmt: str, about: str) -> str:
+    exports = "\n".join(f"export {name}={shell_quote(value)}" for name, value in env.items())
+    settings = json.dumps({"env": env}, indent=2)
+    vscode = json.dumps(
+        {"claudeCode.environmentVariables": [{"name": k, "value": v} for k, v in env.items()]}, indent=2
+    )
+    if fmt == "shell":
+        return exports
+    if fmt == "json":
+        return settings
+    if fmt == "vscode":
+        return vscode
+    return "\n".join(
+        [
+            f"# {about}",
+            "# shell (then run `claude`):",
+            exports,
+            "",
+            "# Claude Code settings.json (~/.claude/settings.json, or .claude/settings.local.json in a project):",
+            settings,
+            "",
+            "# VS Code settings.json, for the Claude Code extension:",
+            vscode,
+        ]
+    )
+
+
+# ---------------------------------------------------------------- processes
+
+
+def find_claude() -> str:
+    explicit = os.environ.get(CLAUDE_BIN_ENV)
+    if explicit:
+        if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
+            raise LaunchError(f"{CLAUDE_BIN_ENV}={explicit} is not an executable file", 127)
+        return explicit
+    found = shutil.which("claude")
+    if found is None:
+        raise LaunchError(f"Claude Code is not installed (no `claude` on PATH); install it with: {INSTALL_CLAUDE_CODE}", 127)
+    return found
+
+
+class Progress:
+    """One status line on stderr: rewritten in place on a terminal, printed on change otherwise."""
+
+    def __init__(self, stream: TextIO | None = None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last = ""
+
+    def update(self, phase: str, seconds: float) -> None:
+        if self.tty:
+            self.stream.write(f"\r\033[Ktrimkit: {phase}… {seconds:.0f} s")
+            self.stream.flush()
+        elif phase != self._last:
+            print(f"trimkit: {phase}…", file=self.stream, flush=True)
+        self._last = phase
+
+    def done(self, text: str) -> None:
+        if self.tty and self._last:
+            self.stream.write("\r\033[K")
+        print(f"trimkit: {text}", file=self.stream, flush=True)
+        self._last = ""
+
+
+def _setting_text(value: Any) -> str:
+    """A setting's value as a TRIMKIT_* variable reads it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def serve_environment(config: Config) -> dict[str, str]:
+    """The environment for a child ``trimkit serve`` that ends up with ``config``'s settings.
+
+    It reads the same file (``TRIMKIT_CONFIG``) and environment; values that came
+    from this command's flags travel as ``TRIMKIT_*`` variables, so no key shows up
+    in the process list.
+    """
+    env = dict(os.environ)
+    if config.path is not None:
+        env["TRIMKIT_CONFIG"] = str(config.path)
+    for name, source in config.sources.items():
+        if source.startswith("flag"):
+            env[env_name(name)] = _setting_text(getattr(config.settings, name))
+    return env
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+class ChildServer:
+    """``trimkit serve`` in its own session (Ctrl-C in Claude Code does not reach it), logging to a file."""
+
+    def __init__(self, config: Config):
+        port = config.settings.port
+        fd, name = tempfile.mkstemp(prefix=f"trimkit-serve-{port}-", suffix=".log")
+        self.log = Path(name)
+        with os.fdopen(fd, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "trimkit.cli", "serve"],
+                env=serve_environment(config),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def failure(self) -> LaunchError | None:
+        """Why the server stopped, if it has: its own one-line error when it printed one."""
+        code = self.proc.poll()
+        if code is None:
+            return None
+        last = _last_line(self.log)
+        if last.startswith("trimkit serve: "):
+            return LaunchError(last.removeprefix("trimkit serve: "), 1)
+        return LaunchError(f"trimkit serve exited with status {code}; see its log: {self.log}", 1)
+
+    def stop(self, timeout: float = 10) -> bool:
+        """Stop the server; False when it had already stopped by itself."""
+        if self.proc.poll() is not None:
+            return False
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return True
+
+
+def wait_until_ready(url: str, child: ChildServer | None, timeout: float, progress: Progress) -> dict[str, Any]:
+    """Poll ``/health`` until the model is loaded; the progress line says what is happening."""
+    started = time.monotonic()
+    while True:
+        if child is not None and (failure := child.failure()):
+            raise failure
+        try:
+            health = server_health(url)
+        except LaunchError:
+            health = None  # something else on the port; the child will say so when it fails to bind
+        if health is not None:
+            if health["status"] == "ok":
+                progress.done(f"{health.get('model')} ready in {time.monotonic() - started:.1f} s")
+                return health
+            detail = str(health.get("detail", ""))
+            if health["status"] == "error" or "failed" in detail:
+                raise LaunchError(f"the server cannot serve: {detail}")
+        elapsed = time.monotonic() - started
+        if elapsed > timeout:
+            raise LaunchError(f"the server at {url} was not ready after {timeout:.0f} s (--wait SECONDS waits longer)")
+        progress.update(f"loading {health.get('model')}" if health else "starting trimkit serve", elapsed)
+        time.sleep(0.25)
+
+
+def _exit_status(code: int) -> int:
+    return 128 - code if code < 0 else code
+
+
+def run_client(command: list[str], env: dict[str, str]) -> int:
+    """Run the client in the foreground; Ctrl-C is the client's, SIGTERM/SIGHUP stop it too."""
+    proc = subprocess.Popen(command, env=env)
+
+    def forward(signum, _frame):
+        proc.send_signal(signum)
+
+    handlers = {signal.SIGINT: signal.SIG_IGN, signal.SIGTERM: forward}
+    if hasattr(signal, "SIGHUP"):
+        handlers[signal.SIGHUP] = forward
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}
+    try:
+        return _exit_status(proc.wait())
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait()
+
+
+def client_environment(env: dict[str, str]) -> dict[str, str]:
+    merged = {k: v for k, v in os.environ.items() if k not in PROVIDER_SWITCHES}
+    merged.update(env)
+    return merged
+
+
+# ---------------------------------------------------------------- the command
+
+
+def print_env(config: Config, fmt: str, out: TextIO) -> int:
+    settings = config.settings
+    url = base_url(settings.host, settings.port)
+    token = settings.api_key or PLACEHOLDER_TOKEN
+    health = server_health(url)
+    if health is not None:
+        model_id, window = served_model_id(url, token), int(health["context_window"])
+        about = f"Claude Code on the trimkit server running at {url} (context window {window:,})"
+    else:
+        model_id, window = configured_model_id(settings), configured_context_window(settings)
+        about = f"Claude Code on `trimkit serve` at {url} (not running now; context window {window:,} from the configuration)"
+    env = claude_env(url, token, model_id, window, output_tokens(window, settings.max_output_tokens))
+    print(format_env(env, fmt, about), file=out)
+    return 0
+
+
+def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAULT_WAIT) -> int:
+    settings = config.settings
+    url = base_url(settings.host, settings.port)
+    token = settings.api_key or PLACEHOLDER_TOKEN
+    claude = find_claude()
+    progress = Progress()
+    child: ChildServer | None = None
+    try:
+        if server_health(url) is not None:
+            print(f"trimkit: using the trimkit server already running at {url}", file=sys.stderr)
+        else:
+            child = ChildServer(config)
+            print(f"trimkit: started trimkit serve on {url} (log: {child.log})", file=sys.stderr)
+        health = wait_until_ready(url, child, wait, progress)
+        window = int(health["context_window"])
+        env = claude_env(url, token, served_model_id(url, token), window,
+                         output_tokens(window, settings.max_output_tokens))
+        return run_client([claude, *claude_args], client_environment(env))
+    finally:
+        if child is not None and child.stop():
+            print("trimkit: stopped the server", file=sys.stderr)
+
+
+def cmd_launch(args: Any, config: Config) -> int:
+    try:
+        if args.print_env:
+            return print_env(config, args.print_env, sys.stdout)
+        return launch_claude(config, list(args.client_args), wait=args.wait)
+    except LaunchError as exc:
+        print(f"trimkit launch: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return 130
