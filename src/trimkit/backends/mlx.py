@@ -1,0 +1,358 @@
+"""Generate with an MLX model in this process (mlx-lm).
+
+mlx-lm evaluates on a thread-local stream, so one dedicated thread does all model
+work: it loads the weights, then serves queued requests one at a time. Each
+request's events travel back to its event loop with ``call_soon_threadsafe``.
+Closing the async generator sets a flag the thread checks after every decode
+step and between prefill chunks, so the model is free again within one step.
+
+Across requests a :class:`~.prompt_cache.PromptCache` keeps KV caches keyed by
+their tokens: a prompt that extends an earlier one prefills only the new tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from ..profile import ModelProfile
+from .base import BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent, GenerationParams, TextDelta
+from .prefill_meter import PrefillMeter
+from .prompt_cache import PromptCache
+
+DEFAULT_MAX_CACHE_BYTES = 4 << 30
+DEFAULT_MAX_CACHE_ENTRIES = 4
+DEFAULT_PREFILL_STEP = 2048
+DEFAULT_TEMPERATURE = 1.0  # the Anthropic API's default
+
+
+class ModelNotFoundError(BackendError):
+    """The model is neither a local directory nor in the local Hugging Face cache."""
+
+
+def resolve_model_path(model: str, *, allow_download: bool = False) -> Path:
+    """A local directory for ``model``: a path, or a Hugging Face id already downloaded.
+
+    Without ``allow_download`` this never opens a connection.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{path} is not a model directory: it has no config.json")
+        return path
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise ModelNotFoundError(f"no model directory at {model} (and it is not a Hugging Face id)")
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
+
+    try:
+        return Path(
+            snapshot_download(model, local_files_only=not allow_download, allow_patterns=DEFAULT_ALLOW_PATTERNS)
+        )
+    except HFValidationError:
+        raise ModelNotFoundError(f"{model!r} is neither a model directory nor a Hugging Face model id") from None
+    except LocalEntryNotFoundError:
+        raise ModelNotFoundError(
+            f"no model directory at {model}, and {model!r} is not in the local Hugging Face cache;"
+            f" fetch it with `hf download {model}`"
+        ) from None
+    except Exception as exc:  # network and hub errors when downloading was allowed
+        raise ModelNotFoundError(f"cannot download model {model!r}: {exc}") from None
+
+
+class _Cancelled(Exception):
+    pass
+
+
+@dataclass
+class _Job:
+    messages: ChatMessages
+    params: GenerationParams
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue = field(default_factory=asyncio.Queue)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def emit(self, item: GenerationEvent | BackendError) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, item)
+        except RuntimeError:  # the consumer's loop is closed: nobody is listening
+            self.cancel.set()
+
+
+class MLXBackend:
+    """An mlx-lm model served from one generation thread, with a KV prefix cache.
+
+    The tokenizer loads in the constructor (so ``count_tokens`` works at once and a
+    missing model fails here); the weights load on the generation thread, and
+    ``status()`` says when they are ready. ``wait_ready()`` blocks until then.
+    """
+
+    name = "mlx"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
+        max_cache_entries: int = DEFAULT_MAX_CACHE_ENTRIES,
+        memory_limit: int | None = None,
+        cache_limit: int | None = None,
+        prefill_step_size: int = DEFAULT_PREFILL_STEP,
+        allow_download: bool = False,
+    ):
+        from mlx_lm.utils import load_config, load_tokenizer
+
+        self.model_id = model
+        self.path = resolve_model_path(model, allow_download=allow_download)
+        config = load_config(self.path)
+        self.tokenizer = load_tokenizer(self.path, eos_token_ids=config.get("eos_token_id"))
+        name = self.path.name if Path(model).expanduser().is_dir() else model
+        self.profile = ModelProfile.from_model_dir(self.path, name=name)
+        if self.profile.tokenizer is None:
+            self.profile.tokenizer = getattr(self.tokenizer, "backend_tokenizer", None)
+        self.prompt_cache = PromptCache(max_cache_bytes, max_cache_entries)
+        self.prefill_step_size = prefill_step_size
+        self.prefill_meter = PrefillMeter(self.profile)
+        self.load_seconds: float | None = None
+        self.model: Any = None
+
+        self._memory_limit = memory_limit
+        self._cache_limit = cache_limit
+        self._load_error: str | None = None
+        self._loaded = threading.Event()
+        self._closed = False
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._pending = 0  # jobs submitted and not yet done
+        self._pending_changed = threading.Condition()
+        self._tokenizer_lock = threading.Lock()
+        self._running: _Job | None = None
+        self._thread = threading.Thread(target=self._run, name="trimkit-mlx-generation", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ public API
+
+    def status(self) -> BackendStatus:
+        if (refusal := self._refusal()) is not None:
+            return BackendStatus(ready=False, detail=str(refusal))
+        if not self._loaded.is_set():
+            return BackendStatus(ready=False, detail=f"loading {self.model_id}")
+        return BackendStatus(
+            ready=True,
+            detail=f"{self.model_id} loaded in {self.load_seconds:.2f} s",
+            extra={
+                "model": self.model_id,
+                "path": str(self.path),
+                "context_window": self.profile.context_window,
+                "prefill_tps": round(self.profile.prefill_tps, 1),
+                "prompt_cache_entries": len(self.prompt_cache),
+                "prompt_cache_bytes": self.prompt_cache.nbytes,
+            },
+        )
+
+    @property
+    def last_prefill_tps(self) -> float | None:
+        """Prefill tokens/s of the latest request (``profile.prefill_tps`` is the smoothed figure)."""
+        return self.prefill_meter.last_tps
+
+    def wait_ready(self, timeout: float | None = None) -> "MLXBackend":
+        """Block until the weights are loaded; raise ``BackendError`` if loading failed."""
+        if not self._loaded.wait(timeout):
+            raise BackendError(f"model {self.model_id} is still loading")
+        if (refusal := self._refusal()) is not None:
+            raise refusal
+        return self
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no request is running or queued; False on timeout."""
+        with self._pending_changed:
+            return self._pending_changed.wait_for(lambda: self._pending == 0, timeout)
+
+    def prompt_tokens(self, messages: ChatMessages) -> list[int]:
+        """The token ids the model sees for ``messages``.
+
+        Rendered with the model's chat template and a generation prompt; when the
+        last message is the assistant's, the model continues it instead.
+        """
+        continue_last = bool(messages) and messages[-1]["role"] == "assistant"
+        if continue_last and not messages[-1]["content"].strip():
+            messages, continue_last = messages[:-1], False
+        with self._tokenizer_lock:
+            if not self.tokenizer.has_chat_template:
+                text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+                return self.tokenizer.encode(text + ("" if continue_last else "assistant: "))
+            options = {"continue_final_message": True} if continue_last else {"add_generation_prompt": True}
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False, **options)
+            return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def count_tokens(self, messages: ChatMessages) -> int:
+        return len(self.prompt_tokens(messages))
+
+    async def generate(self, messages: ChatMessages, params: GenerationParams) -> AsyncIterator[GenerationEvent]:
+        if params.max_tokens < 1:
+            raise BackendError("max_tokens must be at least 1")
+        job = _Job(messages, params, asyncio.get_running_loop())
+        self._submit(job)
+        try:
+            while True:
+                item = await job.events.get()
+                if isinstance(item, BackendError):
+                    raise item
+                yield item
+                if isinstance(item, Finished):
+                    return
+        finally:
+            job.cancel.set()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if (running := self._running) is not None:
+            running.cancel.set()
+        self._jobs.put(None)
+        self._thread.join(timeout=30)
+        self.prompt_cache.clear()
+        self.model = None
+
+    # ------------------------------------------------------------------ generation thread
+
+    def _refusal(self) -> BackendError | None:
+        """Why no request can be served now, if that is so."""
+        if self._load_error is not None:
+            return BackendError(f"model {self.model_id} failed to load: {self._load_error}")
+        if self._closed:
+            return BackendError("the model backend is closed")
+        return None
+
+    def _submit(self, job: _Job) -> None:
+        if (refusal := self._refusal()) is not None:
+            raise refusal
+        with self._pending_changed:
+            self._pending += 1
+        self._jobs.put(job)
+
+    def _run(self) -> None:
+        import mlx.core as mx
+
+        try:
+            self._serve_queue()
+        finally:
+            # MLX keeps per-thread stream state; left behind by a finished thread
+            # it aborts the process at exit ("terminate called without an active
+            # exception"), so release it before this thread ends.
+            mx.synchronize()
+            if hasattr(mx, "clear_streams"):  # mlx >= 0.31
+                mx.clear_streams()
+
+    def _serve_queue(self) -> None:
+        try:
+            self._load()
+        except Exception as exc:
+            self._load_error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._loaded.set()
+        while (job := self._jobs.get()) is not None:
+            try:
+                if (refusal := self._refusal()) is not None:
+                    job.emit(refusal)
+                elif not job.cancel.is_set():
+                    self._running = job
+                    self._serve(job)
+            except Exception as exc:
+                job.emit(BackendError(f"generation failed: {type(exc).__name__}: {exc}"))
+            finally:
+                self._running = None
+                with self._pending_changed:
+                    self._pending -= 1
+                    self._pending_changed.notify_all()
+
+    def _load(self) -> None:
+        import mlx.core as mx
+        from mlx_lm.utils import load_model
+
+        if self._memory_limit is not None:
+            mx.set_memory_limit(self._memory_limit)
+        if self._cache_limit is not None:
+            mx.set_cache_limit(self._cache_limit)
+        start = time.perf_counter()
+        self.model, _ = load_model(self.path)
+        self.load_seconds = time.perf_counter() - start
+
+    def _serve(self, job: _Job) -> None:
+        import mlx.core as mx
+        from mlx_lm.generate import stream_generate
+        from mlx_lm.models.cache import make_prompt_cache
+        from mlx_lm.sample_utils import make_sampler
+
+        prompt = self.prompt_tokens(job.messages)
+        cache, reused = self.prompt_cache.fetch(prompt)
+        if cache is None:
+            cache = make_prompt_cache(self.model)
+        held = reused  # prompt tokens the cache holds so far
+
+        def on_prefill_progress(done: int, total: int) -> None:
+            nonlocal held
+            if done < total:
+                held = reused + done
+                if job.cancel.is_set():
+                    raise _Cancelled
+
+        params = job.params
+        sampler = make_sampler(
+            DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
+            top_p=params.top_p or 0.0,
+            top_k=params.top_k or 0,
+        )
+        generated: list[int] = []
+        response = None
+        steps = stream_generate(
+            self.model,
+            self.tokenizer,
+            mx.array(prompt[reused:]),
+            max_tokens=params.max_tokens,
+            sampler=sampler,
+            prompt_cache=cache,
+            prefill_step_size=self.prefill_step_size,
+            prompt_progress_callback=on_prefill_progress,
+        )
+        try:
+            with contextlib.closing(steps):
+                for response in steps:
+                    held = len(prompt)
+                    generated.append(response.token)
+                    if response.text:
+                        job.emit(TextDelta(response.text))
+                    if response.finish_reason is not None or job.cancel.is_set():
+                        break
+        except _Cancelled:
+            pass
+        self._keep_cache(prompt[:held] + generated, cache)
+        if response is None or response.finish_reason is None:
+            # Cancelled. The consumer has usually gone; when close() cancelled it, it is still waiting.
+            job.emit(self._refusal() or BackendError("generation cancelled"))
+            return
+        self.prefill_meter.record(len(prompt) - reused, response.prompt_tps)
+        job.emit(
+            Finished(
+                finish="stop" if response.finish_reason == "stop" else "length",
+                input_tokens=len(prompt) - reused,
+                output_tokens=len(generated),
+                cached_tokens=reused,
+                prefill_tps=response.prompt_tps,
+            )
+        )
+
+    def _keep_cache(self, tokens: list[int], cache: list[Any]) -> None:
+        """Store ``cache`` under the tokens it holds, if they can be told exactly."""
+        offset = getattr(cache[0], "offset", None) if cache else None
+        if offset is not None and offset != len(tokens):
+            return
+        self.prompt_cache.store(tokens, cache)
