@@ -208,8 +208,10 @@ def test_launch_starts_a_server_runs_claude_and_stops_the_server(clean_env, fake
     assert env["ANTHROPIC_MODEL"] == "replay"
     assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "200000"  # the replay backend's window, from /health
     assert "CLAUDE_CODE_USE_BEDROCK" not in env
-    assert "started trimkit serve" in err and "stopped the server" in err
+    assert "started trimkit serve" in err and "trimkit: stopped the server\n" in err
     assert not answers(f"http://127.0.0.1:{port}")
+    log = Path(err.split("(log: ")[1].split(")")[0])
+    assert not log.exists()  # it held only status lines
 
 
 def test_launch_reuses_a_running_server_and_leaves_it_running(clean_env, fake_claude, capsys):

@@ -301,7 +301,8 @@ class ChildServer:
         if code is None:
             return None
         last = _last_line(self.log)
-        if last.startswith("trimkit serve: "):
+        if last.startswith("trimkit serve: "):  # its own one-line reason says it all
+            self.log.unlink(missing_ok=True)
             return LaunchError(last.removeprefix("trimkit serve: "), 1)
         return LaunchError(f"trimkit serve exited with status {code}; see its log: {self.log}", 1)
 
@@ -316,6 +317,17 @@ class ChildServer:
             self.proc.kill()
             self.proc.wait()
         return True
+
+    def tidy_log(self) -> str:
+        """Remove the log if it holds only trimkit's own status lines; else say where it is."""
+        try:
+            lines = [line for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return ""
+        if all(line.startswith("trimkit: ") for line in lines):
+            self.log.unlink(missing_ok=True)
+            return ""
+        return f" (its log: {self.log})"
 
 
 def wait_until_ready(url: str, child: ChildServer | None, timeout: float, progress: Progress) -> dict[str, Any]:
@@ -412,7 +424,7 @@ def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAU
         return run_client([claude, *claude_args], client_environment(env))
     finally:
         if child is not None and child.stop():
-            print("trimkit: stopped the server", file=sys.stderr)
+            print(f"trimkit: stopped the server{child.tidy_log()}", file=sys.stderr)
 
 
 def cmd_launch(args: Any, config: Config) -> int:
