@@ -43,7 +43,17 @@ GenerationEvent = Union[TextDelta, Finished]
 
 
 class BackendError(Exception):
-    """A generation failed; the message is safe to show a client."""
+    """A generation failed; the message is safe to show a client.
+
+    ``status`` and ``error_type`` are the Anthropic error to answer with: a failed
+    generation is a 500 ``api_error`` unless the backend knows better (an upstream
+    that is down is a 529 ``overloaded_error``; one that rejects the request, a 400).
+    """
+
+    def __init__(self, message: str, *, status: int = 500, error_type: str = "api_error"):
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
 
 
 @dataclass

@@ -204,7 +204,7 @@ class MessageService:
             async for _ in self._events(prep, builder, outcome):
                 pass
         except BackendError as exc:
-            raise ApiError(500, str(exc)) from None
+            raise ApiError(exc.status, str(exc), exc.error_type) from None
         finally:
             ticket.release()
         message = MessagesResponse(
@@ -279,7 +279,7 @@ class MessageService:
         except asyncio.CancelledError:
             raise
         except BackendError as exc:
-            yield sse.error("api_error", str(exc))
+            yield sse.error(exc.error_type, str(exc))
         except Exception as exc:  # a failure after the stream began must end it cleanly
             log.exception("stream failed")
             yield sse.error("api_error", f"Internal server error ({type(exc).__name__})")
