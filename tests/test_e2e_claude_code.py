@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -110,22 +111,31 @@ def test_claude_code_writes_a_file_through_a_scripted_tool_call(claude_bin, tmp_
     assert recorder.results[0].report.after.chars < recorder.results[0].report.before.chars / 5
 
 
-def test_claude_code_runs_against_the_tiny_mlx_model(claude_bin, tiny_model_dir, tmp_path):
+def test_claude_code_runs_against_the_tiny_mlx_model(claude_bin, tmp_path):
+    """A real generation path: Claude Code's whole request trimmed, rendered and run on MLX.
+
+    The random model is built to end its turns after a few tokens (``eos_bias``), since
+    Claude Code treats a ``max_tokens`` stop as a failed response.
+    """
+    from trimkit.testing import spawn_server, stop_server
+    from trimkit.tinymodel import build_tiny_model
+
     work, home = tmp_path / "work", tmp_path / "home"
     work.mkdir()
     home.mkdir()
-    config = tmp_path / "trimkit.toml"
-    config.write_text(json.dumps({}) and "max_output_tokens = 24\n")
-    from trimkit.testing import spawn_server, stop_server
-
-    proc, url = spawn_server(["--backend", "mlx", "--model", str(tiny_model_dir), "--config", str(config)],
-                             env={"HF_HUB_OFFLINE": "1"})
+    model = build_tiny_model(tmp_path / "model", eos_bias=2.5)
+    proc, url = spawn_server(
+        ["--backend", "mlx", "--model", str(model), "--max-output-tokens", "512"],
+        env={"HF_HUB_OFFLINE": "1"},
+    )
     try:
         done = run_claude(claude_bin, url, "say hello", work, home)
+        health = json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())
     finally:
         log = stop_server(proc)
     assert done.returncode == 0, done.stdout + done.stderr + log
     assert "Traceback" not in log
+    assert health["status"] == "ok" and health["backend"] == "mlx"
 
 
 def test_launch_claude_runs_claude_code_on_the_replay_backend(claude_bin, tmp_path):

@@ -141,12 +141,19 @@ def build_tiny_model(
     head_dim: int = 16,
     vocab: int = 768,
     seed: int = 0,
+    eos_bias: float = 0.0,
 ) -> Path:
     """Write a tiny random llama model that ``mlx_lm.load(path)`` loads; returns ``path``.
 
     Prefill of a long prompt on a CPU is almost all attention: score matrices of
     prompt length squared, times ``layers * heads``, each score costing about
     ``head_dim`` multiply-adds and one exponential. Hence one small head by default.
+
+    ``eos_bias`` > 0 makes the model end its turns after a few tokens, for clients
+    that treat a ``max_tokens`` stop as an error: hidden dimension 0 becomes a
+    constant channel (1 in every token's embedding, untouched by the layers), and
+    the end-of-sequence token's (tied) output row gets ``1 + eos_bias`` there, so
+    its logit is raised by about ``eos_bias`` over every other token's.
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten
@@ -182,8 +189,26 @@ def build_tiny_model(
     mx.random.seed(seed)
     model = llama.Model(llama.ModelArgs.from_dict(config))
     weights = dict(tree_flatten(model.parameters()))
+    if eos_bias:
+        weights = _with_eos_bias(weights, eos_id, eos_bias)
     mx.save_safetensors(str(path / "model.safetensors"), weights, metadata={"format": "mlx"})
     return path
+
+
+def _with_eos_bias(weights: dict, eos_id: int, bias: float) -> dict:
+    import mlx.core as mx
+
+    out = dict(weights)
+    embed = out["model.embed_tokens.weight"]
+    column = mx.ones((embed.shape[0], 1), dtype=embed.dtype)
+    column[eos_id] = 1.0 + bias
+    out["model.embed_tokens.weight"] = mx.concatenate([column, embed[:, 1:]], axis=1)
+    for name, weight in weights.items():
+        if name.endswith(("self_attn.o_proj.weight", "mlp.down_proj.weight")):
+            out[name] = mx.concatenate([mx.zeros_like(weight[:1]), weight[1:]], axis=0)
+    norm = out["model.norm.weight"]
+    out["model.norm.weight"] = mx.concatenate([mx.ones((1,), dtype=norm.dtype), norm[1:]])
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -191,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("dir", help="directory to write the model into")
     for name, parameter in inspect.signature(build_tiny_model).parameters.items():
         if parameter.kind is parameter.KEYWORD_ONLY:
-            parser.add_argument("--" + name.replace("_", "-"), type=int, default=parameter.default)
+            kind = type(parameter.default)
+            parser.add_argument("--" + name.replace("_", "-"), type=kind, default=parameter.default)
     options = vars(parser.parse_args(argv))
     start = time.perf_counter()
     path = build_tiny_model(options.pop("dir"), **options)
