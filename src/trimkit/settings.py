@@ -17,6 +17,12 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backend: str = "mlx"
     model: str | None = None
     script: str | None = None
+    upstream: str | None = None
+    upstream_model: str | None = None
+    upstream_api_key: str | None = None
+    upstream_timeout: float = 300.0
+    upstream_connect_timeout: float = 5.0
+    upstream_tokenizer: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
     max_queue: int = 8
     max_output_tokens: int | None = None

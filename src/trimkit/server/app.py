@@ -37,7 +37,11 @@ def make_backend(settings: ServerSettings) -> Backend:
         if not settings.model:
             raise ValueError("the mlx backend needs --model PATH_OR_ID")
         return MLXBackend(settings.model)
-    raise ValueError(f"unknown backend {settings.backend!r} (choose mlx or replay)")
+    if settings.backend in ("openai", "anthropic"):
+        from ..backends.upstream import make_upstream_backend
+
+        return make_upstream_backend(settings)
+    raise ValueError(f"unknown backend {settings.backend!r} (choose mlx, replay, openai or anthropic)")
 
 
 def presented_key(connection: ASGIConnection) -> str | None:

@@ -1,0 +1,498 @@
+"""What the backends that forward to an inference engine over HTTP share.
+
+An upstream backend sends the trimmed, rendered chat to an engine (vLLM, SGLang,
+llama.cpp's server, Ollama, ``mlx_lm.server``, another trimkit) and streams its
+answer back as model text, so the server's tool-call parser and SSE writer treat
+it exactly like text from the in-process model. :mod:`.openai` speaks
+``/v1/chat/completions``, :mod:`.anthropic_upstream` speaks ``/v1/messages``.
+
+Everything here is async on the server's event loop (httpx), so a slow upstream
+holds only the request waiting for it. Nothing opens a connection unless an
+upstream URL is configured; the key for it comes from the configuration, never
+from a client's request.
+
+Tool calls an engine returns natively (``tool_calls`` from an engine started
+with its own tool parser, ``tool_use`` blocks from an Anthropic-compatible one)
+are written out at the end of the turn in trimkit's convention
+(:func:`trimkit.convention.format_calls`), so the one response parser turns them
+into ``tool_use`` blocks with the client's names and coerced arguments.
+
+Token counts for budgeting are estimates from the profile unless
+``upstream_tokenizer`` names a local ``tokenizer.json`` (or a model directory);
+the usage reported to the client is the upstream's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import msgspec
+
+from .. import convention
+from ..profile import ModelProfile, tier_for
+from .base import BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent, GenerationParams, TextDelta
+from .prefill_meter import PrefillMeter
+
+PROBE_RETRY_SECONDS = 2.0  # while the upstream is unreachable, /health and requests re-probe this often
+PROBE_READ_TIMEOUT = 10.0
+ERROR_TEXT_LIMIT = 1000
+TOKENS_PER_MESSAGE = 4  # role markers a chat template adds around each message
+
+
+@dataclass
+class UpstreamConfig:
+    url: str
+    model: str | None = None
+    api_key: str | None = None
+    timeout: float = 300.0
+    connect_timeout: float = 5.0
+    tokenizer: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "UpstreamConfig":
+        if not settings.upstream:
+            raise ValueError(
+                f"the {settings.backend} backend needs --upstream URL (the engine's base URL, "
+                "for example http://127.0.0.1:8000)"
+            )
+        return cls(
+            url=settings.upstream,
+            model=settings.upstream_model,
+            api_key=settings.upstream_api_key,
+            timeout=settings.upstream_timeout,
+            connect_timeout=settings.upstream_connect_timeout,
+            tokenizer=settings.upstream_tokenizer,
+        )
+
+
+def make_upstream_backend(settings: Any):
+    """The backend ``settings.backend`` names: ``openai`` or ``anthropic``."""
+    config = UpstreamConfig.from_settings(settings)
+    if settings.backend == "openai":
+        from .openai import OpenAIBackend
+
+        return OpenAIBackend(config)
+    from .anthropic_upstream import AnthropicBackend
+
+    return AnthropicBackend(config)
+
+
+def base_url(url: str) -> str:
+    """The engine's root URL: ``http://host:8000``, ``…/`` and ``…/v1`` all give ``http://host:8000``."""
+    parsed = httpx.URL(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ValueError(f"upstream {url!r} is not an http:// or https:// URL")
+    root = str(parsed.copy_with(query=None, fragment=None)).rstrip("/")
+    return root[: -len("/v1")] if root.endswith("/v1") else root
+
+
+def local_profile(config: UpstreamConfig) -> ModelProfile:
+    """A profile named for the served model, from a local model directory or tokenizer when given."""
+    name = config.model or "upstream"
+    if not config.tokenizer:
+        return ModelProfile.from_name(name)
+    path = Path(config.tokenizer).expanduser()
+    if path.is_dir() and (path / "config.json").is_file():
+        return ModelProfile.from_model_dir(path, name=name)
+    file = path / "tokenizer.json" if path.is_dir() else path
+    if not file.is_file():
+        raise ValueError(f"upstream_tokenizer {config.tokenizer}: no tokenizer.json there")
+    from tokenizers import Tokenizer
+
+    return ModelProfile.from_name(name, tokenizer=Tokenizer.from_file(str(file)))
+
+
+# ---------------------------------------------------------------- the model listing
+
+
+class _Meta(msgspec.Struct):
+    n_params: int | None = None  # llama.cpp's server; its n_ctx_train is not the served window
+
+
+class _Listed(msgspec.Struct):
+    """One entry of ``GET /v1/models``, with the fields engines use for the window and size."""
+
+    id: str
+    max_model_len: int | None = None  # vLLM, SGLang
+    context_length: int | None = None  # LM Studio, OpenRouter-style listings
+    max_input_tokens: int | None = None  # Anthropic-style (trimkit)
+    meta: _Meta | None = None
+
+    @property
+    def context_window(self) -> int | None:
+        return self.max_model_len or self.context_length or self.max_input_tokens
+
+
+class _Listing(msgspec.Struct):
+    data: list[_Listed] = msgspec.field(default_factory=list)
+
+
+# ---------------------------------------------------------------- errors
+
+
+def error_message(body: bytes) -> str:
+    """The message in an engine's error body, whichever shape it has."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:ERROR_TEXT_LIMIT] or "(no message)"
+    if isinstance(data, dict):
+        error = data.get("error", data)
+        if isinstance(error, str):
+            return error[:ERROR_TEXT_LIMIT]
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return error["message"][:ERROR_TEXT_LIMIT]
+        if isinstance(data.get("detail"), str):
+            return data["detail"][:ERROR_TEXT_LIMIT]
+    return json.dumps(data)[:ERROR_TEXT_LIMIT]
+
+
+def status_error(status: int, body: bytes, what: str) -> BackendError:
+    """An upstream's HTTP error as the error trimkit answers with.
+
+    The client's fault (4xx) passes through as a 400 with the upstream's message;
+    a rejected key is this server's configuration, so a 500; 429 stays a 429; an
+    upstream that is busy or starting (503, 529) is a 529; other 5xx are a 500.
+    """
+    message = f"upstream {what} answered {status}: {error_message(body)}"
+    if status in (401, 403):
+        return BackendError(f"{message} (check upstream_api_key)", status=500, error_type="api_error")
+    if status == 429:
+        return BackendError(message, status=429, error_type="rate_limit_error")
+    if status in (503, 529):
+        return BackendError(message, status=529, error_type="overloaded_error")
+    if 400 <= status < 500:
+        return BackendError(message, status=400, error_type="invalid_request_error")
+    return BackendError(message, status=500, error_type="api_error")
+
+
+def _resolution_failed(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return "name or service not known" in str(exc).lower() or "nodename nor servname" in str(exc).lower()
+
+
+def transport_error(exc: httpx.HTTPError, url: str, timeout: float, *, streaming: bool) -> BackendError:
+    """A failure to talk to the upstream as the error trimkit answers with."""
+    reason = str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.ConnectError) and _resolution_failed(exc):
+        return BackendError(f"failed to resolve upstream {url}: {reason}", status=500, error_type="api_error")
+    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return BackendError(f"upstream {url} is unreachable: {reason}", status=529, error_type="overloaded_error")
+    if isinstance(exc, httpx.ReadTimeout):
+        return BackendError(
+            f"upstream {url} sent nothing for {timeout:g} s (raise upstream_timeout for long prefills)",
+            status=500,
+            error_type="api_error",
+        )
+    if streaming:
+        return BackendError(f"upstream stream broke: {reason}", status=500, error_type="api_error")
+    return BackendError(f"upstream {url} failed: {reason}", status=500, error_type="api_error")
+
+
+# ---------------------------------------------------------------- reading a stream
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """``(event, data)`` for each server-sent event; comments such as ``: keepalive`` are skipped."""
+    event, data = "", []
+    async for line in response.aiter_lines():
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue
+        name, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if name == "event":
+            event = value
+        elif name == "data":
+            data.append(value)
+    if data:
+        yield event or "message", "\n".join(data)
+
+
+def sampling(params: GenerationParams) -> dict[str, Any]:
+    """The sampling fields the client set; the rest are left to the engine's defaults."""
+    fields = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
+    return {name: value for name, value in fields.items() if value is not None}
+
+
+def decode_chunk(data: str, kind: type) -> Any:
+    try:
+        return msgspec.json.decode(data, type=kind)
+    except msgspec.DecodeError as exc:
+        raise BackendError(f"upstream sent unreadable data ({exc}): {data[:200]}") from None
+
+
+class NativeCalls:
+    """Tool calls an engine returned natively, gathered from their streamed pieces by index."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, list[str]] = {}
+
+    def add(self, index: int, name: str | None = None, arguments: str | None = None) -> None:
+        call = self._calls.setdefault(index, ["", ""])
+        if name:
+            call[0] += name
+        if arguments:
+            call[1] += arguments
+
+    def as_text(self) -> str:
+        """The calls in trimkit's convention; arguments that are not a JSON object stay raw text."""
+        if not self._calls:
+            return ""
+        calls, unreadable = [], []
+        for name, arguments in (self._calls[i] for i in sorted(self._calls)):
+            try:
+                parsed = json.loads(arguments) if arguments.strip() else {}
+            except ValueError:
+                parsed = None
+            if isinstance(parsed, dict):
+                calls.append((name, parsed))
+            else:
+                unreadable.append(f"{name}({arguments})")
+        parts = [convention.format_calls(calls)] if calls else []
+        return "\n\n" + "\n".join(unreadable + parts)
+
+
+@dataclass
+class Turn:
+    """What a stream has said so far: timing, usage and native tool calls."""
+
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    finish: str = "stop"
+    prompt_tokens: int | None = None  # prompt tokens in all, cached included
+    cached_tokens: int = 0
+    output_tokens: int | None = None
+    deltas: int = 0
+    done: bool = False
+    calls: NativeCalls = field(default_factory=NativeCalls)
+
+    def token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+
+# ---------------------------------------------------------------- the backend
+
+
+class UpstreamBackend:
+    """The shared half of an upstream backend; subclasses say how to ask and how to read."""
+
+    name = "upstream"
+    generate_path = "/v1/messages"
+
+    def __init__(self, config: UpstreamConfig, *, probe: bool = True):
+        self.config = config
+        self.base = base_url(config.url)
+        self.model = config.model
+        self.profile = local_profile(config)
+        self.prefill_meter = PrefillMeter(self.profile)
+        self.timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
+        self._ready = False
+        self._detail = f"upstream {self.base} not probed yet"
+        self._last_probe = float("-inf")
+        self._probe_task: asyncio.Task | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        if probe:
+            self.probe()
+
+    # ------------------------------------------------------------------ subclass hooks
+
+    def headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def request_body(self, model: str, messages: ChatMessages, params: GenerationParams) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def read(self, response: httpx.Response, turn: Turn) -> AsyncIterator[GenerationEvent]:
+        """Yield ``TextDelta`` items and fill ``turn`` (usage, native calls); set ``turn.done`` at a proper end."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ status and probing
+
+    def status(self) -> BackendStatus:
+        if self._closed:
+            return BackendStatus(ready=False, detail="closed")
+        if not self._ready:
+            self._probe_soon()
+        return BackendStatus(
+            ready=self._ready,
+            detail=self._detail,
+            extra={
+                "upstream": self.base,
+                "model": self.model,
+                "context_window": self.profile.context_window,
+                "prefill_tps": round(self.profile.prefill_tps, 1),
+            },
+        )
+
+    def probe(self) -> BackendStatus:
+        """Ask the upstream for its model listing now (blocking; for start-up and scripts)."""
+        self._last_probe = time.monotonic()
+        try:
+            with httpx.Client(timeout=self._probe_timeout()) as client:
+                response = client.get(self.base + "/v1/models", headers=self.headers())
+        except httpx.HTTPError as exc:
+            self._unreachable(exc)
+        else:
+            self._listed(response.status_code, response.content)
+        return self.status()
+
+    async def probe_async(self) -> BackendStatus:
+        self._last_probe = time.monotonic()
+        try:
+            response = await self._async_client().get(
+                self.base + "/v1/models", headers=self.headers(), timeout=self._probe_timeout()
+            )
+        except httpx.HTTPError as exc:
+            self._unreachable(exc)
+        else:
+            self._listed(response.status_code, response.content)
+        return self.status()
+
+    def _probe_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(min(self.config.timeout, PROBE_READ_TIMEOUT), connect=self.config.connect_timeout)
+
+    def _probe_soon(self) -> None:
+        """Re-probe in the background (at most every PROBE_RETRY_SECONDS) when called on an event loop."""
+        if self._probe_task is not None and not self._probe_task.done():
+            return
+        if time.monotonic() - self._last_probe < PROBE_RETRY_SECONDS:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._last_probe = time.monotonic()
+        self._probe_task = loop.create_task(self.probe_async())
+
+    def _unreachable(self, exc: httpx.HTTPError) -> None:
+        error = str(transport_error(exc, self.base, self.config.timeout, streaming=False))
+        self._ready = False
+        # A detail starting "failed" is a configuration problem (500); anything else may pass (529).
+        self._detail = error if error.startswith("failed") else f"{error}; retrying"
+
+    def _listed(self, status: int, body: bytes) -> None:
+        if status >= 400 and status != 404:
+            error = status_error(status, body, "GET /v1/models")
+            self._ready = False
+            self._detail = f"{error}; retrying" if error.status in (429, 529) or status >= 500 else f"failed: {error}"
+            return
+        entries: list[_Listed] = []
+        if status < 400:
+            try:
+                entries = msgspec.json.decode(body, type=_Listing).data
+            except msgspec.DecodeError:
+                entries = []
+        names = [entry.id for entry in entries]
+        if self.model is None:
+            if len(names) != 1:
+                served = ", ".join(names[:5]) + (", …" if len(names) > 5 else "") if names else "none listed"
+                self._ready = False
+                self._detail = (
+                    f"failed: choose the upstream model with upstream_model "
+                    f"(upstream {self.base} serves {len(names)}: {served})"
+                )
+                return
+            self.model = names[0]
+            self.profile = local_profile(replace(self.config, model=self.model))
+            self.prefill_meter = PrefillMeter(self.profile)
+        listed = next((entry for entry in entries if entry.id == self.model), None)
+        if listed is not None and listed.context_window:
+            self.profile.context_window = listed.context_window
+        if listed is not None and listed.meta is not None and listed.meta.n_params:
+            self.profile.total_params = float(listed.meta.n_params)
+            self.profile.tier = tier_for(self.profile.total_params)
+        self._ready = True
+        note = "" if listed is not None or status == 404 or not names else " (not in its listing; sent anyway)"
+        self._detail = f"upstream {self.base} serving {self.model}{note}"
+
+    # ------------------------------------------------------------------ generating
+
+    def count_tokens(self, messages: ChatMessages) -> int:
+        return sum(self.profile.count_tokens(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
+
+    def _async_client(self) -> httpx.AsyncClient:
+        """One connection pool per event loop (a client cannot move between loops)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(timeout=self.timeout)
+            self._client_loop = loop
+        return self._client
+
+    async def generate(self, messages: ChatMessages, params: GenerationParams) -> AsyncIterator[GenerationEvent]:
+        if self._closed:
+            raise BackendError("the upstream backend is closed")
+        if self.model is None:
+            raise BackendError(f"the upstream model is not known yet: {self._detail}", status=529,
+                               error_type="overloaded_error")
+        body = self.request_body(self.model, messages, params)
+        url = self.base + self.generate_path
+        turn = Turn()
+        streaming = False
+        try:
+            async with self._async_client().stream("POST", url, json=body, headers=self.headers()) as response:
+                if response.status_code >= 400:
+                    raise status_error(response.status_code, await response.aread(), f"POST {self.generate_path}")
+                streaming = True
+                self._ready = True
+                async for event in self.read(response, turn):
+                    turn.deltas += 1
+                    yield event
+        except httpx.HTTPError as exc:
+            error = transport_error(exc, self.base, self.config.timeout, streaming=streaming)
+            if error.status == 529:
+                self._unreachable(exc)
+            raise error from None
+        if not turn.done:
+            raise BackendError("upstream stream ended before the response finished")
+        calls = turn.calls.as_text()
+        if calls:
+            yield TextDelta(calls)
+        yield self._finished(messages, turn)
+
+    def _finished(self, messages: ChatMessages, turn: Turn) -> Finished:
+        prompt = turn.prompt_tokens if turn.prompt_tokens is not None else self.count_tokens(messages)
+        cached = min(turn.cached_tokens, prompt)
+        prefilled = prompt - cached
+        tps = None
+        if turn.first_token_at is not None and prefilled > 0:
+            tps = prefilled / max(turn.first_token_at - turn.started, 1e-6)
+            self.prefill_meter.record(prefilled, tps)
+        return Finished(
+            finish="length" if turn.finish == "length" else "stop",
+            input_tokens=prefilled,
+            output_tokens=turn.output_tokens if turn.output_tokens is not None else turn.deltas,
+            cached_tokens=cached,
+            prefill_tps=tps,
+        )
+
+    def close(self) -> None:
+        """Stop taking requests and let the connection pool close on its loop."""
+        self._closed = True
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        if loop is self._client_loop:
+            loop.create_task(client.aclose())

@@ -1,0 +1,189 @@
+"""Upstreams for testing the upstream backends: a real ``mlx_lm.server`` and scripted fakes.
+
+``start_mlx_lm_server(model_dir)`` runs mlx-lm's own OpenAI-compatible server as a
+process on 127.0.0.1, offline, with an empty Hugging Face cache (its model listing
+then shows only the served model). ``FakeUpstream`` is a small ASGI app that
+answers ``/v1/models`` and streams scripted SSE frames for ``POST`` requests;
+``cut`` ends the stream by dropping the connection mid-body, ``delay`` holds the
+response back, and every request it received is kept in ``requests``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anthropic
+
+from trimkit.testing import LiveServer, free_port, wait_for_health
+
+
+def start_mlx_lm_server(model_dir: str | Path, *options: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """``python -m mlx_lm server --model model_dir OPTIONS``; returns (process, base URL) once /health answers."""
+    port = free_port()
+    cache = tempfile.mkdtemp(prefix="trimkit-empty-hf-cache-")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": cache, "HF_HOME": cache}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlx_lm", "server", "--model", str(model_dir), "--host", "127.0.0.1",
+         "--port", str(port), "--log-level", "WARNING", *options],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, timeout, proc)
+    except (RuntimeError, TimeoutError) as exc:
+        proc.kill()
+        raise RuntimeError(f"mlx_lm.server did not start ({exc}):\n{proc.communicate()[0]}") from None
+    return proc, url
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
+WRITE_TOOL = {  # declared by the client; mode checks coercion of a string to an integer
+    "name": "Write",
+    "description": "Write a file",
+    "input_schema": {
+        "type": "object",
+        "properties": {"file_path": {"type": "string"}, "content": {"type": "string"}, "mode": {"type": "integer"}},
+        "required": ["file_path", "content"],
+    },
+}
+
+
+def sdk(url: str) -> anthropic.Anthropic:
+    """The official client, strict, without retries, with a key trimkit must not forward."""
+    return anthropic.Anthropic(base_url=url, api_key="client-key", max_retries=0, timeout=60,
+                               _strict_response_validation=True)
+
+
+def sse_events(raw: str) -> list[tuple[str, dict]]:
+    """``(event, data)`` of each frame of a raw SSE body."""
+    events = []
+    for frame in raw.strip().split("\n\n"):
+        event, data = frame.split("\n")[:2]
+        events.append((event.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+def sse(data: Any, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {data if isinstance(data, str) else json.dumps(data)}\n\n".encode()
+
+
+def openai_chunk(content: str | None = None, finish: str | None = None, **delta: Any) -> bytes:
+    if content is not None:
+        delta["content"] = content
+    return sse({"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+
+def openai_usage(prompt: int, completion: int, cached: int | None = None) -> bytes:
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                             "total_tokens": prompt + completion}
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return sse({"object": "chat.completion.chunk", "choices": [], "usage": usage})
+
+
+def openai_turn(*texts: str, finish: str = "stop", prompt: int = 40, cached: int | None = None) -> list[bytes]:
+    """A complete OpenAI-style stream: role chunk, text chunks, finish, usage, [DONE]."""
+    return [
+        openai_chunk(role="assistant", content=""),
+        *(openai_chunk(text) for text in texts),
+        openai_chunk(finish=finish),
+        openai_usage(prompt, len(texts), cached),
+        sse("[DONE]"),
+    ]
+
+
+def anthropic_event(event: str, **data: Any) -> bytes:
+    return sse({"type": event, **data}, event)
+
+
+@dataclass
+class FakeUpstream:
+    """An ASGI upstream with a scripted answer; use as ``with FakeUpstream(...) as up: up.url``."""
+
+    frames: list[bytes] = field(default_factory=list)
+    status: int = 200
+    error_body: dict[str, Any] | None = None
+    cut: bool = False
+    delay: float = 0.0
+    models: list[dict[str, Any]] = field(default_factory=lambda: [{"id": "fake-model", "object": "model"}])
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            while (message := await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        if scope["method"] == "GET":
+            await self._answer(send, 200, {"object": "list", "data": self.models})
+            return
+        self.requests.append({"path": scope["path"], "headers": headers, "body": json.loads(body or b"{}")})
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.status >= 400:
+            await self._answer(send, self.status, self.error_body or {"error": {"message": "scripted failure"}})
+            return
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")]})
+        for frame in self.frames:
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await asyncio.sleep(0.01)
+        if self.cut:
+            raise ConnectionResetError("scripted cut")  # uvicorn drops the connection mid-body
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def script(self, frames: list[bytes] = (), **changes: Any) -> "FakeUpstream":
+        """Answer the next requests with ``frames`` (and ``status``, ``cut``, ``delay``…); forget old requests."""
+        self.frames, self.status, self.error_body, self.cut, self.delay = list(frames), 200, None, False, 0.0
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.requests.clear()
+        return self
+
+    @staticmethod
+    async def _answer(send, status: int, payload: dict[str, Any]) -> None:
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": json.dumps(payload).encode()})
+
+    def __enter__(self) -> "FakeUpstream":
+        self._server = LiveServer(self, port=self.port)
+        self._server.__enter__()
+        self.port = self._server.port
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.__exit__(*exc)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
