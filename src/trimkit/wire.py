@@ -146,7 +146,9 @@ class MessagesRequest(Base):
 # --------------------------------------------------------------------------- response
 
 
-class Usage(Base):
+class Usage(Struct, kw_only=True):
+    """Token usage; every field is always encoded, as the API does."""
+
     input_tokens: int = 0
     output_tokens: int = 0
     cache_creation_input_tokens: int | None = 0
@@ -186,6 +188,9 @@ class RequestDecodeError(ValueError):
     """The body is not a valid Messages request; the message names the problem."""
 
 
+NESTED_TOO_DEEPLY = "request body is nested too deeply"
+
+
 def _wrap_unknown(blocks: list[Any]) -> list[Any]:
     out = []
     for block in blocks:
@@ -193,7 +198,7 @@ def _wrap_unknown(blocks: list[Any]) -> list[Any]:
             kind = block.get("type")
             if kind == "tool_result" and isinstance(block.get("content"), list):
                 block = {**block, "content": _wrap_unknown(block["content"])}
-            elif kind not in KNOWN_BLOCK_TYPES and isinstance(kind, str):
+            elif isinstance(kind, str) and kind not in KNOWN_BLOCK_TYPES:
                 block = {"type": "__unknown__", "data": block}
         out.append(block)
     return out
@@ -213,6 +218,13 @@ def _prepare(raw: dict[str, Any]) -> dict[str, Any]:
 
 def decode_request(data: bytes | str | dict[str, Any] | MessagesRequest) -> MessagesRequest:
     """Decode JSON bytes, a JSON string or a plain dict into a :class:`MessagesRequest`."""
+    try:
+        return _decode_request(data)
+    except RecursionError:  # msgspec and _prepare recurse once per nesting level
+        raise RequestDecodeError(NESTED_TOO_DEEPLY) from None
+
+
+def _decode_request(data: bytes | str | dict[str, Any] | MessagesRequest) -> MessagesRequest:
     if isinstance(data, MessagesRequest):
         return data
     if isinstance(data, (bytes, bytearray, memoryview, str)):
@@ -220,11 +232,11 @@ def decode_request(data: bytes | str | dict[str, Any] | MessagesRequest) -> Mess
             return _typed_decoder.decode(data)
         except msgspec.ValidationError:
             pass  # unknown block types, or a real problem: the general path below tells which
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise RequestDecodeError(f"invalid JSON body: {exc}") from None
         try:
             data = msgspec.json.decode(data)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise RequestDecodeError(f"invalid JSON body: {exc}") from None
     if not isinstance(data, dict):
         raise RequestDecodeError("request body must be a JSON object")
