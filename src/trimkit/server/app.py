@@ -12,16 +12,41 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from ..backends.base import Backend
+from .. import __version__
+from ..backends.base import Backend, BackendError, BackendStatus
 from ..pipeline import Pipeline
+from ..profile import ModelProfile
 from ..wire import encode
 from .errors import EXCEPTION_HANDLERS, ApiError
-from .messages import MessageService
+from .messages import MessageService, backend_failed
+from .openapi import ERROR_RESPONSES, CountTokensOperation, MessagesOperation, openapi_config
 from ..settings import ServerSettings
 
 log = logging.getLogger("trimkit.server")
 
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+
+
+class FailedBackend:
+    """Stands in for a backend that could not be built, so the server runs and /health says why."""
+
+    def __init__(self, name: str, model: str, reason: str):
+        self.name = name
+        self.profile = ModelProfile(name=model)
+        self.reason = f"failed to load model {model}: {reason}"
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(ready=False, detail=self.reason)
+
+    def count_tokens(self, messages) -> int:
+        return sum(self.profile.count_tokens(m["content"]) for m in messages)
+
+    async def generate(self, messages, params):
+        raise BackendError(self.reason)
+        yield  # an async generator, like every backend's
+
+    def close(self) -> None:
+        pass
 
 
 def make_backend(settings: ServerSettings) -> Backend:
@@ -32,11 +57,16 @@ def make_backend(settings: ServerSettings) -> Backend:
             raise ValueError("the replay backend needs --script FILE (a JSON array of model turns)")
         return ReplayBackend(load_script(settings.script))
     if settings.backend == "mlx":
-        from ..backends.mlx import MLXBackend
-
         if not settings.model:
             raise ValueError("the mlx backend needs --model PATH_OR_ID")
-        return MLXBackend(settings.model)
+        try:
+            from ..backends.mlx import MLXBackend
+
+            return MLXBackend(settings.model)
+        except Exception as exc:  # a missing or broken model: keep serving /health with the reason
+            failed = FailedBackend("mlx", settings.model, f"{type(exc).__name__}: {exc}")
+            log.error("trimkit: %s", failed.reason)
+            return failed
     if settings.backend in ("openai", "anthropic"):
         from ..backends.upstream import make_upstream_backend
 
@@ -85,7 +115,8 @@ def create_app(
             "max_tokens": profile.context_window,
         }
 
-    @post("/v1/messages", status_code=200, guards=[require_key])
+    @post("/v1/messages", status_code=200, guards=[require_key], operation_class=MessagesOperation,
+          responses=ERROR_RESPONSES)
     async def create_message(request: Request) -> Response:
         prep = service.prepare(await request.body())
         if prep.request.stream:
@@ -97,7 +128,8 @@ def create_app(
         message = await service.create(prep)
         return Response(content=encode(message), media_type="application/json")
 
-    @post("/v1/messages/count_tokens", status_code=200, guards=[require_key])
+    @post("/v1/messages/count_tokens", status_code=200, guards=[require_key], operation_class=CountTokensOperation,
+          responses=ERROR_RESPONSES)
     async def count_tokens(request: Request) -> dict[str, int]:
         return {"input_tokens": service.count_tokens(await request.body())}
 
@@ -125,7 +157,7 @@ def create_app(
     async def health() -> Response:
         status = backend.status()
         body = {
-            "status": "ok" if status.ready else ("error" if status.detail.startswith("failed") else "loading"),
+            "status": "ok" if status.ready else ("error" if backend_failed(status) else "loading"),
             "backend": backend.name,
             "model": backend.profile.name,
             "detail": status.detail,
@@ -144,6 +176,6 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         on_shutdown=[on_shutdown],
-        openapi_config=None,
+        openapi_config=openapi_config(__version__),
         logging_config=None,
     )

@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import AsyncIterator
 
-from ..backends.base import Backend, BackendError, Finished, GenerationParams, TextDelta
+from ..backends.base import Backend, BackendError, BackendStatus, Finished, GenerationParams, TextDelta
 from ..capture import Capture
 from ..pipeline import Pipeline
 from ..render import chat_messages
@@ -62,6 +62,16 @@ def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
         names = [tool.name for tool in request.tools]
         if len(set(names)) != len(names):
             raise ApiError(400, "tools: tool names must be unique")
+    for name, value in (("temperature", request.temperature), ("top_p", request.top_p)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ApiError(400, f"{name}: must be between 0 and 1")
+    if request.top_k is not None and request.top_k < 0:
+        raise ApiError(400, "top_k: must be 0 or more")
+
+
+def backend_failed(status: BackendStatus) -> bool:
+    """Whether a backend that is not ready never will be (its model failed to load)."""
+    return not status.ready and (status.detail.startswith("failed") or " failed to load" in status.detail)
 
 
 class MessageService:
@@ -99,17 +109,18 @@ class MessageService:
             raise ApiError(404, f"model: {request.model} is not served here")
         status = self.backend.status()
         if not status.ready:
-            raise ApiError(529 if not status.detail.startswith("failed") else 500,
-                           f"The model is not ready: {status.detail}")
+            raise ApiError(500 if backend_failed(status) else 529, f"The model is not ready: {status.detail}")
         profile = self.profile()
         try:
             trimmed = self.trim(request, profile)
+            chat = chat_messages(trimmed.request)
+            prompt_tokens = self.backend.count_tokens(chat)
         except PromptTooLong as exc:
             raise ApiError(400, str(exc)) from None
         except ConfigError as exc:
             raise ApiError(500, f"trimkit configuration error: {exc}") from None
-        chat = chat_messages(trimmed.request)
-        prompt_tokens = self.backend.count_tokens(chat)
+        except RecursionError:  # stages walk blocks and schemas recursively
+            raise ApiError(400, "request is nested too deeply to process") from None
         window = profile.context_window
         if prompt_tokens >= window:
             raise ApiError(400, f"prompt is too long: {prompt_tokens} tokens > {window - 1} maximum")
@@ -178,6 +189,7 @@ class MessageService:
                 elif isinstance(item, Finished):
                     finished = item
                     break
+                await asyncio.sleep(0)  # a disconnect is noticed even if the backend never waits
                 item = await anext(generation)
         except StopAsyncIteration:
             pass
