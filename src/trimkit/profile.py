@@ -53,13 +53,20 @@ class ModelProfile:
     tier: Tier = "medium"
     prefill_tps: float = field(default_factory=lambda: estimate_prefill_tps(None))
     tokenizer: Any = None  # tokenizers.Tokenizer, kept untyped so importing this needs no tokenizers
+    token_counts: "TokenCountCache" = field(default_factory=lambda: TokenCountCache(), repr=False, compare=False)
 
     def count_tokens(self, text: str) -> int:
         if not text:
             return 0
-        if self.tokenizer is not None:
+        if self.tokenizer is None:
+            return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
+        if len(text) < TokenCountCache.MIN_CHARS:
             return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
-        return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
+        cached = self.token_counts.get(text)
+        if cached is None:
+            cached = len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+            self.token_counts.put(text, cached)
+        return cached
 
     @property
     def exact_counts(self) -> bool:
@@ -137,6 +144,40 @@ class ModelProfile:
             tokenizer=tokenizer,
         )
         return replace(profile, **overrides)
+
+
+class TokenCountCache:
+    """Exact token counts of long texts, kept across requests.
+
+    An agent resends the same system prompt, tools and earlier turns every turn;
+    tokenizing 88 KB costs over 100 ms, looking it up well under one. Bounded by
+    the characters it holds; least recently used texts go first. Copies of a
+    profile (``dataclasses.replace``) share one cache.
+    """
+
+    MIN_CHARS = 512
+
+    def __init__(self, max_chars: int = 16_000_000):
+        from collections import OrderedDict
+
+        self.max_chars = max_chars
+        self.chars = 0
+        self._counts: "OrderedDict[str, int]" = OrderedDict()
+
+    def get(self, text: str) -> int | None:
+        count = self._counts.get(text)
+        if count is not None:
+            self._counts.move_to_end(text)
+        return count
+
+    def put(self, text: str, count: int) -> None:
+        if text in self._counts or len(text) > self.max_chars:
+            return
+        self._counts[text] = count
+        self.chars += len(text)
+        while self.chars > self.max_chars:
+            old, _ = self._counts.popitem(last=False)
+            self.chars -= len(old)
 
 
 def count_parameters(config: dict[str, Any]) -> tuple[float, float]:
