@@ -23,6 +23,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     upstream_timeout: float = 300.0
     upstream_connect_timeout: float = 5.0
     upstream_tokenizer: str | None = None
+    upstream_concurrency: int = 4
     max_body_bytes: int = 32 * 1024 * 1024
     max_queue: int = 8
     max_output_tokens: int | None = None

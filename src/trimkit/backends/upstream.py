@@ -54,6 +54,7 @@ class UpstreamConfig:
     timeout: float = 300.0
     connect_timeout: float = 5.0
     tokenizer: str | None = None
+    concurrency: int = 4
 
     @classmethod
     def from_settings(cls, settings: Any) -> "UpstreamConfig":
@@ -69,6 +70,7 @@ class UpstreamConfig:
             timeout=settings.upstream_timeout,
             connect_timeout=settings.upstream_connect_timeout,
             tokenizer=settings.upstream_tokenizer,
+            concurrency=settings.upstream_concurrency,
         )
 
 
@@ -298,6 +300,7 @@ class UpstreamBackend:
 
     def __init__(self, config: UpstreamConfig, *, probe: bool = True):
         self.config = config
+        self.max_concurrency = max(1, config.concurrency)
         self.base = base_url(config.url)
         self.model = config.model
         self.profile = local_profile(config)

@@ -1,4 +1,4 @@
-"""One generation at a time on the model, with a bounded queue in front of it."""
+"""A fixed number of generations at once (one on a local model), with a bounded queue in front."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Ticket:
         self._released = False
 
     async def acquire(self) -> None:
-        await self._gate._lock.acquire()
+        await self._gate._slots.acquire()
         self._holding = True
 
     def release(self) -> None:
@@ -25,13 +25,14 @@ class Ticket:
         self._released = True
         self._gate._tickets -= 1
         if self._holding:
-            self._gate._lock.release()
+            self._gate._slots.release()
 
 
 class GenerationGate:
-    def __init__(self, max_queue: int):
+    def __init__(self, max_queue: int, slots: int = 1):
         self.max_queue = max(0, max_queue)
-        self._lock = asyncio.Lock()
+        self.slots = max(1, slots)
+        self._slots = asyncio.Semaphore(self.slots)
         self._tickets = 0
 
     @property
@@ -39,8 +40,8 @@ class GenerationGate:
         return self._tickets
 
     def reserve(self) -> Ticket:
-        """Take a place: the running generation plus ``max_queue`` waiting ones."""
-        if self._tickets >= 1 + self.max_queue:
+        """Take a place: the running generations plus ``max_queue`` waiting ones."""
+        if self._tickets >= self.slots + self.max_queue:
             raise ApiError(529, "Overloaded: too many requests are waiting for the model; retry shortly")
         self._tickets += 1
         return Ticket(self)

@@ -79,7 +79,7 @@ class MessageService:
         self.settings = settings
         self.backend = backend
         self.pipeline = pipeline
-        self.gate = GenerationGate(settings.max_queue)
+        self.gate = GenerationGate(settings.max_queue, getattr(backend, "max_concurrency", 1))
         self.capture = Capture.from_settings(settings)
 
     # ------------------------------------------------------------------ preparing
