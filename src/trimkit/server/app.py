@@ -89,6 +89,7 @@ def create_app(
     backend: Backend | None = None,
     pipeline: Pipeline | None = None,
 ) -> Litestar:
+    owns_backend = backend is None
     backend = backend or make_backend(settings)
     pipeline = pipeline or Pipeline(settings.stages)
     service = MessageService(settings, backend, pipeline)
@@ -169,7 +170,8 @@ def create_app(
         return Response(content=body, status_code=200 if status.ready else 503)
 
     def on_shutdown() -> None:
-        backend.close()
+        if owns_backend:  # a backend handed in belongs to the caller, who may share it
+            backend.close()
 
     return Litestar(
         route_handlers=[root, root_head, create_message, count_tokens, list_models, get_model, health],
