@@ -138,15 +138,21 @@ def sse_throughput() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="skip the slow untrimmed prefill")
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=512)
+    parser.add_argument("--heads", type=int, default=8)
     args = parser.parse_args()
     from trimkit.backends.mlx import MLXBackend
     from trimkit.tinymodel import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        model = build_tiny_model(Path(tmp) / "tiny", layers=1)
+        model = build_tiny_model(Path(tmp) / "model", layers=args.layers, hidden=args.hidden,
+                                 heads=args.heads, head_dim=args.hidden // args.heads)
         backend = MLXBackend(str(model)).wait_ready(60)
         try:
-            print(f"model: tiny random llama, 1 layer, context {backend.profile.context_window:,}, MLX on "
+            params = backend.profile.total_params or 0
+            print(f"model: random llama, {args.layers} layers, hidden {args.hidden}, {params / 1e6:.1f} M parameters, "
+                  f"context {backend.profile.context_window:,}, MLX on "
                   f"{__import__('mlx.core').core.default_device()}")
             ttft(backend, args.quick)
             cache_reuse(backend)
