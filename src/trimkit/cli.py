@@ -130,7 +130,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .loading import SERVE_EXTRA, missing_model, report_loading
+    from .loading import REINSTALL, missing_model, report_loading
 
     try:
         import uvicorn
@@ -139,7 +139,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .server import create_app
         from .server.app import make_backend
     except ImportError as exc:
-        print(f"trimkit serve: {exc}; install the server with: {SERVE_EXTRA}", file=sys.stderr)
+        print(f"trimkit serve: {exc}; install the server with: {REINSTALL}", file=sys.stderr)
         return 2
     settings = _config(args).settings
     started = time.monotonic()
@@ -155,7 +155,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"trimkit serve: {exc}", file=sys.stderr)
         return 2
     except ImportError as exc:
-        print(f"trimkit serve: the {settings.backend} backend needs {exc.name or exc}: {SERVE_EXTRA}", file=sys.stderr)
+        print(f"trimkit serve: the {settings.backend} backend needs {exc.name or exc}: {REINSTALL}", file=sys.stderr)
         return 2
     print(f"trimkit: serving {settings.backend} backend on http://{settings.host}:{settings.port}", file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .loading import SERVE_EXTRA, locate_model
+from .loading import REINSTALL, locate_model
 
 GB = 1e9
 Status = Literal["ok", "problem", "info"]
@@ -191,11 +191,11 @@ def check_mlx(report: Report) -> None:
 
         device = str(mx.default_device())
     except Exception as exc:  # ImportError, or a broken install raising on load
-        report.add("mlx", "problem", f"MLX cannot be imported ({exc})", SERVE_EXTRA)
+        report.add("mlx", "problem", f"MLX cannot be imported ({exc})", REINSTALL)
         return
     report.facts["mlx"] = {"version": _version("mlx"), "device": device}
     if importlib.util.find_spec("mlx_lm") is None:
-        report.add("mlx", "problem", f"MLX {_version('mlx')} on {device}, but mlx-lm is not installed", SERVE_EXTRA)
+        report.add("mlx", "problem", f"MLX {_version('mlx')} on {device}, but mlx-lm is not installed", REINSTALL)
         return
     report.add("mlx", "ok", f"mlx {_version('mlx')}, mlx-lm {_version('mlx-lm')}, device {device}")
 
@@ -203,7 +203,7 @@ def check_mlx(report: Report) -> None:
 def check_server_packages(report: Report) -> None:
     missing = [name for name in ("litestar", "uvicorn") if importlib.util.find_spec(name) is None]
     if missing:
-        report.add("packages", "problem", f"the server needs {', '.join(missing)}", SERVE_EXTRA)
+        report.add("packages", "problem", f"the server needs {', '.join(missing)}", REINSTALL)
     else:
         report.add("packages", "ok", f"litestar {_version('litestar')}, uvicorn {_version('uvicorn')}")
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TextIO
 
-SERVE_EXTRA = "pip install 'trimkit[serve]'"
+REINSTALL = "pip install --force-reinstall trimkit"
 
 
 def download_command(model: str) -> str:
@@ -49,7 +49,7 @@ def locate_model(model: str) -> ModelLocation:
     try:
         from .backends.mlx import ModelNotFoundError, resolve_model_path
     except ImportError as exc:
-        return ModelLocation(model, None, problem=f"cannot look the model up: {exc}", fix=SERVE_EXTRA)
+        return ModelLocation(model, None, problem=f"cannot look the model up: {exc}", fix=REINSTALL)
     try:
         path = resolve_model_path(model)
     except ModelNotFoundError as exc:
