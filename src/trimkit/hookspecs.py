@@ -4,7 +4,8 @@ A plugin is any module or object with functions decorated by ``trimkit.hookimpl`
 whose names match the specs below. Plugins are found three ways:
 
 * the built-in stages in ``plugins/``, each registered under its stage name
-  (``client_noise``, ``system_prompt``, ``reminders``, ``tools``, ``budget``);
+  (``client_noise``, ``system_prompt``, ``reminders``, ``tools``,
+  ``output_format``, ``budget``);
 * modules named by an entry point in the ``trimkit`` group of an installed package;
 * objects passed to ``Pipeline(plugins=[...])``.
 
