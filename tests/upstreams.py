@@ -22,30 +22,17 @@ from typing import Any
 
 import anthropic
 
-from trimkit.testing import LiveServer, free_port, wait_for_health
+from trimkit.testing import LiveServer, free_port, spawn_and_wait
 
 
 def start_mlx_lm_server(model_dir: str | Path, *options: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
     """``python -m mlx_lm server --model model_dir OPTIONS``; returns (process, base URL) once /health answers."""
     port = free_port()
     cache = tempfile.mkdtemp(prefix="trimkit-empty-hf-cache-")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": cache, "HF_HOME": cache}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlx_lm", "server", "--model", str(model_dir), "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "WARNING", *options],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, timeout, proc)
-    except (RuntimeError, TimeoutError) as exc:
-        proc.kill()
-        raise RuntimeError(f"mlx_lm.server did not start ({exc}):\n{proc.communicate()[0]}") from None
-    return proc, url
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": cache, "HF_HOME": cache}
+    command = [sys.executable, "-m", "mlx_lm", "server", "--model", str(model_dir), "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "WARNING", *options]
+    return spawn_and_wait(command, port, env=env, timeout=timeout, what="mlx_lm.server")
 
 
 def stop_process(proc: subprocess.Popen) -> None:

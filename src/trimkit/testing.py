@@ -76,13 +76,11 @@ def wait_for_health(url: str, timeout: float = 60, proc: subprocess.Popen | None
     raise TimeoutError(f"{url}/health did not answer within {timeout} s")
 
 
-def spawn_server(args: Sequence[str], *, env: dict | None = None, cwd: str | Path | None = None,
-                 timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """Start ``trimkit serve ARGS --port FREE`` and wait for it; returns (process, base url)."""
-    port = free_port()
-    command = [sys.executable, "-m", "trimkit.cli", "serve", "--port", str(port), *args]
+def spawn_and_wait(command: Sequence[str], port: int, *, env: dict | None = None,
+                   cwd: str | Path | None = None, timeout: float = 60, what: str = "server") -> tuple[subprocess.Popen, str]:
+    """Start ``command`` (a server listening on 127.0.0.1:``port``) and wait until ``/health`` answers."""
     proc = subprocess.Popen(
-        command,
+        list(command),
         env={**os.environ, **(env or {})},
         cwd=cwd,
         stdin=subprocess.DEVNULL,
@@ -93,11 +91,19 @@ def spawn_server(args: Sequence[str], *, env: dict | None = None, cwd: str | Pat
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, timeout, proc)
-    except Exception:
+    except Exception as exc:
         proc.kill()
         output = proc.communicate(timeout=5)[0]
-        raise RuntimeError(f"trimkit serve did not become healthy:\n{output}") from None
+        raise RuntimeError(f"{what} did not become healthy ({exc}):\n{output}") from None
     return proc, url
+
+
+def spawn_server(args: Sequence[str], *, env: dict | None = None, cwd: str | Path | None = None,
+                 timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """Start ``trimkit serve ARGS --port FREE`` and wait for it; returns (process, base url)."""
+    port = free_port()
+    command = [sys.executable, "-m", "trimkit.cli", "serve", "--port", str(port), *args]
+    return spawn_and_wait(command, port, env=env, cwd=cwd, timeout=timeout, what="trimkit serve")
 
 
 def stop_server(proc: subprocess.Popen) -> str:
