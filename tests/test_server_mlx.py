@@ -1,0 +1,362 @@
+"""The Messages API through a live server on the tiny random MLX model, with the official SDK.
+
+test_server_api.py covers the API in depth on the replay backend; this file runs the
+same client against real generation: the chat template, prefill, the KV prefix
+cache, sampling and streaming detokenization. The tiny model's text is noise, so the
+tests assert what holds for any model (validation, usage, stop reasons, event order)
+and use greedy decoding (temperature 0) wherever two answers must be equal.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import signal
+from contextlib import contextmanager
+
+import anthropic
+import httpx
+import pytest
+
+pytest.importorskip("mlx_lm")
+
+from tests.fixtures import claude_code as cc
+from tests.fixtures.prose import guidance
+from tests.test_server_api import sse_events
+from trimkit import Pipeline
+from trimkit.backends.mlx import MLXBackend
+from trimkit.resources import builtin_plugins
+from trimkit.server import ServerSettings, create_app
+from trimkit.testing import LiveServer, spawn_server, stop_server
+from trimkit.tinymodel import build_tiny_model
+
+MODEL = "claude-opus-4-8"
+GREEDY = {"temperature": 0}  # the SDK (>= 2) has no temperature argument: it goes in extra_body
+KEY = "s3cret"
+NOISE_SEED = 2  # a model variant whose greedy output is only invalid bytes or only whitespace (see below)
+
+
+def ask(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+@contextmanager
+def serve(backend: MLXBackend, pipeline: Pipeline | None = None, **settings):
+    """A live server on ``backend``, which stays the caller's to close."""
+    app = create_app(ServerSettings(backend="mlx", model=str(backend.path), **settings), backend=backend, pipeline=pipeline)
+    with LiveServer(app) as server:
+        yield server
+
+
+def sdk(url: str, api_key: str | None = "unused", **options) -> anthropic.Anthropic:
+    return anthropic.Anthropic(
+        base_url=url, api_key=api_key, max_retries=0, timeout=60, _strict_response_validation=True, **options
+    )
+
+
+def greedy(client: anthropic.Anthropic, messages: list[dict], max_tokens: int = 40, **fields):
+    return client.messages.create(model=MODEL, max_tokens=max_tokens, messages=messages, extra_body=GREEDY, **fields)
+
+
+def greedy_stream(client: anthropic.Anthropic, messages: list[dict], max_tokens: int = 40, **fields):
+    with client.messages.stream(
+        model=MODEL, max_tokens=max_tokens, messages=messages, extra_body=GREEDY, **fields
+    ) as stream:
+        return stream.get_final_message()
+
+
+def text_of(message) -> str:
+    return "".join(block.text for block in message.content if block.type == "text")
+
+
+def prompt_tokens(message) -> int:
+    return message.usage.input_tokens + (message.usage.cache_read_input_tokens or 0)
+
+
+def sdk_arguments(method, request: dict) -> dict:
+    """A raw request as keyword arguments of an SDK method: what it names, the rest in extra_body."""
+    named = set(inspect.signature(method).parameters) - {"stream", "extra_body"}
+    known = {k: v for k, v in request.items() if k in named}
+    extra = {k: v for k, v in request.items() if k not in named and k != "stream"}
+    return {**known, "extra_body": extra}
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_model_dir):
+    backend = MLXBackend(str(tiny_model_dir)).wait_ready(timeout=30)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="module")
+def server(backend):
+    with serve(backend) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return sdk(server.url)
+
+
+# ---------------------------------------------------------------------- create, max_tokens, stream
+
+
+def test_create_returns_a_validated_message_with_usage_and_the_requested_model(client):
+    message = client.messages.create(model=MODEL, max_tokens=24, messages=ask("What is 2+2?"))
+    assert message.type == "message" and message.role == "assistant" and message.id.startswith("msg_")
+    assert message.model == MODEL
+    assert [block.type for block in message.content] in ([], ["text"])
+    assert message.stop_reason in {"end_turn", "max_tokens"} and message.stop_sequence is None
+    assert message.usage.input_tokens > 0 and 0 < message.usage.output_tokens <= 24
+    if message.stop_reason == "max_tokens":
+        assert message.usage.output_tokens == 24
+
+
+def test_max_tokens_ends_generation_after_exactly_that_many_tokens(client):
+    messages = ask("Summarize the parser in one line.")
+    short = greedy(client, messages, max_tokens=3)
+    longer = greedy(client, messages, max_tokens=40)
+    assert short.stop_reason == "max_tokens" and short.usage.output_tokens == 3
+    assert longer.stop_reason == "max_tokens" and longer.usage.output_tokens == 40
+    assert text_of(longer).startswith(text_of(short))  # greedy: the same tokens, fewer of them
+
+
+def test_streamed_final_message_equals_create_when_greedy(client):
+    messages = ask("Tell me about the parser.")
+    created = greedy(client, messages, max_tokens=16)
+    streamed = greedy_stream(client, messages, max_tokens=16)
+    assert text_of(created)  # the default tiny model's greedy output is printable
+    assert [b.model_dump() for b in streamed.content] == [b.model_dump() for b in created.content]
+    assert (streamed.stop_reason, streamed.stop_sequence) == (created.stop_reason, created.stop_sequence)
+    assert streamed.usage.output_tokens == created.usage.output_tokens == 16
+    assert prompt_tokens(streamed) == prompt_tokens(created)
+    assert streamed.model == MODEL and streamed.id.startswith("msg_")
+
+
+def test_raw_stream_is_the_anthropic_event_sequence(server, client):
+    messages = ask("Explain the code.")
+    created = greedy(client, messages, max_tokens=12)
+    body = {"model": MODEL, "max_tokens": 12, "messages": messages, "stream": True, **GREEDY}
+    response = httpx.post(server.url + "/v1/messages", json=body, timeout=60)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(response.text)
+    names = [name for name, _ in events]
+    assert names[:3] == ["message_start", "ping", "content_block_start"]
+    assert names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert set(names[3:-3]) == {"content_block_delta"}
+    assert all(data["type"] == name for name, data in events)
+    start = events[0][1]["message"]
+    assert start["content"] == [] and start["model"] == MODEL and start["stop_reason"] is None
+    assert start["usage"]["input_tokens"] == prompt_tokens(created)
+    assert events[2][1]["content_block"] == {"type": "text", "text": ""}
+    deltas = [data["delta"] for name, data in events if name == "content_block_delta"]
+    assert all(d["type"] == "text_delta" for d in deltas)
+    assert "".join(d["text"] for d in deltas) == text_of(created)
+    delta = events[-2][1]
+    assert delta["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
+    assert delta["usage"]["output_tokens"] == 12
+    assert delta["usage"]["input_tokens"] + delta["usage"]["cache_read_input_tokens"] == prompt_tokens(created)
+
+
+# ---------------------------------------------------------------------- count_tokens and the prefix cache
+
+
+def test_count_tokens_is_what_create_prefills(client):
+    fields = {"messages": ask("Where is the config file read?"), "system": "Answer briefly."}
+    counted = client.messages.count_tokens(model=MODEL, **fields)
+    created = greedy(client, max_tokens=2, **fields)
+    assert counted.input_tokens == prompt_tokens(created) > 0
+
+
+def test_count_tokens_of_a_claude_code_request_is_a_fraction_of_the_untrimmed_prompt(backend, client):
+    request = sdk_arguments(client.messages.count_tokens, cc.first_request())
+    trimmed = client.messages.count_tokens(**request).input_tokens
+    untrimmed_pipeline = Pipeline({"disabled": [name for name, _ in builtin_plugins()]})
+    with serve(backend, pipeline=untrimmed_pipeline) as untrimmed_server:
+        untrimmed = sdk(untrimmed_server.url).messages.count_tokens(**request).input_tokens
+    assert 0 < trimmed * 5 < untrimmed
+
+
+def test_an_identical_request_reads_its_prompt_from_the_prefix_cache(client):
+    messages = ask("Prefix cache check. " + guidance("Bash", 6000, salt=7))
+    first = greedy(client, messages, max_tokens=4)
+    second = greedy(client, messages, max_tokens=4)
+    total = prompt_tokens(first)
+    assert total > 1000 and prompt_tokens(second) == total
+    assert first.usage.cache_read_input_tokens < 0.1 * total  # cold: only the chat template's opening is shared
+    assert second.usage.cache_read_input_tokens >= 0.9 * total
+    assert second.usage.input_tokens == total - second.usage.cache_read_input_tokens
+    assert text_of(second) == text_of(first)
+
+
+# ---------------------------------------------------------------------- stop sequences
+
+
+def a_stop_string(text: str) -> str:
+    """Three characters from the middle half of ``text`` whose first occurrence is latest.
+
+    A late first occurrence leaves text before the stop; in the tiny model's
+    repetitive output it usually spans two tokens, so the match must be made across
+    streamed chunks.
+    """
+    quarter = len(text) // 4
+    candidates = [text[i : i + 3] for i in range(quarter, 3 * quarter) if not any(c.isspace() for c in text[i : i + 3])]
+    return max(candidates, key=text.find)
+
+
+def test_stop_sequence_ends_generation_before_the_match(client):
+    messages = ask("Write a haiku about caches.")
+    free = greedy(client, messages, max_tokens=40)
+    text = text_of(free)
+    assert len(text.strip()) > 12, f"greedy output too short to pick a stop string from: {text!r}"
+    stop = a_stop_string(text)
+    expected = text[: text.find(stop)]
+    assert expected.strip()
+    created = greedy(client, messages, max_tokens=40, stop_sequences=[stop, "never-in-noise"])
+    streamed = greedy_stream(client, messages, max_tokens=40, stop_sequences=[stop, "never-in-noise"])
+    for message in (created, streamed):
+        assert message.stop_reason == "stop_sequence" and message.stop_sequence == stop
+        assert text_of(message) == expected
+        assert message.usage.output_tokens < 40  # generation stopped, not just the text
+
+
+# ---------------------------------------------------------------------- errors and auth
+
+BAD_REQUESTS = [
+    ({"max_tokens": 5, "messages": ask("hi")}, 400, "model"),
+    ({"model": MODEL, "messages": ask("hi")}, 400, "max_tokens"),
+    ({"model": MODEL, "max_tokens": 5}, 400, "messages"),
+    ({"model": MODEL, "max_tokens": 5, "messages": []}, 400, "messages"),
+    ({"model": MODEL, "max_tokens": 0, "messages": ask("hi")}, 400, "max_tokens"),
+    ({"model": MODEL, "max_tokens": 5, "messages": [{"role": "robot", "content": "hi"}]}, 400, "role"),
+    ({"model": "gpt-4o", "max_tokens": 5, "messages": ask("hi")}, 404, "gpt-4o"),
+]
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 404: "not_found_error"}
+
+
+@pytest.mark.parametrize("body, status, fragment", BAD_REQUESTS)
+def test_invalid_requests_are_anthropic_errors(server, body, status, fragment):
+    for stream in (False, True):
+        response = httpx.post(server.url + "/v1/messages", json={**body, "stream": stream}, timeout=30)
+        assert response.status_code == status
+        error = response.json()
+        assert error["type"] == "error" and error["error"]["type"] == ERROR_TYPES[status]
+        assert fragment in error["error"]["message"]
+
+
+def test_sdk_raises_the_typed_errors(client):
+    with pytest.raises(anthropic.BadRequestError) as bad:
+        client.messages.create(model=MODEL, max_tokens=5, messages=[])
+    with pytest.raises(anthropic.NotFoundError) as missing:
+        client.messages.create(model="llama-unknown", max_tokens=5, messages=ask("hi"))
+    assert bad.value.status_code == 400 and bad.value.body["error"]["type"] == "invalid_request_error"
+    assert missing.value.status_code == 404 and missing.value.body["error"]["type"] == "not_found_error"
+
+
+def test_a_prompt_beyond_the_context_window_is_prompt_too_long(backend):
+    window = 64
+    with serve(backend, context_window=window) as small:
+        client = sdk(small.url)
+        assert client.messages.create(model=MODEL, max_tokens=4, messages=ask("hi")).usage.output_tokens > 0
+        long = ask("Please read this. " + guidance("Read", 2000))
+        with pytest.raises(anthropic.BadRequestError) as created:
+            client.messages.create(model=MODEL, max_tokens=4, messages=long)
+        streamed = httpx.post(small.url + "/v1/messages", json={"model": MODEL, "max_tokens": 4, "messages": long, "stream": True})
+        with pytest.raises(anthropic.BadRequestError) as counted:
+            client.messages.count_tokens(model=MODEL, messages=long)
+    assert streamed.status_code == 400 and not streamed.text.startswith("event:")
+    for error in (created.value.body, streamed.json(), counted.value.body):
+        assert error["error"]["type"] == "invalid_request_error"
+        match = re.fullmatch(r"prompt is too long: (\d+) tokens > (\d+) maximum", error["error"]["message"])
+        assert match, error
+        assert int(match[1]) > int(match[2]) and int(match[2]) < window
+
+
+def test_auth_accepts_x_api_key_and_bearer_and_rejects_the_rest(backend):
+    body = {"model": MODEL, "max_tokens": 3, "messages": ask("hi")}
+    with serve(backend, api_key=KEY) as keyed:
+        by_key = sdk(keyed.url, api_key=KEY).messages.create(**body)
+        by_bearer = sdk(keyed.url, api_key=None, auth_token=KEY).messages.create(**body)
+        counted = sdk(keyed.url, api_key=KEY).messages.count_tokens(model=MODEL, messages=body["messages"])
+        with pytest.raises(anthropic.AuthenticationError) as wrong:
+            sdk(keyed.url, api_key="wrong").messages.create(**body)
+        with pytest.raises(anthropic.AuthenticationError):
+            sdk(keyed.url, api_key=None, auth_token="wrong").messages.count_tokens(model=MODEL, messages=body["messages"])
+        missing = httpx.post(keyed.url + "/v1/messages", json=body)
+        health = httpx.get(keyed.url + "/health")
+    assert by_key.usage.output_tokens == by_bearer.usage.output_tokens == 3 and counted.input_tokens > 0
+    assert wrong.value.status_code == 401 and wrong.value.body["error"]["type"] == "authentication_error"
+    assert missing.status_code == 401 and missing.json()["error"]["type"] == "authentication_error"
+    assert health.status_code == 200
+
+
+# ---------------------------------------------------------------------- a Claude Code request, noise
+
+
+def test_a_claude_code_first_request_gets_a_valid_answer(client):
+    request = sdk_arguments(client.messages.create, cc.first_request(cc.EXAMPLE_PROMPT, nonce="mlx"))
+    declared = {tool["name"] for tool in request["tools"]}
+    request["max_tokens"] = 48
+    sampled = [client.messages.create(**request) for _ in range(3)]
+    with client.messages.stream(**{**request, "extra_body": {**request["extra_body"], **GREEDY}}) as stream:
+        streamed = stream.get_final_message()
+    for message in (*sampled, streamed):
+        assert message.model == MODEL and message.stop_reason in {"end_turn", "max_tokens", "tool_use"}
+        assert all(block.type in {"text", "tool_use"} for block in message.content)
+        assert all(block.name in declared for block in message.content if block.type == "tool_use")
+        assert 0 < message.usage.output_tokens <= 48
+    assert prompt_tokens(streamed) == prompt_tokens(sampled[0])  # the same trimmed prompt each time
+    assert sampled[-1].usage.cache_read_input_tokens >= 0.9 * prompt_tokens(sampled[-1])
+
+
+@pytest.fixture(scope="module")
+def noise_client(tmp_path_factory):
+    """A server on a variant whose greedy output is only invalid bytes or only whitespace."""
+    path = build_tiny_model(tmp_path_factory.mktemp("tiny-noise"), seed=NOISE_SEED)
+    backend = MLXBackend(str(path)).wait_ready(timeout=30)
+    try:
+        with serve(backend) as server:
+            yield sdk(server.url)
+    finally:
+        backend.close()
+
+
+def test_output_of_only_invalid_bytes_is_replacement_characters(noise_client):
+    for message in (greedy(noise_client, ask("hello"), 8), greedy_stream(noise_client, ask("hello"), 8)):
+        assert [block.type for block in message.content] == ["text"]
+        assert set(text_of(message)) == {"\ufffd"}, "this model variant no longer yields invalid bytes"
+        assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 8
+
+
+def test_output_of_only_whitespace_is_an_empty_content_list(noise_client):
+    messages = ask("Write a haiku about caches.")
+    for message in (greedy(noise_client, messages, 8), greedy_stream(noise_client, messages, 8)):
+        assert message.content == [], "this model variant no longer yields only whitespace"
+        assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 8
+
+
+# ---------------------------------------------------------------------- the real command line
+
+
+def test_trimkit_serve_on_the_command_line_answers_like_the_app(tiny_model_dir, client):
+    messages = ask("Tell me about the parser.")
+    expected = greedy(client, messages, max_tokens=10)
+    proc, url = spawn_server(["--backend", "mlx", "--model", str(tiny_model_dir)])
+    try:
+        cli = sdk(url)
+        created = greedy(cli, messages, max_tokens=10)
+        streamed = greedy_stream(cli, messages, max_tokens=10)
+        counted = cli.messages.count_tokens(model=MODEL, messages=messages)
+        health = httpx.get(url + "/health").json()
+        models = [model.id for model in cli.models.list().data]
+    finally:
+        output = stop_server(proc)
+    for message in (created, streamed):
+        assert text_of(message) == text_of(expected) and message.stop_reason == "max_tokens"
+    assert counted.input_tokens == prompt_tokens(created) == prompt_tokens(expected)
+    assert health["status"] == "ok" and health["backend"] == "mlx" and health["model"] == tiny_model_dir.name
+    assert tiny_model_dir.name in models
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it; an abort at exit would be SIGABRT.
+    assert proc.returncode in (0, -signal.SIGTERM), output
+    assert "Traceback" not in output and "terminate called" not in output, output
