@@ -92,6 +92,9 @@ class Pipeline:
             unknown = [name for name in order if name not in found]
             if unknown:
                 raise ConfigError(f"stages.order names unknown stage(s): {', '.join(unknown)}")
+            repeated = sorted({name for name in order if order.count(name) > 1})
+            if repeated:
+                raise ConfigError(f"stages.order names {', '.join(map(repr, repeated))} twice")
             chosen = [found[name] for name in order]
         else:
             chosen = sorted(found.values(), key=lambda s: (s.order, s.name))
@@ -124,7 +127,7 @@ class Pipeline:
         if cached is not None:
             return cached
         options = _merge(dict(stage.options), stage.tier_options.get(tier, {}))
-        for extra in self.pm.hook.trimkit_extra_options():
+        for extra in reversed(self.pm.hook.trimkit_extra_options()):  # pluggy answers newest first
             if extra and stage.name in extra:
                 options = _merge(options, extra[stage.name])
         table = self.config.get(stage.name) or {}
