@@ -97,7 +97,7 @@ class ModelProfile:
         """Guess sizes from a model name such as ``Qwen3-Coder-30B-A3B-Instruct-4bit``."""
         base = name.rstrip("/").rsplit("/", 1)[-1]
         total = active = None
-        sizes = re.findall(r"(?<![A-Za-z0-9.])(A)?(\d+(?:\.\d+)?)([BbMm])(?![A-Za-z])", base.replace("_", "-"))
+        sizes = re.findall(r"(?<![A-Za-z0-9.])([Aa])?(\d+(?:\.\d+)?)([BbMm])(?![A-Za-z])", base.replace("_", "-"))
         for is_active, number, unit in sizes:
             value = float(number) * (1e9 if unit in "Bb" else 1e6)
             if is_active:
@@ -133,7 +133,10 @@ class ModelProfile:
         if (path / "tokenizer.json").exists():
             from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+            try:
+                tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+            except Exception as exc:  # tokenizers raises a bare Exception
+                raise ValueError(f"{path / 'tokenizer.json'}: {exc}") from None
         profile = cls(
             name=path.name,
             total_params=total,
@@ -200,6 +203,7 @@ def count_parameters(config: dict[str, Any]) -> tuple[float, float]:
     embed = vocab * hidden * (1 if c.get("tie_word_embeddings", config.get("tie_word_embeddings")) else 2)
     attention = hidden * head_dim * (2 * heads + 2 * kv_heads)
     norms = 2 * hidden
+    final_norm = hidden
 
     experts = int(
         c.get("num_experts") or c.get("num_local_experts") or c.get("n_routed_experts") or 0
@@ -215,12 +219,12 @@ def count_parameters(config: dict[str, Any]) -> tuple[float, float]:
         dense_layers = int(c.get("first_k_dense_replace") or 0)
         moe_layers = layers - dense_layers
         dense_mlp = 3 * hidden * intermediate
-        total = embed + layers * (attention + norms) + dense_layers * dense_mlp + moe_layers * (
+        total = embed + final_norm + layers * (attention + norms) + dense_layers * dense_mlp + moe_layers * (
             experts * expert_size + shared + router
         )
-        active = embed + layers * (attention + norms) + dense_layers * dense_mlp + moe_layers * (
+        active = embed + final_norm + layers * (attention + norms) + dense_layers * dense_mlp + moe_layers * (
             per_token * expert_size + shared + router
         )
         return float(total), float(active)
-    total = embed + layers * (attention + norms + 3 * hidden * intermediate)
+    total = embed + final_norm + layers * (attention + norms + 3 * hidden * intermediate)
     return float(total), float(total)
