@@ -33,7 +33,10 @@ def _profile(args: argparse.Namespace) -> ModelProfile:
         model_dir = Path(args.model)
         if not (model_dir / "config.json").exists():
             raise SystemExit(f"trimkit inspect: {args.model} is not a model directory (no config.json)")
-        profile = ModelProfile.from_model_dir(model_dir)
+        try:
+            profile = ModelProfile.from_model_dir(model_dir)
+        except (OSError, ValueError) as exc:
+            raise SystemExit(f"trimkit inspect: cannot read the model in {args.model}: {exc}") from None
         return profile.with_tier(args.tier) if args.tier else profile
     return ModelProfile.for_tier(args.tier or "small")
 

@@ -1,0 +1,243 @@
+"""``trimkit inspect``: the stage table, tiers, --json, --diff, --show, --model and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trimkit import ModelProfile, Pipeline, decode_request
+from trimkit.cli import main
+from trimkit.measure import Measure
+from trimkit.render import prompt_text
+from trimkit.resources import plugins_package
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "claude-code-request.json"
+STAGES = list(plugins_package().BUILTIN)
+CORE_TOOLS = {"Read", "Write", "Edit", "Bash", "Glob", "Grep"}
+TOTAL = re.compile(
+    r"^total: (?P<before>[\d,]+) → (?P<after>[\d,]+) chars \((?P<ratio>[\d.]+)× smaller\), "
+    r"(?P<tokens_before>[\d,]+) → (?P<tokens_after>[\d,]+) tokens(?P<estimated> \(estimated\))?, "
+    r"[\d.]+ ms, tier (?P<tier>\w+)$",
+    re.M,
+)
+
+
+@pytest.fixture(autouse=True)
+def no_config(tmp_path, monkeypatch):
+    """No trimkit.toml, user config or TRIMKIT_* variable changes what inspect does."""
+    for name in list(os.environ):
+        if name.startswith("TRIMKIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    monkeypatch.chdir(tmp_path)
+
+
+def inspect(capsys, *args: str) -> str:
+    assert main(["inspect", *args]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    return captured.out
+
+
+def number(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def total_line(out: str) -> re.Match:
+    match = TOTAL.search(out)
+    assert match, out
+    return match
+
+
+def tools_line(out: str) -> list[str]:
+    (line,) = [line for line in out.splitlines() if line.startswith("tools offered to the model: ")]
+    return line.split(": ", 1)[1].split(", ")
+
+
+# ---------------------------------------------------------------- the table
+
+
+def test_table_lists_every_stage_and_a_total_with_the_ratio(capsys):
+    out = inspect(capsys, str(EXAMPLE))
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["stage", "chars", "tokens", "ms"]
+    rows = [line.split()[0] for line in lines[2 : 2 + len(STAGES)]]
+    assert rows == STAGES
+    total = total_line(out)
+    before, after = number(total["before"]), number(total["after"])
+    assert before > 80_000
+    assert after < before / 10
+    assert float(total["ratio"]) == pytest.approx(before / after, abs=0.05)
+    assert total["estimated"] and total["tier"] == "small"
+    assert "billing_header 79" in out
+
+
+def test_table_numbers_are_the_reports(capsys):
+    out = inspect(capsys, str(EXAMPLE))
+    report = Pipeline().trim(EXAMPLE.read_bytes(), ModelProfile.for_tier("small")).report
+    for stage in report.stages:
+        row = next(line for line in out.splitlines() if line.startswith(stage.name + " "))
+        assert f"{stage.chars_before:,} → {stage.chars_after:,}" in row
+        assert f"{stage.tokens_before:,} → {stage.tokens_after:,}" in row
+    total = total_line(out)
+    assert (number(total["before"]), number(total["after"])) == (report.before.chars, report.after.chars)
+    assert (number(total["tokens_before"]), number(total["tokens_after"])) == (report.before.tokens, report.after.tokens)
+
+
+def test_tier_changes_the_tools_line(capsys):
+    shown = {tier: tools_line(inspect(capsys, str(EXAMPLE), "--tier", tier)) for tier in ("small", "medium", "large")}
+    offered = [tool["name"] for tool in json.loads(EXAMPLE.read_text())["tools"]]
+    assert set(shown["small"]) == CORE_TOOLS
+    assert CORE_TOOLS < set(shown["medium"]) < set(offered)
+    assert shown["large"] == offered
+    assert total_line(inspect(capsys, str(EXAMPLE), "--tier", "large"))["tier"] == "large"
+
+
+def test_a_request_without_tools_has_no_tools_line(capsys, tmp_path):
+    path = tmp_path / "plain.json"
+    path.write_text(json.dumps({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
+    out = inspect(capsys, str(path))
+    assert "tools offered" not in out
+    assert total_line(out)["before"] == total_line(out)["after"]
+
+
+# ---------------------------------------------------------------- --json
+
+
+def test_json_has_the_documented_keys_and_a_request_that_decodes(capsys):
+    data = json.loads(inspect(capsys, str(EXAMPLE), "--json"))
+    assert {"before", "after", "stages", "request"} <= set(data)
+    expected = Pipeline().trim(EXAMPLE.read_bytes(), ModelProfile.for_tier("small"))
+    assert set(data) == set(expected.as_dict())
+    assert set(data["before"]) == set(data["after"]) == {"chars", "tokens"}
+    assert [s["name"] for s in data["stages"]] == STAGES
+    for stage in data["stages"]:
+        assert set(stage) == {"name", "chars_before", "chars_after", "tokens_before", "tokens_after", "ms", "removed"}
+        assert all(isinstance(v, int) for v in stage["removed"].values())
+    assert data["stages"][0]["chars_before"] == data["before"]["chars"]
+    assert data["stages"][-1]["chars_after"] == data["after"]["chars"]
+    request = decode_request(data["request"])
+    assert request == expected.request
+    assert request.tools is None
+
+
+# ---------------------------------------------------------------- --diff and --show
+
+
+def test_diff_is_a_unified_diff_of_the_prompt(capsys):
+    out = inspect(capsys, str(EXAMPLE), "--diff")
+    diff = out.splitlines()
+    start = diff.index("--- before")
+    assert diff[start + 1] == "+++ after"
+    assert diff[start + 2].startswith("@@ -1,")
+    assert any(line.startswith("-x-anthropic-billing-header:") for line in diff)
+    assert not any(line.startswith(("+x-anthropic", " x-anthropic")) for line in diff)
+    assert any(line.startswith("+") and "<tool " in line for line in diff[start + 2 :])
+
+
+def test_show_prints_the_trimmed_prompt(capsys):
+    out = inspect(capsys, str(EXAMPLE), "--show")
+    prompt = prompt_text(Pipeline().trim(EXAMPLE.read_bytes(), ModelProfile.for_tier("small")).request)
+    assert out.endswith("\n\n" + prompt + "\n")
+    assert "x-anthropic-billing-header" not in out.split(prompt)[0] + prompt
+
+
+# ---------------------------------------------------------------- --model
+
+
+def test_model_dir_gives_exact_token_counts_and_the_models_tier(capsys, tiny_model_dir):
+    out = inspect(capsys, str(EXAMPLE), "--model", str(tiny_model_dir))
+    total = total_line(out)
+    assert total["estimated"] is None
+    assert total["tier"] == "small"
+    profile = ModelProfile.from_model_dir(tiny_model_dir)
+    assert number(total["tokens_before"]) == Measure(profile).request(decode_request(EXAMPLE.read_bytes()))[1]
+    estimated = total_line(inspect(capsys, str(EXAMPLE)))
+    assert total["tokens_before"] != estimated["tokens_before"]
+
+
+def test_model_dir_with_a_tier(capsys, tiny_model_dir):
+    data = json.loads(inspect(capsys, str(EXAMPLE), "--model", str(tiny_model_dir), "--tier", "large", "--json"))
+    assert (data["tier"], data["exact_tokens"]) == ("large", True)
+
+
+def test_a_directory_that_is_not_a_model_is_a_one_line_error(tmp_path):
+    with pytest.raises(SystemExit) as exit:
+        main(["inspect", str(EXAMPLE), "--model", str(tmp_path)])
+    assert exit.value.code == f"trimkit inspect: {tmp_path} is not a model directory (no config.json)"
+
+
+def test_a_model_with_a_broken_config_is_a_one_line_error(tmp_path):
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(SystemExit) as exit:
+        main(["inspect", str(EXAMPLE), "--model", str(tmp_path)])
+    assert str(exit.value.code).startswith(f"trimkit inspect: cannot read the model in {tmp_path}: ")
+    assert "\n" not in str(exit.value.code)
+
+
+# ---------------------------------------------------------------- errors and stdin, as a command
+
+
+def run_cli(*args: str, stdin: bytes = b"", cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIMKIT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "trimkit.cli", "inspect", *args],
+        input=stdin, capture_output=True, cwd=cwd, env=env, timeout=60,
+    )
+
+
+def test_stdin_dash_reads_the_request(tmp_path):
+    piped = run_cli("-", "--json", stdin=EXAMPLE.read_bytes(), cwd=tmp_path)
+    assert piped.returncode == 0, piped.stderr.decode()
+    data = json.loads(piped.stdout)
+    expected = Pipeline().trim(EXAMPLE.read_bytes(), ModelProfile.for_tier("small"))
+    assert decode_request(data["request"]) == expected.request
+    assert data["before"] == {"chars": expected.report.before.chars, "tokens": expected.report.before.tokens}
+
+
+def run_inspect(capsys, *args: str) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr as the ``trimkit`` command would give them."""
+    try:
+        status = main(["inspect", *args])
+    except SystemExit as exit:  # Python prints a string exit code to stderr and exits 1
+        status = 1 if isinstance(exit.code, str) else exit.code
+        if isinstance(exit.code, str):
+            print(exit.code, file=sys.stderr)
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_a_missing_file_is_a_one_line_error_from_the_command(tmp_path):
+    done = run_cli(str(tmp_path / "nope.json"), cwd=tmp_path)
+    assert done.returncode == 1 and done.stdout == b""
+    assert done.stderr.decode() == f"trimkit inspect: cannot read {tmp_path / 'nope.json'}: No such file or directory\n"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "trimkit inspect: cannot read {path}: No such file or directory"),
+        (b'{"model": "m", ', "trimkit inspect: not a valid Messages request: invalid JSON body: "),
+        (b"", "trimkit inspect: not a valid Messages request: invalid JSON body: "),
+        (b"\xff\xfe{", "trimkit inspect: not a valid Messages request: invalid JSON body: "),
+        (b"[1, 2]", "trimkit inspect: not a valid Messages request: request body must be a JSON object"),
+        (b'{"model": "m", "max_tokens": "ten", "messages": []}', "trimkit inspect: not a valid Messages request: "),
+    ],
+    ids=["missing", "truncated", "empty", "binary", "array", "wrong-type"],
+)
+def test_a_bad_file_is_a_one_line_error(capsys, tmp_path, content, message):
+    path = tmp_path / "request.json"
+    if content is not None:
+        path.write_bytes(content)
+    status, out, err = run_inspect(capsys, str(path))
+    assert status != 0 and out == ""
+    assert err.count("\n") == 1
+    assert err.startswith(message.format(path=path)), err
