@@ -1,0 +1,184 @@
+"""The package as installed: a wheel that carries the stages and prompts, a library that
+imports nothing heavy, and third-party stages from entry points."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "claude-code-request.json"
+CHECKOUT_PATHS = {str(ROOT), str(ROOT / "src"), ""}
+
+
+def run_python(code: str, *, path: list[Path] = (), cwd: Path) -> dict:
+    """Run ``code`` in a fresh interpreter whose import path starts with ``path`` and
+    leaves out the source checkout; the code prints one JSON document."""
+    prelude = (
+        "import sys\n"
+        f"sys.path[:] = {[str(p) for p in path]!r} + [p for p in sys.path if p not in {sorted(CHECKOUT_PATHS)!r}]\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("TRIMKIT_")}
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code)],
+        capture_output=True, text=True, cwd=cwd, env=env, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+# ---------------------------------------------------------------- the wheel
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """A wheel built from this checkout, offline (the build backend must be installed)."""
+    pytest.importorskip("hatchling", reason="building offline needs the build backend (hatchling) installed")
+    pytest.importorskip("build")
+    out = tmp_path_factory.mktemp("dist")
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (built,) = out.glob("trimkit-*.whl")
+    return built
+
+
+def test_wheel_carries_the_stages_prompts_hookspecs_and_command(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    stage_modules = {f"trimkit/plugins/{p.name}" for p in (ROOT / "plugins").glob("*.py")}
+    templates = {f"trimkit/prompts/{p.name}" for p in (ROOT / "prompts").glob("*.j2")}
+    assert {"trimkit/plugins/__init__.py", "trimkit/plugins/client_noise.py", "trimkit/plugins/budget.py"} <= stage_modules
+    assert {"trimkit/prompts/small.j2", "trimkit/prompts/medium.j2", "trimkit/prompts/tools.j2",
+            "trimkit/prompts/environment.j2"} <= templates
+    assert stage_modules | templates | {"trimkit/hookspecs.py", "trimkit/__init__.py"} <= names
+    assert "[console_scripts]\ntrimkit = trimkit.cli:main" in scripts
+    assert not any(n.startswith(("tests/", "benchmarks/", "plugins/", "prompts/")) for n in names)
+
+
+def test_installed_wheel_trims_with_its_own_stages_and_prompts(wheel, tmp_path):
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = run_python(
+        f"""
+        import json, sys
+        import trimkit
+        from trimkit.resources import prompts_dir
+        result = trimkit.trim(open({str(EXAMPLE)!r}, "rb").read(), trimkit.ModelProfile.for_tier("small"))
+        print(json.dumps({{
+            "trimkit": trimkit.__file__,
+            "plugins": sys.modules["trimkit.plugins"].__file__,
+            "stages": {{s.name: sys.modules[s.run.__module__].__file__ for s in trimkit.pipeline.default_pipeline().stages}},
+            "prompts": str(prompts_dir()),
+            "before": result.report.before.chars,
+            "after": result.report.after.chars,
+            "system": trimkit.wire.system_text(result.request),
+        }}))
+        """,
+        path=[site],
+        cwd=tmp_path,
+    )
+    site_dir = str(site.resolve())
+    for key in ("trimkit", "plugins", "prompts"):
+        assert shown[key].startswith(site_dir), (key, shown[key])
+    assert set(shown["stages"]) >= {"client_noise", "system_prompt", "reminders", "tools", "budget"}
+    assert all(file.startswith(site_dir) for file in shown["stages"].values()), shown["stages"]
+    assert shown["after"] < shown["before"] / 10
+    assert "You are a coding agent" in shown["system"]  # rendered from the wheel's small.j2
+    assert '<tool name="Read">' in shown["system"]
+
+
+# ---------------------------------------------------------------- nothing heavy on import
+
+HEAVY = ("mlx", "mlx_lm", "litestar", "uvicorn", "httpx", "httpx2", "anthropic", "transformers", "torch", "numpy")
+
+
+def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
+    shown = run_python(
+        f"""
+        import json, sys
+        import trimkit
+        result = trimkit.trim(open({str(EXAMPLE)!r}, "rb").read())
+        import trimkit.config, trimkit.response
+        assert result.report.after.chars < result.report.before.chars
+        print(json.dumps(sorted(sys.modules)))
+        """,
+        path=[ROOT / "src"],
+        cwd=tmp_path,
+    )
+    assert "trimkit.pipeline" in shown and "trimkit.plugins.tools" in shown
+    loaded = [name for name in shown if name.split(".")[0] in HEAVY]
+    assert loaded == []
+
+
+# ---------------------------------------------------------------- entry points
+
+ACME_STAGE = '''
+import msgspec
+import trimkit
+from trimkit.wire import TextBlock
+
+
+def run(state):
+    system = state.request.system or []
+    if isinstance(system, str):
+        system = [TextBlock(text=system)]
+    state.request = msgspec.structs.replace(state.request, system=[*system, TextBlock(text="ACME WAS HERE")])
+
+
+@trimkit.hookimpl
+def trimkit_register_stages():
+    return [trimkit.Stage(name="acme", run=run, order=450)]
+'''
+
+
+def test_a_stage_from_an_entry_point_in_the_trimkit_group_runs(tmp_path):
+    (tmp_path / "acme_stage.py").write_text(ACME_STAGE)
+    info = tmp_path / "acme_stage-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme_stage\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[trimkit]\nacme = acme_stage\n")
+    (info / "RECORD").write_text("")
+    shown = run_python(
+        """
+        import json
+        import trimkit
+        request = {"model": "m", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+        out = {}
+        for label, pipeline in (("loaded", trimkit.Pipeline()), ("blocked", trimkit.Pipeline(block=["acme"]))):
+            result = pipeline.trim(request, trimkit.ModelProfile.for_tier("small"))
+            out[label] = {
+                "stages": [s.name for s in pipeline.stages],
+                "report": [s.name for s in result.report.stages],
+                "system": trimkit.wire.system_text(result.request),
+            }
+        out["default"] = trimkit.wire.system_text(trimkit.trim(request).request)
+        out["no_entry_points"] = [s.name for s in trimkit.Pipeline(entry_points=False).stages]
+        print(json.dumps(out))
+        """,
+        path=[tmp_path, ROOT / "src"],
+        cwd=tmp_path,
+    )
+    loaded, blocked = shown["loaded"], shown["blocked"]
+    assert "acme" in loaded["stages"] and loaded["report"] == loaded["stages"]
+    assert loaded["stages"].index("tools") < loaded["stages"].index("acme") < loaded["stages"].index("budget")
+    assert "ACME WAS HERE" in loaded["system"]
+    assert "ACME WAS HERE" in shown["default"]
+    assert "acme" not in blocked["stages"] and "acme" not in shown["no_entry_points"]
+    assert "ACME WAS HERE" not in blocked["system"]
+    assert [s for s in loaded["stages"] if s != "acme"] == blocked["stages"]
