@@ -90,6 +90,12 @@ def test_a_stage_named_twice_in_order_is_a_config_error():
         Pipeline({"order": ["tools", "client_noise", "tools"]}, entry_points=False)
 
 
+@pytest.mark.parametrize("key", ["order", "disabled"])
+def test_order_and_disabled_must_be_lists(key):
+    with pytest.raises(ConfigError, match=f"stages.{key} must be a list of stage names"):
+        Pipeline({key: "tools"}, entry_points=False)
+
+
 def test_disabled_stages_do_not_run():
     pipeline = Pipeline({"disabled": ["reminders", "tools"]}, entry_points=False)
     assert stage_names(pipeline) == [n for n in BUILTIN_ORDER if n not in ("reminders", "tools")]

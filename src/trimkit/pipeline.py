@@ -87,6 +87,9 @@ class Pipeline:
                         f"two plugins provide a stage named {stage.name!r}; block one of them"
                     )
                 found[stage.name] = stage
+        for key in RESERVED_KEYS:
+            if isinstance(self.config.get(key), (str, Mapping)):
+                raise ConfigError(f"stages.{key} must be a list of stage names")
         order = self.config.get("order")
         if order is not None:
             unknown = [name for name in order if name not in found]
