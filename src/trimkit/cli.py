@@ -164,15 +164,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=2
     ))
-    failed: list[str] = []
 
-    def stop(reason: str) -> None:
-        failed.append(reason)
-        server.should_exit = True
+    def keep_serving(reason: str) -> None:
+        print("trimkit: still serving: /health answers 503 with the reason", file=sys.stderr, flush=True)
 
-    report_loading(backend, label, started, on_failure=stop)
-    server.run()
-    return 1 if failed else 0
+    report_loading(backend, label, started, on_failure=keep_serving)
+    try:
+        server.run()
+    finally:
+        backend.close()
+    return 0
 
 
 def cmd_launch(args: argparse.Namespace) -> int:

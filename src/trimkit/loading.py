@@ -90,7 +90,8 @@ def report_loading(backend, label: str, started: float, *, on_failure: Callable[
     """Print ``LABEL ready in N s`` (counted from ``started``) once the backend is ready.
 
     Runs on a daemon thread. When loading fails, prints the reason as one line and
-    calls ``on_failure`` with it (``trimkit serve`` then stops).
+    calls ``on_failure`` with it (``trimkit serve`` keeps answering ``/health`` with
+    the reason, so a supervisor or ``trimkit launch`` can show it).
     """
     out = stream or sys.stderr
 
