@@ -296,3 +296,31 @@ def test_non_loopback_bind_without_key_is_refused():
         ServerSettings(host="0.0.0.0").check_bind()
     ServerSettings(host="0.0.0.0", api_key="k").check_bind()
     ServerSettings().check_bind()
+
+
+class CachingReplay(ReplayBackend):
+    """A replay backend that claims a given number of prompt tokens are already cached."""
+
+    cached = 0
+
+    def cached_prefix_tokens(self, messages):
+        return self.cached
+
+
+def test_budget_counts_what_the_backend_already_has_cached():
+    from tests.fixtures import claude_code as cc
+    from trimkit.pipeline import Pipeline
+    from trimkit.server.messages import MessageService
+
+    profile = ModelProfile(name="r", context_window=200_000, prefill_tps=400, tier="small")
+    backend = CachingReplay([], profile=profile)
+    service = MessageService(ServerSettings(backend="replay"), backend, Pipeline())
+    body = json.dumps(cc.session_prefixes(6)[-1]).encode()
+
+    cold = service.prepare(body)
+    assert cold.trimmed.carry.extra["budget"]["dropped_turns"] > 0
+
+    backend.cached = 10**6
+    warm = service.prepare(body)
+    assert warm.trimmed.carry.extra["budget"]["dropped_turns"] == 0
+    assert warm.prompt_tokens > cold.prompt_tokens

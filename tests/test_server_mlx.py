@@ -360,3 +360,23 @@ def test_trimkit_serve_on_the_command_line_answers_like_the_app(tiny_model_dir, 
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it; an abort at exit would be SIGABRT.
     assert proc.returncode in (0, -signal.SIGTERM), output
     assert "Traceback" not in output and "terminate called" not in output, output
+
+
+def test_a_top_k_beyond_the_vocabulary_is_clamped_not_a_server_error(client):
+    message = client.messages.create(model="claude-opus-4-8", max_tokens=4, messages=ask("hello"),
+                                     extra_body={"top_k": 10**6})
+    assert message.stop_reason in ("end_turn", "max_tokens")
+
+
+def test_cached_prefix_tokens_reports_what_a_served_prompt_left_in_the_cache(backend, client):
+    from trimkit.render import chat_messages
+    from trimkit.wire import decode_request
+
+    messages = ask("the cache should remember this prompt " * 20)
+    request = {"model": "claude-opus-4-8", "max_tokens": 2, "messages": messages}
+    chat = chat_messages(Pipeline().trim(request, backend.profile).request)
+    backend.prompt_cache.clear()
+    assert backend.cached_prefix_tokens(chat) == 0
+    client.messages.create(**request)
+    assert backend.cached_prefix_tokens(chat) == backend.count_tokens(chat)
+    assert decode_request(request).messages  # the request itself was not changed

@@ -27,6 +27,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_body_bytes: int = 32 * 1024 * 1024
     max_queue: int = 8
     max_output_tokens: int | None = None
+    prompt_cache_bytes: int = 4 * 1024**3
+    prompt_cache_entries: int = 4
+    mlx_memory_limit: int | None = None
+    mlx_cache_limit: int | None = None
     ping_interval: float = 10.0
     model_patterns: list[str] = msgspec.field(default_factory=lambda: ["claude-*"])
     opus_model: str | None = None

@@ -119,6 +119,8 @@ class MLXBackend:
         if self.profile.tokenizer is None:
             self.profile.tokenizer = getattr(self.tokenizer, "backend_tokenizer", None)
         self.prompt_cache = PromptCache(max_cache_bytes, max_cache_entries)
+        self._vocab_size = int(config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size") or 0) \
+            or len(self.tokenizer.get_vocab())
         self.prefill_step_size = prefill_step_size
         self.prefill_meter = PrefillMeter(self.profile)
         self.load_seconds: float | None = None
@@ -194,6 +196,16 @@ class MLXBackend:
 
     def count_tokens(self, messages: ChatMessages) -> int:
         return len(self.prompt_tokens(messages))
+
+    def cached_prefix_tokens(self, messages: ChatMessages) -> int:
+        """How many leading tokens of this prompt the prefix cache already holds; changes nothing."""
+        import numpy as np
+
+        from .prompt_cache import common_prefix_length
+
+        tokens = np.asarray(self.prompt_tokens(messages))
+        held = self.prompt_cache.token_lists()
+        return max((common_prefix_length(np.asarray(t), tokens) for t in held), default=0)
 
     async def generate(self, messages: ChatMessages, params: GenerationParams) -> AsyncIterator[GenerationEvent]:
         if params.max_tokens < 1:
@@ -309,7 +321,7 @@ class MLXBackend:
         sampler = make_sampler(
             DEFAULT_TEMPERATURE if params.temperature is None else params.temperature,
             top_p=params.top_p or 0.0,
-            top_k=params.top_k or 0,
+            top_k=params.top_k if params.top_k and params.top_k < self._vocab_size else 0,
         )
         generated: list[int] = []
         response = None

@@ -62,7 +62,13 @@ def make_backend(settings: ServerSettings) -> Backend:
         try:
             from ..backends.mlx import MLXBackend
 
-            return MLXBackend(settings.model)
+            return MLXBackend(
+                settings.model,
+                max_cache_bytes=settings.prompt_cache_bytes,
+                max_cache_entries=settings.prompt_cache_entries,
+                memory_limit=settings.mlx_memory_limit,
+                cache_limit=settings.mlx_cache_limit,
+            )
         except Exception as exc:  # a missing or broken model: keep serving /health with the reason
             failed = FailedBackend("mlx", settings.model, f"{type(exc).__name__}: {exc}")
             log.error("trimkit: %s", failed.reason)
