@@ -159,7 +159,7 @@ class Pipeline:
         chars, tokens = before.chars, before.tokens
         reports: list[StageReport] = []
         for stage in self.stages:
-            state.options = self.options_for(stage, profile.tier)
+            state.options = dict(self.options_for(stage, profile.tier))  # a stage may not change the shared one
             state._removed = {}
             started = time.perf_counter()
             stage.run(state)
