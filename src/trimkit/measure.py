@@ -51,8 +51,14 @@ class Measure:
         if request.tools:
             c, t = self._text(request.tools, lambda: tools_json(request))
             chars, tokens = chars + c, tokens + t
-        names = tool_names(request.messages)
+        names: dict[str, str] | None = None
         for message in request.messages:
-            c, t = self.message(message, names)
+            hit = self._messages.get(id(message))
+            if hit is not None and hit[0] is message:
+                c, t = hit[1], hit[2]
+            else:
+                if names is None:
+                    names = tool_names(request.messages)
+                c, t = self.message(message, names)
             chars, tokens = chars + c, tokens + t
         return chars, tokens
