@@ -324,3 +324,34 @@ def test_budget_counts_what_the_backend_already_has_cached():
     warm = service.prepare(body)
     assert warm.trimmed.carry.extra["budget"]["dropped_turns"] == 0
     assert warm.prompt_tokens > cold.prompt_tokens
+
+
+class SlowReplay(ReplayBackend):
+    """Replays slowly and records when a generation is closed early."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import threading
+
+        self.closed_early = threading.Event()
+
+    async def generate(self, messages, params):
+        finished = False
+        try:
+            async for event in super().generate(messages, params):
+                yield event
+            finished = True
+        finally:
+            if not finished:
+                self.closed_early.set()
+
+
+def test_a_non_streaming_client_that_gives_up_frees_the_model():
+    backend = SlowReplay(["x" * 4000, "quick"], delay=0.02, profile=ModelProfile(name="slow", context_window=10_000))
+    with replay_server([], backend=backend) as server:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5000, "messages": USER},
+                       timeout=0.5)
+        assert backend.closed_early.wait(timeout=10), "the generation kept running after the client left"
+        after = sdk(server).messages.create(model="claude-x", max_tokens=50, messages=USER)
+    assert after.content[0].text == "quick"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
-from typing import Any
+from typing import Any, Awaitable, TypeVar
 
 from litestar import Litestar, Request, Response, get, head, post
 from litestar.connection import ASGIConnection
@@ -25,6 +26,7 @@ from ..settings import ServerSettings
 log = logging.getLogger("trimkit.server")
 
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
+T = TypeVar("T")
 
 
 class FailedBackend:
@@ -80,6 +82,33 @@ def make_backend(settings: ServerSettings) -> Backend:
     raise ValueError(f"unknown backend {settings.backend!r} (choose mlx, replay, openai or anthropic)")
 
 
+async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client goes away first.
+
+    Litestar watches for a disconnect only while streaming; without this a client
+    that gave up on a non-streaming request would hold the model until
+    ``max_tokens``. Once the body has been read, the next ASGI message can only be
+    ``http.disconnect``.
+    """
+
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(disconnected())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, watcher, return_exceptions=True)
+    if task.cancelled():
+        raise ApiError(400, "client disconnected before the response was ready")
+    return task.result()
+
+
 def presented_key(connection: ASGIConnection) -> str | None:
     key = connection.headers.get("x-api-key")
     if key:
@@ -132,7 +161,7 @@ def create_app(
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
             )
-        message = await service.create(prep)
+        message = await until_disconnect(request, service.create(prep))
         return Response(content=encode(message), media_type="application/json")
 
     @post("/v1/messages/count_tokens", status_code=200, guards=[require_key], operation_class=CountTokensOperation,
