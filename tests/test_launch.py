@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import json
 import shlex
+import os
 import subprocess
 import sys
 import threading
@@ -316,3 +317,15 @@ def test_the_child_server_gets_flag_values_as_variables_and_the_same_file(tmp_pa
     assert env["TRIMKIT_CONFIG"] == str(config_file)
     assert env["TRIMKIT_API_KEY"] == "secret" and env["TRIMKIT_MODEL_PATTERNS"] == "a-*,b-*"
     assert load_config(env=env).settings == config.settings
+
+
+def test_serve_download_fetches_only_when_asked_and_fails_in_one_line_when_it_cannot(tmp_path):
+    """--download is the one way the server reaches a model hub; offline it is a one-line error."""
+    model = "mlx-community/not-downloaded-4bit"
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-m", "trimkit.cli", "serve", "--model", model, "--download",
+                           "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("trimkit serve: ") and f"hf download {model}" in last
+    assert "Traceback" not in done.stderr

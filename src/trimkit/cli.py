@@ -149,7 +149,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     label = settings.model or f"{settings.backend} backend"
     try:
         settings.check_bind()
-        if problem := missing_model(settings):
+        if settings.download and settings.backend == "mlx" and settings.model:
+            from .backends.mlx import resolve_model_path
+
+            print(f"trimkit: fetching {settings.model} unless it is cached…", file=sys.stderr, flush=True)
+            resolve_model_path(settings.model, allow_download=True)
+        elif problem := missing_model(settings):
             raise ValueError(problem)
         print(f"trimkit: loading {label}…", file=sys.stderr, flush=True)
         backend = make_backend(settings)
@@ -202,6 +207,8 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-queue", type=int, help="requests that may wait for the model")
     parser.add_argument("--tier", choices=TIERS, help="override the model's size tier")
     parser.add_argument("--context-window", type=int, help="override the model's context window")
+    parser.add_argument("--download", action="store_const", const=True,
+                        help="fetch a Hugging Face model id that is not cached yet (off: no outbound connection)")
     parser.add_argument("--capture", "--capture-dir", dest="capture_dir", metavar="DIR",
                         help="save each request, trimmed request, prompt and response in DIR (secrets redacted)")
     add_setting_flags(parser)

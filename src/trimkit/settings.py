@@ -16,6 +16,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_key: str | None = None
     backend: str = "mlx"
     model: str | None = None
+    download: bool = False
     script: str | None = None
     upstream: str | None = None
     upstream_model: str | None = None

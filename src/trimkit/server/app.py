@@ -70,6 +70,7 @@ def make_backend(settings: ServerSettings) -> Backend:
                 max_cache_entries=settings.prompt_cache_entries,
                 memory_limit=settings.mlx_memory_limit,
                 cache_limit=settings.mlx_cache_limit,
+                allow_download=settings.download,
             )
         except Exception as exc:  # a missing or broken model: keep serving /health with the reason
             failed = FailedBackend("mlx", settings.model, f"{type(exc).__name__}: {exc}")
