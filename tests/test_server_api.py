@@ -355,3 +355,25 @@ def test_a_non_streaming_client_that_gives_up_frees_the_model():
         assert backend.closed_early.wait(timeout=10), "the generation kept running after the client left"
         after = sdk(server).messages.create(model="claude-x", max_tokens=50, messages=USER)
     assert after.content[0].text == "quick"
+
+
+def test_model_mapping_by_pattern_and_by_family():
+    served = {"Qwen3-Coder-30B-A3B-Instruct-4bit"}
+    default = ServerSettings()
+    assert default.accepts_model("claude-opus-4-8", served)
+    assert default.accepts_model("Qwen3-Coder-30B-A3B-Instruct-4bit", served)
+    assert not default.accepts_model("gpt-4o", served)
+
+    families = ServerSettings(haiku_model="some-other-model", opus_model="*", model_patterns=["my-*"])
+    assert not families.accepts_model("claude-haiku-4-5", served)
+    assert families.accepts_model("claude-opus-4-8", served)
+    assert not families.accepts_model("claude-sonnet-4-6", served)
+    assert families.accepts_model("my-local", served)
+
+
+def test_a_family_mapped_elsewhere_is_404_through_the_server():
+    with replay_server(["ok"], haiku_model="not-loaded-here") as server:
+        client = sdk(server)
+        with pytest.raises(anthropic.NotFoundError):
+            client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=USER)
+        assert client.messages.create(model="claude-opus-4-8", max_tokens=5, messages=USER).content[0].text == "ok"
