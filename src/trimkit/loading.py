@@ -98,7 +98,7 @@ def report_loading(backend, label: str, started: float, *, on_failure: Callable[
     def watch() -> None:
         status = backend.status()
         while not status.ready:
-            if "failed" in status.detail or status.detail == "closed":
+            if status.failed:
                 print(f"trimkit serve: {status.detail}", file=out, flush=True)
                 on_failure(status.detail)
                 return

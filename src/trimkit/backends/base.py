@@ -58,8 +58,11 @@ class BackendError(Exception):
 
 @dataclass
 class BackendStatus:
+    """``failed`` means the backend will never become ready (its model could not be loaded)."""
+
     ready: bool
     detail: str = ""
+    failed: bool = False
     extra: dict = field(default_factory=dict)
 
 

@@ -143,7 +143,7 @@ class MLXBackend:
 
     def status(self) -> BackendStatus:
         if (refusal := self._refusal()) is not None:
-            return BackendStatus(ready=False, detail=str(refusal))
+            return BackendStatus(ready=False, detail=str(refusal), failed=True)
         if not self._loaded.is_set():
             return BackendStatus(ready=False, detail=f"loading {self.model_id}")
         return BackendStatus(

@@ -332,12 +332,13 @@ class UpstreamBackend:
 
     def status(self) -> BackendStatus:
         if self._closed:
-            return BackendStatus(ready=False, detail="closed")
+            return BackendStatus(ready=False, detail="closed", failed=True)
         if not self._ready:
             self._probe_soon()
         return BackendStatus(
             ready=self._ready,
             detail=self._detail,
+            failed=not self._ready and self._detail.startswith("failed"),
             extra={
                 "upstream": self.base,
                 "model": self.model,

@@ -38,7 +38,7 @@ class FailedBackend:
         self.reason = f"failed to load model {model}: {reason}"
 
     def status(self) -> BackendStatus:
-        return BackendStatus(ready=False, detail=self.reason)
+        return BackendStatus(ready=False, detail=self.reason, failed=True)
 
     def count_tokens(self, messages) -> int:
         return sum(self.profile.count_tokens(m["content"]) for m in messages)

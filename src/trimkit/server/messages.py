@@ -71,7 +71,7 @@ def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
 
 def backend_failed(status: BackendStatus) -> bool:
     """Whether a backend that is not ready never will be (its model failed to load)."""
-    return not status.ready and (status.detail.startswith("failed") or " failed to load" in status.detail)
+    return not status.ready and status.failed
 
 
 class MessageService:
