@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--head-dim", type=int, default=16)
     args = parser.parse_args()
     from trimkit.backends.mlx import MLXBackend
-    from trimkit.tinymodel import build_tiny_model
+    from trimkit.testing.tinymodel import build_tiny_model
 
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_model(Path(tmp) / "model", layers=args.layers, hidden=args.hidden,

@@ -39,7 +39,7 @@ from trimkit.backends.upstream import UpstreamConfig  # noqa: E402
 from trimkit.render import chat_messages  # noqa: E402
 from trimkit.server import ServerSettings, create_app  # noqa: E402
 from trimkit.testing import LiveServer  # noqa: E402
-from trimkit.tinymodel import build_tiny_model  # noqa: E402
+from trimkit.testing.tinymodel import build_tiny_model  # noqa: E402
 
 ALL_STAGES = ["client_noise", "system_prompt", "reminders", "tools", "budget"]
 TIMEOUT = httpx.Timeout(900.0)

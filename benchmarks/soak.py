@@ -254,7 +254,7 @@ def main() -> None:
 
     model_dir = None
     if not options.no_mlx:
-        from trimkit.tinymodel import build_tiny_model
+        from trimkit.testing.tinymodel import build_tiny_model
 
         model_dir = build_tiny_model(Path(tempfile.mkdtemp(prefix="trimkit-soak-")) / "tiny")
         figures = mlx_disconnects(model_dir, trials)

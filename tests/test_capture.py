@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 import trimkit
 from trimkit.backends.replay import ReplayBackend
-from trimkit.capture import REDACTED, Capture, Redactor
-from trimkit.cli import build_parser, main
+from trimkit.server.capture import REDACTED, Capture, Redactor
+from trimkit.cli.main import build_parser, main
 from trimkit.config import load_config, overrides_from_args
 from trimkit.profile import ModelProfile
 from trimkit.server import ServerSettings, create_app

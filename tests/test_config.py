@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trimkit import config as cfg
+from trimkit.config import loader as cfg
 from trimkit.config import ConfigFileError, find_config_file, format_config, load_config
-from trimkit.settings import ServerSettings
+from trimkit.config.settings import ServerSettings
 
 
 @pytest.fixture
@@ -290,7 +290,7 @@ def test_a_new_settings_field_is_a_key_a_variable_and_a_flag(home, monkeypatch):
         verbose: bool = False
         extra_headers: list[str] = msgspec.field(default_factory=list)
 
-    monkeypatch.setattr(cfg, "_settings_type", lambda: Extended)
+    monkeypatch.setattr(cfg, "ServerSettings", Extended)
     cfg._field_types.cache_clear()
     cfg._fields.cache_clear()
     try:

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from trimkit.config import load_config
-from trimkit.doctor import SUGGESTIONS, Check, memory, suggest
+from trimkit.cli.doctor import SUGGESTIONS, Check, memory, suggest
 from trimkit.testing import free_port
 
 EXPECTED_CHECKS = ["platform", "memory", "mlx", "packages", "config", "suggest", "model", "port", "claude", "self-test"]

@@ -118,7 +118,7 @@ def test_claude_code_runs_against_the_tiny_mlx_model(claude_bin, tmp_path):
     Claude Code treats a ``max_tokens`` stop as a failed response.
     """
     from trimkit.testing import spawn_server, stop_server
-    from trimkit.tinymodel import build_tiny_model
+    from trimkit.testing.tinymodel import build_tiny_model
 
     work, home = tmp_path / "work", tmp_path / "home"
     work.mkdir()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from trimkit import ModelProfile, Pipeline, decode_request
-from trimkit.cli import main
+from trimkit.cli.main import main
 from trimkit.measure import Measure
 from trimkit.render import prompt_text
 from trimkit.resources import plugins_package

@@ -18,9 +18,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trimkit.backends.replay import ReplayBackend
-from trimkit.cli import _split_client_args, main
+from trimkit.cli.main import _split_client_args, main
 from trimkit.config import load_config
-from trimkit.launch import base_url, output_tokens, pick_model_id, serve_environment, shell_quote
+from trimkit.cli.launch import base_url, output_tokens, pick_model_id, serve_environment, shell_quote
 from trimkit.profile import ModelProfile
 from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer, free_port

@@ -19,7 +19,7 @@ import pytest
 from tests.fixtures.hardening import base_request, profile
 from trimkit.backends.base import BackendError, TextDelta
 from trimkit.backends.replay import ReplayBackend
-from trimkit.cli import main
+from trimkit.cli.main import main
 from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer, spawn_server, stop_server
 

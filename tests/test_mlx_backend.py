@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("mlx_lm")
 
 from trimkit.backends.base import BackendError, Finished, GenerationParams, TextDelta
-from trimkit.backends.mlx import MLXBackend, ModelNotFoundError
+from trimkit.backends.locate import ModelNotFoundError
+from trimkit.backends.mlx import MLXBackend
 from trimkit.backends.prompt_cache import common_prefix_length
 
 SYSTEM = "You are a careful assistant. Answer briefly and cite the file you used."

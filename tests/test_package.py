@@ -57,9 +57,10 @@ def test_wheel_carries_the_stages_prompts_hookspecs_and_command(wheel):
         names = set(archive.namelist())
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
-    stage_modules = {f"trimkit/plugins/{p.name}" for p in (ROOT / "plugins").glob("*.py")}
+    stage_modules = {f"trimkit/{p.relative_to(ROOT)}" for p in (ROOT / "plugins").rglob("*.py")}
     templates = {f"trimkit/prompts/{p.name}" for p in (ROOT / "prompts").glob("*.j2")}
-    assert {"trimkit/plugins/__init__.py", "trimkit/plugins/client_noise.py", "trimkit/plugins/budget.py"} <= stage_modules
+    assert {"trimkit/plugins/__init__.py", "trimkit/plugins/client_noise.py", "trimkit/plugins/budget/__init__.py",
+            "trimkit/plugins/tools/compact.py"} <= stage_modules
     assert {"trimkit/prompts/small.j2", "trimkit/prompts/medium.j2", "trimkit/prompts/tools.j2",
             "trimkit/prompts/environment.j2"} <= templates
     assert stage_modules | templates | {"trimkit/hookspecs.py", "trimkit/__init__.py"} <= names
@@ -114,7 +115,7 @@ def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
         import json, sys
         import trimkit
         result = trimkit.trim(open({str(EXAMPLE)!r}, "rb").read())
-        import trimkit.config, trimkit.response
+        import trimkit.config, trimkit.toolcalls.response
         assert result.report.after.chars < result.report.before.chars
         print(json.dumps(sorted(sys.modules)))
         """,

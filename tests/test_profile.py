@@ -133,7 +133,7 @@ def test_count_parameters_of_the_tiny_model_matches_its_weights(tiny_model_dir):
 )
 def test_count_parameters_is_exact_for_llama_shapes(tmp_path, shape):
     pytest.importorskip("mlx_lm")
-    from trimkit.tinymodel import build_tiny_model
+    from trimkit.testing.tinymodel import build_tiny_model
 
     path = build_tiny_model(tmp_path, **shape)
     config = json.loads((path / "config.json").read_text())

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trimkit.coerce import coerce, coerce_arguments
-from trimkit.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder, StopMatcher, new_tool_use_id
+from trimkit.toolcalls.coerce import coerce, coerce_arguments
+from trimkit.toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder, StopMatcher, new_tool_use_id
 from trimkit.wire import TextBlock, Tool, ToolUseBlock
 
 SCHEMA = {

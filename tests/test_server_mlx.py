@@ -28,7 +28,7 @@ from trimkit.backends.mlx import MLXBackend
 from trimkit.resources import builtin_plugins
 from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer, spawn_server, stop_server
-from trimkit.tinymodel import build_tiny_model
+from trimkit.testing.tinymodel import build_tiny_model
 
 MODEL = "claude-opus-4-8"
 GREEDY = {"temperature": 0}  # the SDK (>= 2) has no temperature argument: it goes in extra_body

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
 from trimkit import ModelProfile, Pipeline, PromptTooLong, decode_request, encode
-from trimkit.budget import (
+from trimkit.plugins.budget.fitting import (
     BudgetOptions,
     Conversation,
     fit,
@@ -515,7 +515,7 @@ def test_claude_code_session_prefix_holds_between_cuts():
 
 
 def test_fitting_session_reuses_the_pipelines_measurements(monkeypatch):
-    import trimkit.budget as budget_module
+    import trimkit.plugins.budget.fitting as budget_module
 
     req = decode_request(cc.session(40))
     profile = ModelProfile(name="big", context_window=1_000_000, prefill_tps=1e9)

@@ -14,7 +14,7 @@ from tests.fixtures import claude_code as cc
 from tests.fixtures import claude_code_text as cc_text
 from tests.fixtures.claude_code_turns import FOLLOW_UPS
 from trimkit import ConfigError, ModelProfile, Pipeline, decode_request, encode
-from trimkit.reminders import CATEGORIES, OPEN, classify, date_of, split
+from trimkit.plugins.reminders.parse import CATEGORIES, OPEN, classify, date_of, split
 from trimkit.resources import builtin_plugins
 from trimkit.stage import TrimState
 from trimkit.wire import TextBlock, ToolResultBlock, message_blocks, system_text

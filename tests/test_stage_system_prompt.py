@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from tests.fixtures import claude_code as cc
 from tests.fixtures import claude_code_text as cc_text
 from trimkit import ConfigError, ModelProfile, Pipeline, decode_request, encode
-from trimkit.agent_prompts import MIN_SIGNALS, Environment, GitSnapshot, recognize, signals
+from trimkit.plugins.system_prompt.recognition import MIN_SIGNALS, Environment, GitSnapshot, recognize, signals
 from trimkit.resources import builtin_plugins
 from trimkit.stage import TrimState
 from trimkit.templates import render_template

@@ -1,4 +1,4 @@
-"""The tools stage and trimkit.compact_tools: choice by tier, compaction, the XML section, the cache."""
+"""The tools stage and trimkit.plugins.tools.compact: choice by tier, compaction, the XML section, the cache."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
 from trimkit import ModelProfile, Pipeline, decode_request, encode
-from trimkit import compact_tools as ct
+from trimkit.plugins.tools import compact as ct
 from trimkit.convention import EXAMPLE_CALL, unquote_attr
 from trimkit.render import chat_messages, prompt_text
 from trimkit.stage import TrimState

@@ -9,7 +9,7 @@ import mlx.core as mx
 import mlx_lm
 from tokenizers import Tokenizer
 
-from trimkit.tinymodel import CONTEXT_WINDOW, SPECIAL_TOKENS, build_tiny_model, main
+from trimkit.testing.tinymodel import CONTEXT_WINDOW, SPECIAL_TOKENS, build_tiny_model, main
 
 
 def test_directory_has_a_llama_config_and_weights(tiny_model_dir):

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trimkit.toolcall_parser import HEADER_LIMIT, Needles, ParsedCall, ToolCallParser, hermes_call
+from trimkit.toolcalls.parser import HEADER_LIMIT, Needles, ParsedCall, ToolCallParser, hermes_call
 
 NAMES = {"Write", "Bash"}
 

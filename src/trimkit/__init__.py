@@ -13,6 +13,9 @@ from .pipeline import Pipeline, trim
 from .profile import ModelProfile
 from .stage import Carry, ConfigError, PromptTooLong, Stage, TrimReport, TrimResult, TrimState
 from .wire import MessagesRequest, decode_request, encode, to_builtins
+from .resources import install_checkout_finder
+
+install_checkout_finder()
 
 __version__ = "0.1.0"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from ..profile import ModelProfile
+from .locate import ModelNotFoundError, resolve_model_path
 from .base import BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent, GenerationParams, TextDelta
 from .prefill_meter import PrefillMeter
 from .prompt_cache import PromptCache
@@ -30,42 +31,6 @@ DEFAULT_MAX_CACHE_BYTES = 4 << 30
 DEFAULT_MAX_CACHE_ENTRIES = 4
 DEFAULT_PREFILL_STEP = 2048
 DEFAULT_TEMPERATURE = 1.0  # the Anthropic API's default
-
-
-class ModelNotFoundError(BackendError):
-    """The model is neither a local directory nor in the local Hugging Face cache."""
-
-
-def resolve_model_path(model: str, *, allow_download: bool = False) -> Path:
-    """A local directory for ``model``: a path, or a Hugging Face id already downloaded.
-
-    Without ``allow_download`` this never opens a connection.
-    """
-    path = Path(model).expanduser()
-    if path.is_dir():
-        if not (path / "config.json").is_file():
-            raise ModelNotFoundError(f"{path} is not a model directory: it has no config.json")
-        return path
-    if model.startswith((".", "/", "~")) or model.count("/") != 1:
-        raise ModelNotFoundError(f"no model directory at {model} (and it is not a Hugging Face id)")
-
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
-    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
-
-    try:
-        return Path(
-            snapshot_download(model, local_files_only=not allow_download, allow_patterns=DEFAULT_ALLOW_PATTERNS)
-        )
-    except HFValidationError:
-        raise ModelNotFoundError(f"{model!r} is neither a model directory nor a Hugging Face model id") from None
-    except LocalEntryNotFoundError:
-        raise ModelNotFoundError(
-            f"no model directory at {model}, and {model!r} is not in the local Hugging Face cache;"
-            f" fetch it with `hf download {model}`"
-        ) from None
-    except Exception as exc:  # network and hub errors when downloading was allowed
-        raise ModelNotFoundError(f"cannot download model {model!r}: {exc}") from None
 
 
 class _Cancelled(Exception):

@@ -1,6 +1,6 @@
 """The Anthropic Messages API server (Litestar). Importing this package loads Litestar."""
 
-from ..settings import ServerSettings
+from ..config.settings import ServerSettings
 from .app import create_app
 
 __all__ = ["ServerSettings", "create_app"]

@@ -21,7 +21,7 @@ from ..wire import encode
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .messages import MessageService, backend_failed
 from .openapi import ERROR_RESPONSES, CountTokensOperation, MessagesOperation, openapi_config
-from ..settings import ServerSettings
+from ..config.settings import ServerSettings
 
 log = logging.getLogger("trimkit.server")
 

@@ -9,10 +9,10 @@ from dataclasses import dataclass, replace
 from typing import AsyncIterator
 
 from ..backends.base import Backend, BackendError, BackendStatus, Finished, GenerationParams, TextDelta
-from ..capture import Capture
+from .capture import Capture
 from ..pipeline import Pipeline
 from ..render import chat_messages
-from ..response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
+from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
 from ..stage import ConfigError, PromptTooLong, TrimResult
 from ..wire import (
     MessagesRequest,
@@ -26,7 +26,7 @@ from ..wire import (
 from . import sse
 from .errors import ApiError
 from .gate import GenerationGate, Ticket
-from ..settings import ServerSettings
+from ..config.settings import ServerSettings
 
 log = logging.getLogger("trimkit.server")
 

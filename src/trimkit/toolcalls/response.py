@@ -11,10 +11,10 @@ The raw text passes three steps:
 1. stop sequences are looked for in the raw text, before anything else; the match
    and all after it are dropped, and :attr:`ResponseBuilder.stopped` tells the
    caller to stop generating;
-2. :class:`~trimkit.toolcall_parser.ToolCallParser` drops thinking and turns
+2. :class:`~trimkit.toolcalls.parser.ToolCallParser` drops thinking and turns
    tool-call markup into calls (see there for the dialects);
 3. calls to declared tools become ``tool_use`` blocks with input coerced to the
-   tool's schema (:mod:`trimkit.coerce`); the rest becomes ``text`` blocks.
+   tool's schema (:mod:`trimkit.toolcalls.coerce`); the rest becomes ``text`` blocks.
 
 Text is kept as written, with three exceptions: a text block never starts with
 whitespace, never ends with whitespace when a tool call follows it, and a block
@@ -36,8 +36,8 @@ from typing import Callable, Literal, Union
 import msgspec
 
 from .coerce import coerce_arguments
-from .toolcall_parser import Needles, ParsedCall, ToolCallParser
-from .wire import Block, TextBlock, Tool, ToolUseBlock
+from .parser import Needles, ParsedCall, ToolCallParser
+from ..wire import Block, TextBlock, Tool, ToolUseBlock
 
 _ID_ALPHABET = string.ascii_letters + string.digits
 

@@ -2,7 +2,7 @@
 
 Reminders are found in user text blocks, inside ``tool_result`` content, and in
 ``role: "system"`` messages (whose untagged text counts as a reminder too); see
-:mod:`trimkit.reminders` for how they are parsed and classified. The option
+:mod:`trimkit.plugins.reminders.parse` for how they are parsed and classified. The option
 ``actions`` maps each category to an action:
 
 ``keep``
@@ -39,9 +39,9 @@ from typing import Any, Mapping
 from msgspec.structs import replace
 
 from trimkit import ConfigError, Stage, TrimState, hookimpl
-from trimkit.reminders import ACTIONS, CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
 from trimkit.rewrite import rewrite_message
 from trimkit.wire import MessagesRequest, TextBlock
+from .parse import ACTIONS, CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
 
 SMALL = {
     "project": "move",

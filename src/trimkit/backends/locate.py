@@ -1,4 +1,4 @@
-"""Where a model's files are, and what ``trimkit serve`` says while the model loads.
+"""Where a model's files are: a local directory or a Hugging Face id already in the local cache.
 
 trimkit never downloads a model by itself: a model is a local directory or a
 Hugging Face id already in the local cache, and anything else is a one-line error
@@ -8,15 +8,10 @@ opens no connection.
 
 from __future__ import annotations
 
-import sys
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, TextIO
 
-REINSTALL = "pip install --force-reinstall trimkit"
-
+from .base import BackendError
 
 def download_command(model: str) -> str:
     return f"hf download {model}"
@@ -47,16 +42,9 @@ class ModelLocation:
 def locate_model(model: str) -> ModelLocation:
     """Find ``model`` on this machine without opening a connection (the MLX backend's own lookup)."""
     try:
-        from .backends.mlx import ModelNotFoundError, resolve_model_path
-    except ImportError as exc:
-        return ModelLocation(model, None, problem=f"cannot look the model up: {exc}", fix=REINSTALL)
-    try:
         path = resolve_model_path(model)
     except ModelNotFoundError as exc:
-        if is_hub_id(model) and "local Hugging Face cache" in str(exc):
-            return ModelLocation(model, None, problem=f"{model} is not in the local Hugging Face cache",
-                                 fix=download_command(model))
-        return ModelLocation(model, None, problem=str(exc))
+        return ModelLocation(model, None, problem=exc.problem, fix=exc.fix)
     return ModelLocation(model, path, cached=not Path(model).expanduser().is_dir())
 
 
@@ -77,7 +65,7 @@ def model_context_window(model: str | None) -> int | None:
     location = locate_model(model)
     if location.path is None:
         return None
-    from .profile import ModelProfile
+    from ..profile import ModelProfile
 
     try:
         return ModelProfile.from_model_dir(location.path).context_window
@@ -85,27 +73,46 @@ def model_context_window(model: str | None) -> int | None:
         return None
 
 
-def report_loading(backend, label: str, started: float, *, on_failure: Callable[[str], None],
-                   stream: TextIO | None = None, interval: float = 0.2) -> threading.Thread:
-    """Print ``LABEL ready in N s`` (counted from ``started``) once the backend is ready.
+class ModelNotFoundError(BackendError):
+    """The model is neither a local directory nor in the local Hugging Face cache.
 
-    Runs on a daemon thread. When loading fails, prints the reason as one line and
-    calls ``on_failure`` with it (``trimkit serve`` keeps answering ``/health`` with
-    the reason, so a supervisor or ``trimkit launch`` can show it).
+    ``problem`` says what is wrong in a few words; ``fix`` is the command that
+    would fetch it, when one would.
     """
-    out = stream or sys.stderr
 
-    def watch() -> None:
-        status = backend.status()
-        while not status.ready:
-            if status.failed:
-                print(f"trimkit serve: {status.detail}", file=out, flush=True)
-                on_failure(status.detail)
-                return
-            time.sleep(interval)
-            status = backend.status()
-        print(f"trimkit: {label} ready in {time.monotonic() - started:.1f} s", file=out, flush=True)
+    def __init__(self, problem: str, fix: str | None = None):
+        super().__init__(f"{problem}; fetch it with `{fix}`" if fix else problem)
+        self.problem = problem
+        self.fix = fix
 
-    thread = threading.Thread(target=watch, name="trimkit-loading", daemon=True)
-    thread.start()
-    return thread
+
+def resolve_model_path(model: str, *, allow_download: bool = False) -> Path:
+    """A local directory for ``model``: a path, or a Hugging Face id already downloaded.
+
+    Without ``allow_download`` this never opens a connection.
+    """
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"{path} is not a model directory: it has no config.json")
+        return path
+    if model.startswith((".", "/", "~")) or model.count("/") != 1:
+        raise ModelNotFoundError(f"no model directory at {model} (and it is not a Hugging Face id)")
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+    from mlx_lm.utils import DEFAULT_ALLOW_PATTERNS
+
+    try:
+        return Path(
+            snapshot_download(model, local_files_only=not allow_download, allow_patterns=DEFAULT_ALLOW_PATTERNS)
+        )
+    except HFValidationError:
+        raise ModelNotFoundError(f"{model!r} is neither a model directory nor a Hugging Face model id") from None
+    except LocalEntryNotFoundError:
+        raise ModelNotFoundError(
+            f"{model} is not in the local Hugging Face cache",
+            fix=download_command(model),
+        ) from None
+    except Exception as exc:  # network and hub errors when downloading was allowed
+        raise ModelNotFoundError(f"cannot download model {model!r}: {exc}") from None

@@ -1,6 +1,6 @@
 """Configuration: one TOML file, ``TRIMKIT_*`` variables and command-line flags.
 
-Every setting is a field of :class:`~trimkit.settings.ServerSettings`; the
+Every setting is a field of :class:`~trimkit.config.settings.ServerSettings`; the
 keys, their types and defaults are read from that Struct, so a new field is a new
 key, a new variable and a new flag with no change here. Later sources win::
 
@@ -36,7 +36,8 @@ from typing import Any, Mapping
 
 import msgspec
 
-from .stage import ConfigError
+from ..stage import ConfigError
+from .settings import ServerSettings
 
 ENV_PREFIX = "TRIMKIT_"
 CONFIG_ENV = "TRIMKIT_CONFIG"
@@ -79,7 +80,7 @@ class Config:
     ``TRIMKIT_*`` variables that name no setting (they are ignored).
     """
 
-    settings: Any  # ServerSettings; imported lazily
+    settings: ServerSettings
     sources: dict[str, str]
     path: Path | None = None
     unknown_env: tuple[str, ...] = field(default=())
@@ -92,16 +93,10 @@ class Config:
 # ---------------------------------------------------------------- the fields
 
 
-def _settings_type() -> type:
-    from .settings import ServerSettings
-
-    return ServerSettings
-
-
 @functools.cache
 def _field_types() -> dict[str, Any]:
     """Field name → annotated type, in declaration order."""
-    return {f.name: f.type for f in msgspec.structs.fields(_settings_type())}
+    return {f.name: f.type for f in msgspec.structs.fields(ServerSettings)}
 
 
 @functools.cache
@@ -399,7 +394,7 @@ def _check_stages(stages: Mapping[str, Any], source: str, file: Path | None, lin
     """Build a pipeline from the table: unknown stages and options raise ConfigError."""
     if not stages:
         return
-    from .pipeline import Pipeline
+    from ..pipeline import Pipeline
 
     try:
         Pipeline(stages)
@@ -440,7 +435,7 @@ def load_config(
     for layer_values, layer_sources in ((env_values, env_sources), (flag_values, flag_sources)):
         values.update(layer_values)
         sources.update(layer_sources)
-    settings = _settings_type()(**values)
+    settings = ServerSettings(**values)
     _check_stages(settings.stages, sources["stages"], file, lines)
     return Config(settings=settings, sources=sources, path=file, unknown_env=unknown_env)
 

@@ -46,10 +46,10 @@ from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import msgspec
 
-from . import convention
-from .convention import quote_attr
-from .templates import render_template
-from .wire import Tool, ToolChoice
+from trimkit import convention
+from trimkit.convention import quote_attr
+from trimkit.templates import render_template
+from trimkit.wire import Tool, ToolChoice
 
 SECTION_TEMPLATE = "tools.j2"
 CACHE_SIZE = 64

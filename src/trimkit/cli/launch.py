@@ -48,7 +48,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
-from .config import Config, env_name
+from ..config import Config, ServerSettings, env_name
 
 CLAUDE_BIN_ENV = "TRIMKIT_CLAUDE_BIN"
 INSTALL_CLAUDE_CODE = "npm install -g @anthropic-ai/claude-code"
@@ -131,7 +131,7 @@ def served_model_id(url: str, token: str) -> str:
     return pick_model_id(ids)
 
 
-def configured_model_id(settings: Any) -> str:
+def configured_model_id(settings: ServerSettings) -> str:
     """The served name, from the configuration alone (no server running)."""
     model = settings.model or getattr(settings, "upstream_model", None)
     if model:
@@ -141,9 +141,9 @@ def configured_model_id(settings: Any) -> str:
     raise LaunchError("no model is configured: pass --model MODEL (`trimkit doctor` recommends one)", 2)
 
 
-def configured_context_window(settings: Any) -> int:
-    from .loading import model_context_window
-    from .profile import DEFAULT_CONTEXT_WINDOW
+def configured_context_window(settings: ServerSettings) -> int:
+    from ..backends.locate import model_context_window
+    from ..profile import DEFAULT_CONTEXT_WINDOW
 
     return settings.context_window or model_context_window(settings.model) or DEFAULT_CONTEXT_WINDOW
 

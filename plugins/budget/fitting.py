@@ -39,11 +39,11 @@ from typing import Callable, Iterable
 
 from msgspec.structs import replace
 
-from .measure import Measure
-from .profile import ModelProfile
-from .render import tool_names
-from .stage import PromptTooLong
-from .wire import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
+from trimkit.measure import Measure
+from trimkit.profile import ModelProfile
+from trimkit.render import tool_names
+from trimkit.stage import PromptTooLong
+from trimkit.wire import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
 
 Counter = Callable[[str], int]
 

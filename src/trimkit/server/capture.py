@@ -33,10 +33,11 @@ from typing import Any, Iterable
 
 import msgspec
 
-from .stage import TrimResult
-from .wire import to_builtins
+from ..stage import TrimResult
+from ..wire import to_builtins
+from ..config.settings import ServerSettings
 
-log = logging.getLogger("trimkit.capture")
+log = logging.getLogger("trimkit.server.capture")
 
 REDACTED = "[redacted]"
 DEFAULT_KEEP = 50
@@ -102,7 +103,7 @@ class Capture:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "Capture | None":
+    def from_settings(cls, settings: ServerSettings) -> "Capture | None":
         """A capture for ``settings.capture_dir``, or None when captures are off."""
         if not settings.capture_dir:
             return None

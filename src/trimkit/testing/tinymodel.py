@@ -13,7 +13,7 @@ an untrimmed Claude Code request (about 88 KB) comes to roughly 30,000 tokens,
 and it must fit next to its trimmed form for the time-to-first-token comparison.
 RoPE positions cost nothing to allow.
 
-Command line: ``python -m trimkit.tinymodel DIR``.
+Command line: ``python -m trimkit.testing.tinymodel DIR``.
 """
 
 from __future__ import annotations
@@ -212,7 +212,7 @@ def _with_eos_bias(weights: dict, eos_id: int, bias: float) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m trimkit.tinymodel", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m trimkit.testing.tinymodel", description=__doc__.split("\n\n")[0])
     parser.add_argument("dir", help="directory to write the model into")
     for name, parameter in inspect.signature(build_tiny_model).parameters.items():
         if parameter.kind is parameter.KEYWORD_ONLY:

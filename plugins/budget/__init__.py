@@ -1,6 +1,6 @@
 """The budget stage: fit the context window and the prefill-time target, then cap ``max_tokens``.
 
-The logic lives in :mod:`trimkit.budget`; this stage reads its options, passes the
+The logic lives in :mod:`trimkit.plugins.budget.fitting`; this stage reads its options, passes the
 profile and ``state.cached_tokens``, and records what it cut. Later stages (and
 the server) find ``prompt_tokens``, ``budget_tokens``, ``dropped_turns``,
 ``cut_results`` and ``max_tokens`` in ``state.carry.extra["budget"]``.
@@ -9,7 +9,7 @@ the server) find ``prompt_tokens``, ``budget_tokens``, ``dropped_turns``,
 from dataclasses import asdict, fields
 
 from trimkit import Stage, hookimpl
-from trimkit.budget import BudgetOptions, fit
+from .fitting import BudgetOptions, fit
 
 OPTION_NAMES = tuple(f.name for f in fields(BudgetOptions))
 

@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .loading import REINSTALL, locate_model
+from ..backends.locate import locate_model
+from .main import REINSTALL
+from ..config import Config, ServerSettings
 
 GB = 1e9
 Status = Literal["ok", "problem", "info"]
@@ -215,7 +217,7 @@ def use_model_command(suggestion: Suggestion, config_path: Path | None) -> str:
     return f"hf download {suggestion.model} && printf '{lines}' >> {target}"
 
 
-def check_model(report: Report, settings: Any, config_path: Path | None, mem: Memory | None) -> None:
+def check_model(report: Report, settings: ServerSettings, config_path: Path | None, mem: Memory | None) -> None:
     suggestion = suggest(mem.total if mem else None)
     report.facts["suggestion"] = asdict(suggestion)
     for_memory = f"for {_gb(mem.total)} of memory" if mem else "(memory unknown)"
@@ -268,7 +270,7 @@ def check_claude(report: Report) -> None:
     report.add("claude", "ok", f"Claude Code at {found} ({npm})")
 
 
-def check_port(report: Report, settings: Any) -> None:
+def check_port(report: Report, settings: ServerSettings) -> None:
     from .launch import LaunchError, base_url, server_health
 
     url = base_url(settings.host, settings.port)
@@ -335,10 +337,10 @@ def self_test_request() -> dict[str, Any]:
     }
 
 
-def check_pipeline(report: Report, config: Any, settings: Any) -> None:
-    from .pipeline import Pipeline
-    from .profile import ModelProfile
-    from .render import prompt_text
+def check_pipeline(report: Report, config: Config, settings: ServerSettings) -> None:
+    from ..pipeline import Pipeline
+    from ..profile import ModelProfile
+    from ..render import prompt_text
 
     profile = ModelProfile.for_tier(settings.tier or "small")
     try:
@@ -361,7 +363,7 @@ def check_pipeline(report: Report, config: Any, settings: Any) -> None:
 
 
 def run_checks(args: Any) -> Report:
-    from .config import ConfigFileError, load_config, overrides_from_args
+    from ..config import ConfigFileError, load_config, overrides_from_args
 
     report = Report()
     check_platform(report)

@@ -4,7 +4,7 @@ The JSON ``tools`` never reach the model. In their place a section is appended t
 system prompt as a new last text block: how to call a tool (the convention of
 :mod:`trimkit.convention`, which is also how earlier ``tool_use``/``tool_result`` turns
 are rendered) and a ``<tools>`` list of the chosen tools, compacted by
-:mod:`trimkit.compact_tools`. ``tool_choice`` becomes a sentence in that section and is
+:mod:`trimkit.plugins.tools.compact`. ``tool_choice`` becomes a sentence in that section and is
 removed from the request. ``state.carry.tool_names`` gets the names shown; the server
 reads calls back against the original request's tools.
 
@@ -19,7 +19,7 @@ Options (``allow`` and ``deny`` take names or ``fnmatch`` patterns such as ``mcp
 * ``include_examples``: keep ``<example>`` blocks in descriptions and schema examples.
 * ``drop_restating_descriptions``: leave out a parameter description that only repeats
   the parameter's name and the tool's name and shown description ("The command to
-  execute" for ``command``); see :func:`trimkit.compact_tools.restates`.
+  execute" for ``command``); see :func:`trimkit.plugins.tools.compact.restates`.
 
 The section is memoized on the tools' content, so a repeated tool list costs a lookup.
 """
@@ -29,8 +29,8 @@ from __future__ import annotations
 import msgspec
 
 from trimkit import Stage, hookimpl
-from trimkit.compact_tools import ToolOptions, tools_section
 from trimkit.wire import MessagesRequest, TextBlock
+from .compact import ToolOptions, tools_section
 
 CORE_TOOLS = ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]
 MEDIUM_TOOLS = CORE_TOOLS + ["TodoWrite", "WebFetch"]

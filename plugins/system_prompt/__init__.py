@@ -27,9 +27,9 @@ from typing import NamedTuple
 import msgspec
 
 from trimkit import ConfigError, Stage, hookimpl
-from trimkit.agent_prompts import recognize
 from trimkit.templates import render_template
 from trimkit.wire import TextBlock
+from .recognition import recognize
 
 MODES = ("auto", "keep", "replace")
 FALLBACK_TEMPLATE = "medium.j2"
