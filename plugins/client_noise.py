@@ -115,6 +115,5 @@ def trimkit_register_stages():
             name="client_noise",
             run=run,
             order=100,
-            description="drop the billing-header block, <total_tokens> markers and cache_control",
         )
     ]

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from trimkit import Stage, hookimpl
-from trimkit.wire import TextBlock
+from trimkit.rewrite import appended_system
 
 INSTRUCTION = (
     "Reply with a single JSON object that matches this JSON Schema, and nothing else: "
@@ -34,15 +34,8 @@ def run(state) -> None:
     schema = requested_schema(state.request.output_config)
     if schema is None:
         return
-    block = TextBlock(text=f"{INSTRUCTION}\n{msgspec.json.encode(schema).decode()}")
-    system = state.request.system
-    if system is None:
-        blocks = [block]
-    elif isinstance(system, str):
-        blocks = [TextBlock(text=system), block]
-    else:
-        blocks = [*system, block]
-    state.request = msgspec.structs.replace(state.request, system=blocks)
+    text = f"{INSTRUCTION}\n{msgspec.json.encode(schema).decode()}"
+    state.request = msgspec.structs.replace(state.request, system=appended_system(state.request, text))
 
 
 @hookimpl
@@ -52,6 +45,5 @@ def trimkit_register_stages():
             name="output_format",
             run=run,
             order=450,
-            description="state a requested JSON output schema in the system prompt",
         )
     ]

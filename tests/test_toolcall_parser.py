@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trimkit.convention import quote_attr, unquote_attr
 from trimkit.toolcalls.parser import HEADER_LIMIT, Needles, ParsedCall, ToolCallParser, hermes_call
 
 NAMES = {"Write", "Bash"}
@@ -70,6 +71,19 @@ def test_qwen_strips_exactly_one_newline_on_each_side_of_a_value():
 def test_xml_attribute_names_are_unescaped_but_values_are_raw():
     items = parse('<invoke name="Bash"><parameter name="a&amp;b">x &lt; y &amp;&amp; z</parameter></invoke>')
     assert calls(items) == [("Bash", {"a&b": "x &lt; y &amp;&amp; z"})]
+
+
+@settings(max_examples=200)
+@given(name=st.text(max_size=30))
+def test_unquote_attr_is_the_inverse_of_quote_attr(name):
+    assert unquote_attr(quote_attr(name)) == name
+
+
+def test_a_name_in_an_invoke_reads_as_the_convention_unquotes_it():
+    names = {"a'b>c", "x&lt;y"}
+    items = parse('<invoke name="a&apos;b&gt;c"></invoke><invoke name=\'x&amp;lt;y\'></invoke>', names=names)
+    assert calls(items) == [("a'b>c", {}), ("x&lt;y", {})]
+    assert [unquote_attr(quote_attr(n)) for n in sorted(names)] == sorted(names)
 
 
 def test_several_calls_in_one_block_and_in_separate_blocks():

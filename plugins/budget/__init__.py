@@ -44,6 +44,5 @@ def trimkit_register_stages():
                 "large": {"tool_result_max_tokens": 16000},
             },
             order=900,
-            description="Fit the context window and prefill-time target; cap max_tokens.",
         )
     ]

@@ -39,8 +39,7 @@ from typing import Any, Mapping
 from msgspec.structs import replace
 
 from trimkit import ConfigError, Stage, TrimState, hookimpl
-from trimkit.rewrite import rewrite_message
-from trimkit.wire import MessagesRequest, TextBlock
+from trimkit.rewrite import appended_system, rewrite_message
 from .parse import ACTIONS, CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
 
 SMALL = {
@@ -258,23 +257,13 @@ class _Editor:
             elif section.category == "date" and self.date is None and section.clean:
                 self.date = date_of(section.clean) or section.clean
 
-    def system_blocks(self) -> list[TextBlock]:
-        """One block per moved category, in the fixed category order; repeats dropped."""
-        blocks = []
-        for category in CATEGORIES:
-            cleans = self.moved.get(category)
-            if cleans:
-                blocks.append(TextBlock(text=render(category, list(dict.fromkeys(cleans)), moved=True)))
-        return blocks
-
-
-def _with_system_blocks(request: MessagesRequest, blocks: list[TextBlock]) -> list[TextBlock]:
-    system = request.system
-    if system is None:
-        return blocks
-    if isinstance(system, str):
-        return [TextBlock(text=system), *blocks] if system else blocks
-    return [*system, *blocks]
+    def system_texts(self) -> list[str]:
+        """One text per moved category, in the fixed category order; repeats dropped."""
+        return [
+            render(category, list(dict.fromkeys(self.moved[category])), moved=True)
+            for category in CATEGORIES
+            if self.moved.get(category)
+        ]
 
 
 def run(state: TrimState) -> None:
@@ -301,12 +290,12 @@ def run(state: TrimState) -> None:
     if editor.date and not carry.date:
         carry.date = editor.date
 
-    moved = editor.system_blocks()
+    moved = editor.system_texts()
     if not moved and all(a is b for a, b in zip(new_messages, messages)):
         return
     changes: dict[str, Any] = {"messages": new_messages}
     if moved:
-        changes["system"] = _with_system_blocks(request, moved)
+        changes["system"] = appended_system(request, *moved)
     state.request = replace(request, **changes)
 
 
@@ -319,6 +308,5 @@ def trimkit_register_stages():
             options={"actions": dict(MEDIUM)},
             tier_options={"small": {"actions": SMALL}, "medium": {"actions": MEDIUM}, "large": {"actions": LARGE}},
             order=300,
-            description="keep, unwrap, drop or move <system-reminder> blocks by category",
         )
     ]

@@ -113,6 +113,5 @@ def trimkit_register_stages():
                 "large": {"template": None},
             },
             order=200,
-            description="Replace a recognised agent system prompt with a compact one for the tier.",
         )
     ]

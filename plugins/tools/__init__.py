@@ -29,21 +29,11 @@ from __future__ import annotations
 import msgspec
 
 from trimkit import Stage, hookimpl
-from trimkit.wire import MessagesRequest, TextBlock
+from trimkit.rewrite import appended_system
 from .compact import ToolOptions, tools_section
 
 CORE_TOOLS = ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]
 MEDIUM_TOOLS = CORE_TOOLS + ["TodoWrite", "WebFetch"]
-
-
-def appended_system(request: MessagesRequest, text: str) -> list[TextBlock]:
-    """The system prompt as blocks, with ``text`` as a new last block."""
-    system = request.system
-    if isinstance(system, list):
-        return [*system, TextBlock(text=text)]
-    if system:
-        return [TextBlock(text=system), TextBlock(text=text)]
-    return [TextBlock(text=text)]
 
 
 def run(state) -> None:
@@ -66,7 +56,6 @@ def trimkit_register_stages():
             name="tools",
             run=run,
             order=400,
-            description="choose tools for the tier, compact them, teach them as XML in the system prompt",
             options={
                 "allow": ["*"],
                 "deny": [],

@@ -116,11 +116,6 @@ def _names(value: str | Iterable[str]) -> tuple[str, ...]:
 # --------------------------------------------------------------------------- choosing
 
 
-def declared_schemas(tools: Iterable[Tool] | None) -> dict[str, dict[str, Any]]:
-    """Declared tool name → ``input_schema``, for reading the model's calls back."""
-    return {tool.name: tool.input_schema for tool in tools or ()}
-
-
 class _Patterns:
     """A list of names and ``fnmatch`` patterns, compiled once: plain names go in a set."""
 
@@ -649,11 +644,6 @@ def _kept(tools: Sequence[Tool], choice: ToolChoice | None, options: ToolOptions
     return select_tools(tools, options, choice.name if choice is not None and choice.type == "tool" else None)
 
 
-def build_section(tools: Sequence[Tool], choice: ToolChoice | None, options: ToolOptions) -> ToolsSection:
-    """The tools section, built from scratch (see :func:`tools_section` for the memoized one)."""
-    return _build(tools, _kept(tools, choice, options), choice, options)
-
-
 def _build(
     tools: Sequence[Tool], kept: Sequence[Tool], choice: ToolChoice | None, options: ToolOptions
 ) -> ToolsSection:
@@ -722,7 +712,7 @@ _cache_lock = threading.Lock()
 
 
 def tools_section(tools: Sequence[Tool], choice: ToolChoice | None, options: ToolOptions) -> ToolsSection:
-    """:func:`build_section`, memoized (LRU, :data:`CACHE_SIZE` entries) on content."""
+    """The tools section for ``tools``, memoized (LRU, :data:`CACHE_SIZE` entries) on content."""
     choice_key = (choice.type, choice.name, choice.disable_parallel_tool_use) if choice else None
     kept = _kept(tools, choice, options)
     key = _SectionKey((options, choice_key), tools, kept)

@@ -14,8 +14,9 @@ were trained on and that most open models follow well::
 
 String values are written raw; every other value as compact JSON. Names in
 attributes have ``&``, ``<`` and ``"`` escaped (:func:`quote_attr`); a reader undoes
-that with :func:`unquote_attr`. Names of real clients contain none of them, so they
-appear exactly as declared.
+that with :func:`unquote_attr`, the one inverse, which also reads the other XML
+entities a model may write (``&gt;``, ``&apos;``, ``&#39;``). Names of real clients
+contain none of them, so they appear exactly as declared.
 """
 
 from __future__ import annotations
@@ -37,11 +38,16 @@ def quote_attr(value: str) -> str:
     return value
 
 
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&#39;", "'"))
+
+
 def unquote_attr(value: str) -> str:
-    """The inverse of :func:`quote_attr`."""
+    """The inverse of :func:`quote_attr`; ``&amp;`` is undone last, so ``&amp;lt;`` reads ``&lt;``."""
     if "&" not in value:
         return value
-    return value.replace("&quot;", '"').replace("&lt;", "<").replace("&amp;", "&")
+    for entity, char in _ENTITIES:
+        value = value.replace(entity, char)
+    return value.replace("&amp;", "&")
 
 
 def format_value(value: Any) -> str:

@@ -9,6 +9,9 @@ Emptied content is never left behind in a shape the API rejects: a text block th
 becomes blank is dropped, a ``tool_result`` whose content empties keeps an empty
 string, and a message left with nothing holds :data:`EMPTY_MESSAGE` (messages are
 never removed, which would shift the turns).
+
+Stages that add to the system prompt append new text blocks with
+:func:`appended_system`, so earlier blocks stay byte-identical (and cached).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from typing import Callable
 
 from msgspec.structs import replace
 
-from .wire import Block, Message, TextBlock, ToolResultBlock
+from .wire import Block, Message, MessagesRequest, TextBlock, ToolResultBlock
 
 EMPTY_MESSAGE = "(no content)"
 
@@ -71,3 +74,16 @@ def _rewrite_block(block: Block, fn: TextFn, prepare: BlockFn | None) -> Block |
             inner = rewrite_blocks(content, fn, prepare)
             return block if inner is content else replace(block, content=inner or "")
     return block
+
+
+def appended_system(request: MessagesRequest, *texts: str) -> list[TextBlock]:
+    """The request's system prompt as text blocks with ``texts`` as new last blocks.
+
+    A string prompt becomes the first block; an empty or missing one adds nothing.
+    """
+    system = request.system
+    if isinstance(system, list):
+        before = list(system)
+    else:
+        before = [TextBlock(text=system)] if system else []
+    return [*before, *(TextBlock(text=text) for text in texts)]

@@ -28,7 +28,6 @@ class Stage:
     options: Mapping[str, Any] = field(default_factory=dict)
     tier_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     order: int = 500
-    description: str = ""
 
 
 @dataclass

@@ -32,6 +32,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Union
 
+from ..convention import unquote_attr
+
 HEADER_LIMIT = 200
 """Characters allowed between an opening tag's ``name=`` and its ``>``; longer means it was prose."""
 
@@ -117,7 +119,6 @@ STRAY_CLOSERS = frozenset((TOOL_CALL_END, *XML_CALLS_END))
 
 _THINK_TAGS = Needles(THINK_OPEN, THINK_CLOSE)
 _THINK_END = Needles(THINK_CLOSE)
-_HEADER_END = Needles(">")
 _XML_BLOCK = Needles(*XML_INVOKE, *XML_CALLS_END)
 _QWEN_BLOCK = Needles(QWEN_FUNCTION, TOOL_CALL_END)
 _HERMES_END = Needles(TOOL_CALL_END)
@@ -133,14 +134,11 @@ class _Dialect:
 
 
 def _attribute(header: str) -> str:
-    """The value of ``name="…"`` (quotes optional), with XML entities unescaped."""
+    """The value of ``name="…"`` (quotes optional), unescaped as :func:`~trimkit.convention.unquote_attr` does."""
     text = header.strip()
     if len(text) >= 2 and text[0] in "\"'" and text[-1] == text[0]:
         text = text[1:-1]
-    if "&" in text:
-        text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", '"')
-        text = text.replace("&apos;", "'").replace("&#39;", "'").replace("&amp;", "&")
-    return text
+    return unquote_attr(text)
 
 
 def _qwen_value(value: str) -> str:
