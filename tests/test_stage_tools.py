@@ -1,10 +1,9 @@
-"""The tools stage and trimkit.plugins.tools.compact: choice by tier, compaction, the XML section, the cache."""
+"""The tools stage and its modules: choice by tier, compaction, the XML section, the cache."""
 
 from __future__ import annotations
 
 import copy
 import re
-import time
 
 import msgspec
 import pytest
@@ -13,7 +12,8 @@ from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
 from trimkit import ModelProfile, Pipeline, decode_request, encode
-from trimkit.plugins.tools import compact as ct
+from trimkit.plugins.tools import compact as compacting, markup, prose
+from trimkit.plugins.tools import options as tool_options, section as sections
 from trimkit.convention import EXAMPLE_CALL, unquote_attr
 from trimkit.render import chat_messages, prompt_text
 from trimkit.stage import TrimState
@@ -247,27 +247,27 @@ def test_optional_parameters_beyond_the_limit_are_left_out_and_counted():
 
 def test_description_cut_at_a_sentence_within_the_limit():
     description = "First sentence here. Second one, e.g. longer than that.\n\nUsage:\n- item one\n- item two"
-    assert ct.compact_description(description, 60, False) == "First sentence here. Second one, e.g. longer than that."
-    assert ct.compact_description(description, 30, False) == "First sentence here."
-    assert ct.compact_description(description, 70, False) == "First sentence here. Second one, e.g. longer than that."
-    assert ct.compact_description(description, 80, False).endswith("Usage:\n- item one")
-    assert ct.compact_description(description, 0, False) == ""
+    assert prose.compact_description(description, 60, False) == "First sentence here. Second one, e.g. longer than that."
+    assert prose.compact_description(description, 30, False) == "First sentence here."
+    assert prose.compact_description(description, 70, False) == "First sentence here. Second one, e.g. longer than that."
+    assert prose.compact_description(description, 80, False).endswith("Usage:\n- item one")
+    assert prose.compact_description(description, 0, False) == ""
 
 
 def test_a_first_sentence_too_long_ends_early_at_a_clause_break_never_mid_word():
     long = "Executes a command in a persistent shell, with an optional timeout and a sandbox. More."
-    assert ct.compact_description(long, 60, False) == "Executes a command in a persistent shell."
-    assert ct.compact_description("Reads files and writes them back when asked to.", 30, False) == ""
-    assert ct.compact_description("Searches the code and lists matches, sorted by time.", 45, False) == (
+    assert prose.compact_description(long, 60, False) == "Executes a command in a persistent shell."
+    assert prose.compact_description("Reads files and writes them back when asked to.", 30, False) == ""
+    assert prose.compact_description("Searches the code and lists matches, sorted by time.", 45, False) == (
         "Searches the code and lists matches."
     )
-    assert ct.compact_description("One two three four five.", 12, False) == ""
+    assert prose.compact_description("One two three four five.", 12, False) == ""
 
 
 def test_a_later_paragraph_is_only_cut_at_a_sentence_end():
     description = "Edits files.\n\nWhere the task allows, prefer the dedicated tool over a shell pipeline. Then stop."
-    assert ct.compact_description(description, 40, False) == "Edits files."
-    assert ct.compact_description(description, 90, False) == (
+    assert prose.compact_description(description, 40, False) == "Edits files."
+    assert prose.compact_description(description, 90, False) == (
         "Edits files.\nWhere the task allows, prefer the dedicated tool over a shell pipeline."
     )
 
@@ -281,7 +281,7 @@ def _whole_sentences_or_clauses(cut: str, source: str) -> bool:
             continue
         head = line[:-1]
         if not (line.endswith(".") and any(
-            s.startswith(head) and s[len(head):].startswith(ct.DESCRIPTION_CLAUSE_BREAKS) for s in lines
+            s.startswith(head) and s[len(head):].startswith(prose.DESCRIPTION_CLAUSE_BREAKS) for s in lines
         )):
             return False
     return True
@@ -294,21 +294,21 @@ def _whole_sentences_or_clauses(cut: str, source: str) -> bool:
 )
 def test_descriptions_are_never_cut_mid_sentence(words, limit):
     text = " ".join(words)
-    cut = ct.compact_description(text, limit, False)
+    cut = prose.compact_description(text, limit, False)
     assert len(cut) <= limit and "…" not in cut
     assert not cut or _whole_sentences_or_clauses(cut, text)
 
 
 def test_examples_are_removed_unless_asked_for():
     description = "Keeps a list.\n<example>\nuser: hi\n</example>\nUse it often."
-    assert ct.compact_description(description, 500, False) == "Keeps a list.\nUse it often."
-    assert "<example>" in ct.compact_description(description, 500, True)
+    assert prose.compact_description(description, 500, False) == "Keeps a list.\nUse it often."
+    assert "<example>" in prose.compact_description(description, 500, True)
 
 
 def test_parameter_description_is_one_line_within_the_limit():
-    assert ct.one_line("The path (absolute) to read.\nSecond.", 120) == "The path (absolute) to read."
-    assert ct.one_line("The text to replace it with (must differ from old)", 40) == "The text to replace it with"
-    assert len(ct.one_line("word " * 100, 120)) <= 120
+    assert prose.one_line("The path (absolute) to read.\nSecond.", 120) == "The path (absolute) to read."
+    assert prose.one_line("The text to replace it with (must differ from old)", 40) == "The text to replace it with"
+    assert len(prose.one_line("word " * 100, 120)) <= 120
 
 
 # --------------------------------------------------------------------------- names
@@ -351,12 +351,12 @@ SCHEMA = st.recursive(
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schema=SCHEMA, description=st.text(max_size=300), limit=st.integers(0, 400))
 def test_any_schema_and_description_compact_without_crashing(schema, description, limit):
-    options = ct.ToolOptions(
+    options = tool_options.ToolOptions(
         max_description_chars=limit, max_parameter_description_chars=limit // 2, drop_restating_descriptions=limit % 2 == 0
     )
-    compact = ct.compact_tool(Tool(name="T", description=description, input_schema=schema), options)
+    compact = compacting.compact_tool(Tool(name="T", description=description, input_schema=schema), options)
     assert len(compact.description) <= max(limit, 0)
-    assert ct.tool_xml(compact).startswith('<tool name="T">')
+    assert markup.tool_xml(compact).startswith('<tool name="T">')
 
 
 def test_dashed_dotted_and_unicode_names_are_not_escaped():
@@ -409,7 +409,7 @@ def test_input_request_is_not_changed_and_output_is_deterministic():
     original = decode_request(body)
     snapshot = encode(original)
     first = run(original)
-    ct.clear_cache()
+    sections.clear_cache()
     second = run(decode_request(body))
     assert body == before and encode(original) == snapshot
     assert encode(first.request) == encode(second.request)
@@ -432,44 +432,44 @@ def decoded_tools(body) -> list[Tool]:
 
 def test_cache_key_follows_content():
     body = request(claude_code_tools())
-    options = ct.ToolOptions.from_mapping(PIPELINE.options_for(STAGE, "small"))
-    first = ct.tools_section(decoded_tools(body), None, options)
+    options = tool_options.ToolOptions.from_mapping(PIPELINE.options_for(STAGE, "small"))
+    first = sections.tools_section(decoded_tools(body), None, options)
     changed = copy.deepcopy(body)
     read = next(t for t in changed["tools"] if t["name"] == "Read")
     read["input_schema"]["properties"]["file_path"]["description"] = "An absolute path, never a URL"
-    second = ct.tools_section(decoded_tools(changed), None, options)
+    second = sections.tools_section(decoded_tools(changed), None, options)
     assert "never a URL" in second.text and "never a URL" not in first.text
-    assert ct.tools_section(decoded_tools(body), None, options) is first
+    assert sections.tools_section(decoded_tools(body), None, options) is first
 
 
 def test_cached_entry_does_not_follow_later_edits_of_the_callers_schema():
     body = request([tool("Read", properties={"p": {"type": "string"}})])
     tools = decoded_tools(body)
-    options = ct.ToolOptions()
-    first = ct.tools_section(tools, None, options)
+    options = tool_options.ToolOptions()
+    first = sections.tools_section(tools, None, options)
     tools[0].input_schema["properties"]["p"]["type"] = "integer"
-    second = ct.tools_section(tools, None, options)
+    second = sections.tools_section(tools, None, options)
     assert 'type="integer"' in second.text and second is not first
 
 
 def test_cache_is_bounded():
-    for n in range(ct.CACHE_SIZE + 10):
-        ct.tools_section(decoded_tools(request([tool(f"T{n}")])), None, ct.ToolOptions())
-    assert len(ct._cache) == ct.CACHE_SIZE
+    for n in range(sections.CACHE_SIZE + 10):
+        sections.tools_section(decoded_tools(request([tool(f"T{n}")])), None, tool_options.ToolOptions())
+    assert len(sections._cache) == sections.CACHE_SIZE
 
 
 def test_each_turn_after_the_first_is_a_cache_hit(monkeypatch):
     body = msgspec.json.encode(request(claude_code_tools()))
     requests = [decode_request(body) for _ in range(5)]
     builds = []
-    real_build = ct._build
-    monkeypatch.setattr(ct, "_build", lambda *a, **k: builds.append(1) or real_build(*a, **k))
-    ct.clear_cache()
+    real_build = sections._build
+    monkeypatch.setattr(sections, "_build", lambda *a, **k: builds.append(1) or real_build(*a, **k))
+    sections.clear_cache()
     for tier in ("small", "large"):
-        options = ct.ToolOptions.from_mapping(PIPELINE.options_for(STAGE, tier))
-        first = ct.tools_section(requests[0].tools, None, options)
+        options = tool_options.ToolOptions.from_mapping(PIPELINE.options_for(STAGE, tier))
+        first = sections.tools_section(requests[0].tools, None, options)
         for r in requests[1:]:
-            assert ct.tools_section(r.tools, None, options) == first
+            assert sections.tools_section(r.tools, None, options) == first
     assert len(builds) == 2
 
 
@@ -531,7 +531,7 @@ def test_parameters_are_marked_required_and_typed_unless_every_one_is():
     ],
 )
 def test_a_parameter_description_restates_only_what_was_already_read(description, tool_text, expected):
-    assert ct.restates(description, ct.known_words("command", "content", "url", "pattern", tool_text)) is expected
+    assert prose.restates(description, prose.known_words("command", "content", "url", "pattern", tool_text)) is expected
 
 
 def test_restating_descriptions_are_dropped_only_where_the_tier_asks():

@@ -3,9 +3,8 @@
 The JSON ``tools`` never reach the model. In their place a section is appended to the
 system prompt as a new last text block: how to call a tool (the convention of
 :mod:`trimkit.convention`, which is also how earlier ``tool_use``/``tool_result`` turns
-are rendered) and a ``<tools>`` list of the chosen tools, compacted by
-:mod:`trimkit.plugins.tools.compact`. ``tool_choice`` becomes a sentence in that section and is
-removed from the request. ``state.carry.tool_names`` gets the names shown; the server
+are rendered) and a ``<tools>`` list of the chosen tools. ``tool_choice`` becomes a
+sentence in that section and is removed from the request. ``state.carry.tool_names`` gets the names shown; the server
 reads calls back against the original request's tools.
 
 Options (``allow`` and ``deny`` take names or ``fnmatch`` patterns such as ``mcp__*``):
@@ -19,9 +18,13 @@ Options (``allow`` and ``deny`` take names or ``fnmatch`` patterns such as ``mcp
 * ``include_examples``: keep ``<example>`` blocks in descriptions and schema examples.
 * ``drop_restating_descriptions``: leave out a parameter description that only repeats
   the parameter's name and the tool's name and shown description ("The command to
-  execute" for ``command``); see :func:`trimkit.plugins.tools.compact.restates`.
+  execute" for ``command``); see :func:`trimkit.plugins.tools.prose.restates`.
 
-The section is memoized on the tools' content, so a repeated tool list costs a lookup.
+The modules of this package, in the order the work happens: :mod:`.choose` picks the
+tools, :mod:`.compact` shortens each one (with :mod:`.schemas` for types and
+:mod:`.prose` for descriptions), :mod:`.markup` writes the ``<tools>`` listing and
+:mod:`.section` puts the section together and memoizes it on the tools' content, so a
+repeated tool list costs a lookup.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ import msgspec
 
 from trimkit import Stage, hookimpl
 from trimkit.rewrite import appended_system
-from .compact import ToolOptions, tools_section
+from .options import ToolOptions
+from .section import tools_section
 
 CORE_TOOLS = ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]
 MEDIUM_TOOLS = CORE_TOOLS + ["TodoWrite", "WebFetch"]
