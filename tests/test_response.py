@@ -10,8 +10,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trimkit.toolcalls.coerce import coerce, coerce_arguments
-from trimkit.toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder, StopMatcher, new_tool_use_id
-from trimkit.wire import TextBlock, Tool, ToolUseBlock
+from trimkit.toolcalls.items import FailedCall, ParsedCall
+from trimkit.toolcalls.response import (
+    BlockDelta,
+    BlockStart,
+    BlockStop,
+    ResponseBuilder,
+    StopMatcher,
+    new_tool_use_id,
+    thinking_signature,
+)
+from trimkit.wire import TextBlock, ThinkingBlock, Tool, ToolUseBlock
 
 SCHEMA = {
     "type": "object",
@@ -48,7 +57,10 @@ def run(chunks, tools=TOOLS, finish="stop", stop_sequences=None, **options):
 
 
 def check_events(events, content):
-    """Start, deltas, stop for each index in turn, and deltas that add up to the final blocks."""
+    """Start, deltas, stop for each index in turn, and deltas that add up to the final blocks.
+
+    A thinking block's deltas are thinking text, then exactly one signature as the last delta.
+    """
     expected_index, open_block, built = 0, None, []
     for event in events:
         if isinstance(event, BlockStart):
@@ -56,22 +68,34 @@ def check_events(events, content):
             open_block = event.block
             if isinstance(open_block, TextBlock):
                 assert open_block.text == ""
+            elif isinstance(open_block, ThinkingBlock):
+                assert open_block == ThinkingBlock(thinking="", signature="")
             else:
                 assert open_block.input == {}
-            built.append([event.block, ""])
+            built.append([event.block, "", None])
         elif isinstance(event, BlockDelta):
             assert open_block is not None and event.index == expected_index
-            assert event.kind == ("text_delta" if isinstance(open_block, TextBlock) else "input_json_delta")
+            assert built[-1][2] is None, "nothing after a signature"
+            if isinstance(open_block, ThinkingBlock) and event.kind == "signature_delta":
+                built[-1][2] = event.value
+                continue
+            kind = {TextBlock: "text_delta", ThinkingBlock: "thinking_delta"}.get(type(open_block), "input_json_delta")
+            assert event.kind == kind
             assert event.value
             built[-1][1] += event.value
         else:
             assert isinstance(event, BlockStop) and event.index == expected_index and open_block is not None
+            if isinstance(open_block, ThinkingBlock):
+                assert built[-1][2], "a thinking block ends with its signature"
             open_block, expected_index = None, expected_index + 1
     assert open_block is None
     assert len(built) == len(content)
-    for (start, accumulated), block in zip(built, content):
+    for (start, accumulated, signature), block in zip(built, content):
         if isinstance(block, TextBlock):
             assert accumulated == block.text and block.text.lstrip() == block.text != ""
+        elif isinstance(block, ThinkingBlock):
+            assert accumulated == block.thinking and block.thinking.strip() == block.thinking != ""
+            assert signature == block.signature
         else:
             assert (start.id, start.name) == (block.id, block.name)
             assert json.loads(accumulated) == block.input
@@ -278,9 +302,48 @@ def test_think_split_across_chunks_never_leaks():
         assert not any("secret" in e.value or "think" in e.value for e in events if isinstance(e, BlockDelta))
 
 
-def test_strip_thinking_off_keeps_think_text():
-    builder, _ = run("<think>x</think>y", strip_thinking=False)
-    assert summary(builder) == ["<think>x</think>y"]
+def test_thinking_on_gives_a_thinking_block_with_deltas_then_a_signature():
+    turn = "<think>\nI should list files.\n</think>\n\nHere they are."
+    for chunks in ([turn], list(turn)):
+        builder, events = run(chunks, thinking=True)
+        thought, answer = builder.content
+        assert thought == ThinkingBlock(thinking="I should list files.", signature=thinking_signature("I should list files."))
+        assert answer == TextBlock(text="Here they are.")
+        kinds = [e.kind for e in events if isinstance(e, BlockDelta) and e.index == 0]
+        assert kinds[-1] == "signature_delta" and set(kinds[:-1]) == {"thinking_delta"}
+        assert events[0] == BlockStart(0, ThinkingBlock(thinking="", signature=""))
+
+
+def test_thinking_off_drops_reasoning_without_splitting_the_text():
+    builder, _ = run("Hello <think>secret</think>world", thinking=False)
+    assert summary(builder) == ["Hello world"]
+
+
+def test_empty_thinking_makes_no_block():
+    builder, _ = run("<think>\n\n</think>Answer.", thinking=True)
+    assert summary(builder) == ["Answer."]
+
+
+def test_reasoning_between_calls_and_text_gets_its_own_blocks():
+    call = "<function=Bash>\n<parameter=command>\nls\n</parameter>\n</function>"
+    builder, _ = run(f"<think>a</think>Text.{call}<think>b</think>More.", thinking=True)
+    assert [type(b).__name__ for b in builder.content] == ["ThinkingBlock", "TextBlock", "ToolUseBlock", "ThinkingBlock", "TextBlock"]
+
+
+# --------------------------------------------------------------------------- special tokens
+
+
+@pytest.mark.parametrize("thinking", [False, True])
+def test_special_tokens_never_reach_the_client_however_they_are_split(thinking):
+    specials = ["<|im_end|>", "<|endoftext|>", "<|im_start|>"]
+    turn = "<think>plan<|im_end|> it</think>Hi <|im_start|>there<|endoftext|>. <|im"
+    whole, _ = run(turn, thinking=thinking, special_tokens=specials)
+    expected = (["plan it"] if thinking else []) + ["Hi there. <|im"]
+    assert [b.thinking if isinstance(b, ThinkingBlock) else b.text for b in whole.content] == expected
+    for cut in range(1, len(turn)):
+        split, events = run([turn[:cut], turn[cut:]], thinking=thinking, special_tokens=specials)
+        assert split.content == whole.content, cut
+        assert not any("<|im_end|>" in e.value for e in events if isinstance(e, BlockDelta))
 
 
 # --------------------------------------------------------------------------- coercion
@@ -376,3 +439,56 @@ def test_long_turn_in_small_chunks_keeps_every_block():
     assert len(builder.content) == 6
     assert [type(b).__name__ for b in builder.content] == ["TextBlock", "ToolUseBlock"] * 3
     assert builder.content[1].input["content"] == "x = 1\n" * 3000
+
+
+# --------------------------------------------------------------------------- failed calls and the retry
+
+
+class ScriptedReader:
+    """A reader that gives fixed items for each chunk, to drive the builder's retry logic."""
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    def feed(self, text):
+        return self.script.pop(0) if self.script else []
+
+    def finish(self, *, truncated=False):
+        return []
+
+
+def scripted(*rounds):
+    from trimkit.toolcalls.dialects import Dialect
+
+    readers = [ScriptedReader(r) for r in rounds]
+    return Dialect("scripted", lambda t, v: False, ("<x>",), (), lambda catalog, thinking_open: readers.pop(0))
+
+
+BAD = FailedCall("Delete", '<invoke name="Delete"></invoke>', "undeclared", "no tool named 'Delete'; declared tools: Write, Bash")
+GOOD = ParsedCall("Bash", {"command": "ls"}, "")
+
+
+def test_without_hold_a_failed_call_is_its_raw_text():
+    builder, _ = run(["a", "b"], dialect=scripted([["Before "], [BAD, " after"]]))
+    assert summary(builder) == [f"Before {BAD.raw} after"] and builder.failed is None
+
+
+def test_a_held_failed_call_stops_the_turn_and_a_restart_continues_the_blocks():
+    builder = ResponseBuilder(TOOLS, dialect=scripted([["Before."], [BAD, "tail"]], [[GOOD], [BAD]]), hold_failed=True, id_factory=counter_ids())
+    events = builder.feed("1") + builder.feed("2")
+    assert builder.failed == BAD and builder.stopped
+    assert builder.finish("stop") == [] and builder.stop_reason is None
+    builder.restart(thinking_open=False)
+    assert not builder.stopped
+    events += builder.feed("3") + builder.feed("4") + builder.finish("stop")
+    check_events(events, builder.content)
+    assert summary(builder) == ["Before.", ("Bash", {"command": "ls"}), BAD.raw]  # one retry only
+    assert builder.stop_reason == "tool_use"
+
+
+def test_release_gives_the_held_call_and_what_followed_as_text():
+    builder = ResponseBuilder(TOOLS, dialect=scripted([["Before. "], [BAD, " tail"]]), hold_failed=True)
+    events = builder.feed("1") + builder.feed("2") + builder.finish("stop")
+    events += builder.release_failed() + builder.finish("stop")
+    check_events(events, builder.content)
+    assert summary(builder) == [f"Before. {BAD.raw} tail"] and builder.stop_reason == "end_turn"

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from trimkit.convention import quote_attr, unquote_attr
+from trimkit.toolcalls.items import Reasoning
 from trimkit.toolcalls.parser import HEADER_LIMIT, Needles, ParsedCall, ToolCallParser, hermes_call
 
 NAMES = {"Write", "Bash"}
@@ -23,6 +24,8 @@ def parse(text: str, chunks: list[str] | None = None, names=NAMES, **options) ->
     for item in items:
         if isinstance(item, str) and merged and isinstance(merged[-1], str):
             merged[-1] += item
+        elif isinstance(item, Reasoning) and merged and isinstance(merged[-1], Reasoning):
+            merged[-1] = Reasoning(merged[-1].text + item.text)
         else:
             merged.append(item)
     return merged

@@ -30,25 +30,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Union
+from typing import Any, Callable, Collection
+
+from .items import Item, ParsedCall, Reasoning
 
 from ..convention import unquote_attr
 
 HEADER_LIMIT = 200
 """Characters allowed between an opening tag's ``name=`` and its ``>``; longer means it was prose."""
-
-
-@dataclass(frozen=True, slots=True)
-class ParsedCall:
-    """One complete call: values are the raw text (XML dialects) or the JSON values (Hermes)."""
-
-    name: str
-    arguments: dict[str, Any]
-    raw: str
-
-
-Item = Union[str, ParsedCall]
-
 
 class Needles:
     """A fixed set of literal tags to look for in streamed text."""
@@ -310,7 +299,9 @@ class ToolCallParser:
         return True
 
     def _think(self, final: bool) -> bool:
-        _, word = self._advance(_THINK_END, final)
+        thought, word = self._advance(_THINK_END, final)
+        if thought:
+            self._out.append(Reasoning(thought))
         if word is None:
             return False
         self._state = self._text
@@ -326,6 +317,9 @@ class ToolCallParser:
             self._pos = end
             return False
         if hit is not None and hit[1] == THINK_CLOSE:
+            thought = "".join(self._lead) + buf[pos : hit[0]]
+            if thought:
+                self._out.append(Reasoning(thought))
             self._pos = hit[0] + len(THINK_CLOSE)
         else:
             self._buf, self._pos = "".join(self._lead) + buf[pos:], 0
