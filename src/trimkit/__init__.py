@@ -8,6 +8,7 @@ The library part imports neither MLX nor a web framework::
     result.report       # per-stage sizes, removals and timings
 """
 
+from .errors import TrimkitError
 from .hookspecs import hookimpl
 from .pipeline import Pipeline, trim
 from .profile import ModelProfile
@@ -30,6 +31,7 @@ __all__ = [
     "TrimReport",
     "TrimResult",
     "TrimState",
+    "TrimkitError",
     "decode_request",
     "encode",
     "hookimpl",

@@ -89,25 +89,27 @@ class Pipeline:
                 found[stage.name] = stage
         for key in RESERVED_KEYS:
             if isinstance(self.config.get(key), (str, Mapping)):
-                raise ConfigError(f"stages.{key} must be a list of stage names")
+                raise ConfigError(f"stages.{key} must be a list of stage names", key=f"stages.{key}")
         order = self.config.get("order")
         if order is not None:
             unknown = [name for name in order if name not in found]
             if unknown:
-                raise ConfigError(f"stages.order names unknown stage(s): {', '.join(unknown)}")
+                raise ConfigError(f"stages.order names unknown stage(s): {', '.join(unknown)}", key="stages.order")
             repeated = sorted({name for name in order if order.count(name) > 1})
             if repeated:
-                raise ConfigError(f"stages.order names {', '.join(map(repr, repeated))} twice")
+                raise ConfigError(f"stages.order names {', '.join(map(repr, repeated))} twice", key="stages.order")
             chosen = [found[name] for name in order]
         else:
             chosen = sorted(found.values(), key=lambda s: (s.order, s.name))
         disabled = set(self.config.get("disabled") or ())
         unknown = disabled - set(found)
         if unknown:
-            raise ConfigError(f"stages.disabled names unknown stage(s): {', '.join(sorted(unknown))}")
+            raise ConfigError(
+                f"stages.disabled names unknown stage(s): {', '.join(sorted(unknown))}", key="stages.disabled"
+            )
         for key in self.config:
             if key not in RESERVED_KEYS and key not in found:
-                raise ConfigError(f"stages.{key}: no stage of that name")
+                raise ConfigError(f"stages.{key}: no stage of that name", key=f"stages.{key}")
         for stage in found.values():
             self._check_options(stage)
         return [s for s in chosen if s.name not in disabled]
@@ -116,14 +118,15 @@ class Pipeline:
         known = set(stage.options).union(*(set(v) for v in stage.tier_options.values()))
         table = self.config.get(stage.name) or {}
         if not isinstance(table, Mapping):
-            raise ConfigError(f"stages.{stage.name} must be a table")
+            raise ConfigError(f"stages.{stage.name} must be a table", key=f"stages.{stage.name}")
         for key, value in table.items():
             if key in TIERS and isinstance(value, Mapping):
                 for sub in value:
                     if sub not in known:
-                        raise ConfigError(f"stages.{stage.name}.{key}.{sub}: unknown option")
+                        path = f"stages.{stage.name}.{key}.{sub}"
+                        raise ConfigError(f"{path}: unknown option", key=path)
             elif key not in known:
-                raise ConfigError(f"stages.{stage.name}.{key}: unknown option")
+                raise ConfigError(f"stages.{stage.name}.{key}: unknown option", key=f"stages.{stage.name}.{key}")
 
     def options_for(self, stage: Stage, tier: str) -> dict[str, Any]:
         cached = self._options_cache.get((stage.name, tier))

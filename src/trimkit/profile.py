@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import ModelError
+
 Tier = Literal["small", "medium", "large"]
 TIERS: tuple[Tier, ...] = ("small", "medium", "large")
 
@@ -120,7 +122,14 @@ class ModelProfile:
     def from_model_dir(cls, path: str | Path, **overrides: Any) -> "ModelProfile":
         """Read ``config.json`` (and ``tokenizer.json`` when present) from a model directory."""
         path = Path(path)
-        config = json.loads((path / "config.json").read_text())
+        try:
+            text = (path / "config.json").read_text()
+        except OSError as exc:
+            raise ModelError(f"cannot read {path / 'config.json'}: {exc.strerror}") from None
+        try:
+            config = json.loads(text)
+        except ValueError as exc:
+            raise ModelError(f"{path / 'config.json'} is not JSON: {exc}") from None
         total, active = count_parameters(config)
         text_config = config.get("text_config") or config
         context = (
@@ -136,7 +145,7 @@ class ModelProfile:
             try:
                 tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
             except Exception as exc:  # tokenizers raises a bare Exception
-                raise ValueError(f"{path / 'tokenizer.json'}: {exc}") from None
+                raise ModelError(f"{path / 'tokenizer.json'}: {exc}") from None
         profile = cls(
             name=path.name,
             total_params=total,

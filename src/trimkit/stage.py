@@ -1,4 +1,8 @@
-"""The objects a stage works with: its declaration, the state it changes, the report."""
+"""The objects a stage works with: its declaration, the state it changes, the report.
+
+``ConfigError`` and ``PromptTooLong``, the errors a stage raises, are defined in
+:mod:`trimkit.errors` and importable from here too.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,13 @@ from typing import Any, Callable, Mapping
 
 import msgspec
 
+from .errors import ConfigError, PromptTooLong
 from .profile import ModelProfile
 from .wire import MessagesRequest, to_builtins
+
+__all__ = [
+    "Carry", "ConfigError", "PromptTooLong", "Size", "Stage", "StageReport", "TrimReport", "TrimResult", "TrimState",
+]
 
 
 @dataclass
@@ -107,19 +116,3 @@ class TrimResult:
             "exact_tokens": self.report.exact_tokens,
             "request": to_builtins(self.request),
         }
-
-
-class PromptTooLong(Exception):
-    """Raised by the budget stage when even the most trimmed request cannot fit.
-
-    ``str(exc)`` is the wording clients react to: ``prompt is too long: N tokens > M maximum``.
-    """
-
-    def __init__(self, tokens: int, maximum: int):
-        self.tokens = tokens
-        self.maximum = maximum
-        super().__init__(f"prompt is too long: {tokens} tokens > {maximum} maximum")
-
-
-class ConfigError(ValueError):
-    """The pipeline configuration names an unknown stage or option."""

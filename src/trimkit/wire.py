@@ -14,6 +14,8 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 from msgspec import Meta, Struct, field
 
+from .errors import RequestDecodeError
+
 JSON = Any
 
 
@@ -181,11 +183,30 @@ class ErrorResponse(Struct):
     type: Literal["error"] = "error"
 
 
+# --------------------------------------------------------------------------- trimkit's own endpoints
+
+
+class Health(Struct, kw_only=True):
+    """``GET /health``: whether the model can serve (503 until it can), and the window it serves.
+
+    ``status`` is ``ok``, ``loading`` (not yet: loading, or an upstream not
+    answering for now) or ``error`` (never, without a change of configuration);
+    ``detail`` says why in words. ``trimkit launch`` and ``trimkit doctor`` read
+    this, and treat a server without ``status`` and ``context_window`` as another
+    program.
+    """
+
+    status: Literal["ok", "loading", "error"]
+    backend: str = ""
+    model: str = ""
+    detail: str = ""
+    queue: int = 0
+    tier: str = ""
+    context_window: int
+    prefill_tps: float = 0.0
+
+
 # --------------------------------------------------------------------------- helpers
-
-
-class RequestDecodeError(ValueError):
-    """The body is not a valid Messages request; the message names the problem."""
 
 
 NESTED_TOO_DEEPLY = "request body is nested too deeply"

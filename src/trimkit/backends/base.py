@@ -1,13 +1,40 @@
-"""The contract between the server and whatever generates text."""
+"""The contract between the server and whatever generates text.
+
+:class:`Backend` declares everything the server asks of a backend, with the
+default for what a backend may not support, so the server never probes a
+backend for a method. Every backend subclasses it: the in-process MLX model,
+the replay backend, the upstream engines (OpenAI- and Anthropic-compatible) and
+the stand-in for a backend that failed to build.
+
+The server renders a trimmed request into role/content chat messages
+(:func:`trimkit.render.chat_messages`); a backend turns them into its model's
+prompt, counts its tokens and generates from it.
+"""
 
 from __future__ import annotations
 
+import abc
+import enum
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal, Protocol, Union
+from typing import AsyncIterator, Literal, Union
 
+from ..errors import BackendError
 from ..profile import ModelProfile
 
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendStatus",
+    "ChatMessages",
+    "Finished",
+    "GenerationEvent",
+    "GenerationParams",
+    "Readiness",
+    "TextDelta",
+]
+
 ChatMessages = list[dict[str, str]]
+TOKENS_PER_MESSAGE = 4  # role markers a chat template adds around each message
 
 
 @dataclass
@@ -42,43 +69,90 @@ class Finished:
 GenerationEvent = Union[TextDelta, Finished]
 
 
-class BackendError(Exception):
-    """A generation failed; the message is safe to show a client.
+class Readiness(enum.Enum):
+    """Whether a backend can serve; the values are what ``/health`` says in ``status``."""
 
-    ``status`` and ``error_type`` are the Anthropic error to answer with: a failed
-    generation is a 500 ``api_error`` unless the backend knows better (an upstream
-    that is down is a 529 ``overloaded_error``; one that rejects the request, a 400).
-    """
-
-    def __init__(self, message: str, *, status: int = 500, error_type: str = "api_error"):
-        super().__init__(message)
-        self.status = status
-        self.error_type = error_type
+    READY = "ok"
+    LOADING = "loading"  # not yet: the model is loading, or an upstream is not answering for now
+    FAILED = "error"  # never, without a change of configuration: the model could not be loaded
 
 
 @dataclass
 class BackendStatus:
-    """``failed`` means the backend will never become ready (its model could not be loaded)."""
+    """A backend's readiness, with ``detail`` saying why in words for people."""
 
-    ready: bool
+    state: Readiness
     detail: str = ""
-    failed: bool = False
     extra: dict = field(default_factory=dict)
 
+    @property
+    def ready(self) -> bool:
+        return self.state is Readiness.READY
 
-class Backend(Protocol):
-    """A text generator. ``generate`` is an async generator; closing it early
-    (``aclose()``) must stop generation promptly and free the model."""
+    @property
+    def failed(self) -> bool:
+        return self.state is Readiness.FAILED
 
-    name: str
+
+class Backend(abc.ABC):
+    """A text generator, and everything the server asks of one.
+
+    ``name`` says which kind it is (``/health`` shows it); ``profile`` describes
+    the model (name, tier, context window, tokenizer, measured prefill speed) for
+    the pipeline's budget. ``max_concurrency`` is how many generations the server
+    lets run at once: one for a model in this process, more for an engine that
+    batches.
+    """
+
+    name: str = "backend"
     profile: ModelProfile
+    max_concurrency: int = 1
 
-    def status(self) -> BackendStatus: ...
+    @abc.abstractmethod
+    def status(self) -> BackendStatus:
+        """Whether requests can be served now; cheap enough to call on every request."""
+
+    @abc.abstractmethod
+    def generate(self, messages: ChatMessages, params: GenerationParams) -> AsyncIterator[GenerationEvent]:
+        """Stream the model's answer to ``messages``: ``TextDelta`` items, then one ``Finished``.
+
+        An async generator; closing it early (``aclose()``) must stop generation
+        promptly and free the model. Failures raise :class:`BackendError`.
+        """
 
     def count_tokens(self, messages: ChatMessages) -> int:
-        """Tokens the rendered prompt for ``messages`` would prefill."""
-        ...
+        """Tokens the rendered prompt for ``messages`` would prefill.
 
-    def generate(self, messages: ChatMessages, params: GenerationParams) -> AsyncIterator[GenerationEvent]: ...
+        By default an estimate from the profile's tokenizer (or its characters per
+        token) plus a few tokens of role markers per message; a backend that
+        renders the prompt itself counts exactly.
+        """
+        return sum(self.profile.count_tokens(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
 
-    def close(self) -> None: ...
+    def prompt_tokens(self, messages: ChatMessages) -> list[int] | None:
+        """The token ids the model sees for ``messages``, rendered with its chat template.
+
+        None where the prompt is rendered out of sight (an upstream engine renders
+        its own).
+        """
+        return None
+
+    def cached_prefix_tokens(self, messages: ChatMessages) -> int:
+        """How many leading tokens of this prompt the backend's prefix cache holds now.
+
+        Changes nothing. 0 where the backend keeps no cache it can look into, so
+        the budget counts every token as one to prefill.
+        """
+        return 0
+
+    def opens_thinking(self, messages: ChatMessages) -> bool | None:
+        """Whether the rendered prompt leaves the model inside a thinking block.
+
+        Some chat templates end the generation prompt with ``<think>``, so the
+        model's text begins mid-thought and the response reader must start in
+        thinking. None means unknown, read as no.
+        """
+        return None
+
+    def close(self) -> None:
+        """Stop serving and free the model; called once when the server shuts down."""

@@ -11,15 +11,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .base import BackendError
+from ..errors import ModelNotFoundError
+
+__all__ = [
+    "ModelLocation",
+    "ModelNotFoundError",
+    "download_command",
+    "locate_model",
+    "missing_model",
+    "model_context_window",
+    "resolve_model_path",
+]
+
 
 def download_command(model: str) -> str:
     return f"hf download {model}"
-
-
-def is_hub_id(model: str) -> bool:
-    """``owner/name`` that is not a path on this machine."""
-    return model.count("/") == 1 and not model.startswith((".", "/", "~")) and not Path(model).expanduser().exists()
 
 
 @dataclass(frozen=True)
@@ -48,14 +54,15 @@ def locate_model(model: str) -> ModelLocation:
     return ModelLocation(model, path, cached=not Path(model).expanduser().is_dir())
 
 
-def missing_model(settings) -> str | None:
-    """For the mlx backend: why the configured model cannot be loaded here, with the command to run."""
+def missing_model(settings) -> ModelNotFoundError | None:
+    """For the mlx backend: why the configured model cannot be loaded here (the error names the fix)."""
     if settings.backend != "mlx" or not settings.model:
         return None
-    location = locate_model(settings.model)
-    if location.path is not None:
-        return None
-    return f"{location.problem}; run: {location.fix}" if location.fix else location.problem
+    try:
+        resolve_model_path(settings.model)
+    except ModelNotFoundError as exc:
+        return exc
+    return None
 
 
 def model_context_window(model: str | None) -> int | None:
@@ -71,19 +78,6 @@ def model_context_window(model: str | None) -> int | None:
         return ModelProfile.from_model_dir(location.path).context_window
     except (OSError, ValueError):
         return None
-
-
-class ModelNotFoundError(BackendError):
-    """The model is neither a local directory nor in the local Hugging Face cache.
-
-    ``problem`` says what is wrong in a few words; ``fix`` is the command that
-    would fetch it, when one would.
-    """
-
-    def __init__(self, problem: str, fix: str | None = None):
-        super().__init__(f"{problem}; fetch it with `{fix}`" if fix else problem)
-        self.problem = problem
-        self.fix = fix
 
 
 def resolve_model_path(model: str, *, allow_download: bool = False) -> Path:

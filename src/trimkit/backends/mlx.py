@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any, AsyncIterator
 
 from ..profile import ModelProfile
-from .locate import ModelNotFoundError, resolve_model_path
-from .base import BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent, GenerationParams, TextDelta
+from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
+                   GenerationParams, Readiness, TextDelta)
+from .locate import resolve_model_path
 from .prefill_meter import PrefillMeter
 from .prompt_cache import PromptCache
 
@@ -52,7 +53,7 @@ class _Job:
             self.cancel.set()
 
 
-class MLXBackend:
+class MLXBackend(Backend):
     """An mlx-lm model served from one generation thread, with a KV prefix cache.
 
     The tokenizer loads in the constructor (so ``count_tokens`` works at once and a
@@ -108,11 +109,11 @@ class MLXBackend:
 
     def status(self) -> BackendStatus:
         if (refusal := self._refusal()) is not None:
-            return BackendStatus(ready=False, detail=str(refusal), failed=True)
+            return BackendStatus(Readiness.FAILED, detail=str(refusal))
         if not self._loaded.is_set():
-            return BackendStatus(ready=False, detail=f"loading {self.model_id}")
+            return BackendStatus(Readiness.LOADING, detail=f"loading {self.model_id}")
         return BackendStatus(
-            ready=True,
+            Readiness.READY,
             detail=f"{self.model_id} loaded in {self.load_seconds:.2f} s",
             extra={
                 "model": self.model_id,

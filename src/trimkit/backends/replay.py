@@ -14,21 +14,23 @@ import threading
 from pathlib import Path
 from typing import AsyncIterator
 
+from ..errors import ConfigError
 from ..profile import ModelProfile
-from .base import BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent, GenerationParams, TextDelta
+from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
+                   GenerationParams, Readiness, TextDelta)
 
 
 def load_script(path: str | Path) -> list[str]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read replay script {path}: {exc}") from None
+        raise ConfigError(f"cannot read replay script {path}: {exc}", key="script") from None
     if not isinstance(data, list) or not all(isinstance(turn, str) for turn in data):
-        raise ValueError(f"replay script {path} must be a JSON array of strings")
+        raise ConfigError(f"replay script {path} must be a JSON array of strings", key="script")
     return data
 
 
-class ReplayBackend:
+class ReplayBackend(Backend):
     name = "replay"
 
     def __init__(
@@ -49,10 +51,7 @@ class ReplayBackend:
         self._lock = threading.Lock()
 
     def status(self) -> BackendStatus:
-        return BackendStatus(ready=True, detail=f"replay: {len(self.turns)} turns, {self._next} served")
-
-    def count_tokens(self, messages: ChatMessages) -> int:
-        return sum(self.profile.count_tokens(m["content"]) + 4 for m in messages)
+        return BackendStatus(Readiness.READY, detail=f"replay: {len(self.turns)} turns, {self._next} served")
 
     def _take_turn(self) -> str:
         with self._lock:
@@ -76,6 +75,3 @@ class ReplayBackend:
                 await asyncio.sleep(self.delay)
             yield TextDelta(chunk)
         yield Finished(finish=finish, input_tokens=prompt_tokens, output_tokens=len(chunks))
-
-    def close(self) -> None:
-        pass

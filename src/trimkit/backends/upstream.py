@@ -36,14 +36,15 @@ import httpx
 import msgspec
 
 from .. import convention
+from ..errors import ConfigError
 from ..profile import ModelProfile, tier_for
-from .base import BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent, GenerationParams, TextDelta
+from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
+                   GenerationParams, Readiness, TextDelta)
 from .prefill_meter import PrefillMeter
 
 PROBE_RETRY_SECONDS = 2.0  # while the upstream is unreachable, /health and requests re-probe this often
 PROBE_READ_TIMEOUT = 10.0
 ERROR_TEXT_LIMIT = 1000
-TOKENS_PER_MESSAGE = 4  # role markers a chat template adds around each message
 
 
 @dataclass
@@ -59,9 +60,10 @@ class UpstreamConfig:
     @classmethod
     def from_settings(cls, settings: Any) -> "UpstreamConfig":
         if not settings.upstream:
-            raise ValueError(
+            raise ConfigError(
                 f"the {settings.backend} backend needs --upstream URL (the engine's base URL, "
-                "for example http://127.0.0.1:8000)"
+                "for example http://127.0.0.1:8000)",
+                key="upstream",
             )
         return cls(
             url=settings.upstream,
@@ -90,7 +92,7 @@ def base_url(url: str) -> str:
     """The engine's root URL: ``http://host:8000``, ``…/`` and ``…/v1`` all give ``http://host:8000``."""
     parsed = httpx.URL(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ValueError(f"upstream {url!r} is not an http:// or https:// URL")
+        raise ConfigError(f"upstream {url!r} is not an http:// or https:// URL", key="upstream")
     root = str(parsed.copy_with(query=None, fragment=None)).rstrip("/")
     return root[: -len("/v1")] if root.endswith("/v1") else root
 
@@ -105,7 +107,7 @@ def local_profile(config: UpstreamConfig) -> ModelProfile:
         return ModelProfile.from_model_dir(path, name=name)
     file = path / "tokenizer.json" if path.is_dir() else path
     if not file.is_file():
-        raise ValueError(f"upstream_tokenizer {config.tokenizer}: no tokenizer.json there")
+        raise ConfigError(f"upstream_tokenizer {config.tokenizer}: no tokenizer.json there", key="upstream_tokenizer")
     from tokenizers import Tokenizer
 
     return ModelProfile.from_name(name, tokenizer=Tokenizer.from_file(str(file)))
@@ -160,12 +162,12 @@ def status_error(status: int, body: bytes, what: str) -> BackendError:
     """An upstream's HTTP error as the error trimkit answers with.
 
     The client's fault (4xx) passes through as a 400 with the upstream's message;
-    a rejected key is this server's configuration, so a 500; 429 stays a 429; an
-    upstream that is busy or starting (503, 529) is a 529; other 5xx are a 500.
+    a rejected key is this server's configuration, so a 500 that lasts; 429 stays a
+    429; an upstream that is busy or starting (503, 529) is a 529; other 5xx are a 500.
     """
     message = f"upstream {what} answered {status}: {error_message(body)}"
     if status in (401, 403):
-        return BackendError(f"{message} (check upstream_api_key)", status=500, error_type="api_error")
+        return BackendError(f"{message} (check upstream_api_key)", status=500, error_type="api_error", lasting=True)
     if status == 429:
         return BackendError(message, status=429, error_type="rate_limit_error")
     if status in (503, 529):
@@ -176,19 +178,21 @@ def status_error(status: int, body: bytes, what: str) -> BackendError:
 
 
 def _resolution_failed(exc: BaseException) -> bool:
+    """Whether the host name did not resolve: httpx chains the resolver's ``socket.gaierror``."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, socket.gaierror):
             return True
         seen = seen.__cause__ or seen.__context__
-    return "name or service not known" in str(exc).lower() or "nodename nor servname" in str(exc).lower()
+    return False
 
 
 def transport_error(exc: httpx.HTTPError, url: str, timeout: float, *, streaming: bool) -> BackendError:
     """A failure to talk to the upstream as the error trimkit answers with."""
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError) and _resolution_failed(exc):
-        return BackendError(f"failed to resolve upstream {url}: {reason}", status=500, error_type="api_error")
+        return BackendError(f"failed to resolve upstream {url}: {reason}", status=500, error_type="api_error",
+                            lasting=True)
     if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
         return BackendError(f"upstream {url} is unreachable: {reason}", status=529, error_type="overloaded_error")
     if isinstance(exc, httpx.ReadTimeout):
@@ -292,7 +296,7 @@ class Turn:
 # ---------------------------------------------------------------- the backend
 
 
-class UpstreamBackend:
+class UpstreamBackend(Backend):
     """The shared half of an upstream backend; subclasses say how to ask and how to read."""
 
     name = "upstream"
@@ -306,7 +310,7 @@ class UpstreamBackend:
         self.profile = local_profile(config)
         self.prefill_meter = PrefillMeter(self.profile)
         self.timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
-        self._ready = False
+        self._state = Readiness.LOADING
         self._detail = f"upstream {self.base} not probed yet"
         self._last_probe = float("-inf")
         self._probe_task: asyncio.Task | None = None
@@ -332,13 +336,12 @@ class UpstreamBackend:
 
     def status(self) -> BackendStatus:
         if self._closed:
-            return BackendStatus(ready=False, detail="closed", failed=True)
-        if not self._ready:
+            return BackendStatus(Readiness.FAILED, detail="closed")
+        if self._state is not Readiness.READY:
             self._probe_soon()
         return BackendStatus(
-            ready=self._ready,
+            self._state,
             detail=self._detail,
-            failed=not self._ready and self._detail.startswith("failed"),
             extra={
                 "upstream": self.base,
                 "model": self.model,
@@ -388,16 +391,19 @@ class UpstreamBackend:
         self._probe_task = loop.create_task(self.probe_async())
 
     def _unreachable(self, exc: httpx.HTTPError) -> None:
-        error = str(transport_error(exc, self.base, self.config.timeout, streaming=False))
-        self._ready = False
-        # A detail starting "failed" is a configuration problem (500); anything else may pass (529).
-        self._detail = error if error.startswith("failed") else f"{error}; retrying"
+        error = transport_error(exc, self.base, self.config.timeout, streaming=False)
+        self._not_ready(str(error), lasting=error.lasting)
+
+    def _not_ready(self, reason: str, *, lasting: bool) -> None:
+        """A configuration problem lasts (a 500 until it changes); anything else may pass (a 529)."""
+        self._state = Readiness.FAILED if lasting else Readiness.LOADING
+        self._detail = reason if lasting else f"{reason}; retrying"
 
     def _listed(self, status: int, body: bytes) -> None:
         if status >= 400 and status != 404:
             error = status_error(status, body, "GET /v1/models")
-            self._ready = False
-            self._detail = f"{error}; retrying" if error.status in (429, 529) or status >= 500 else f"failed: {error}"
+            passing = error.status in (429, 529) or status >= 500
+            self._not_ready(str(error) if passing else f"failed: {error}", lasting=not passing)
             return
         entries: list[_Listed] = []
         if status < 400:
@@ -409,10 +415,10 @@ class UpstreamBackend:
         if self.model is None:
             if len(names) != 1:
                 served = ", ".join(names[:5]) + (", …" if len(names) > 5 else "") if names else "none listed"
-                self._ready = False
-                self._detail = (
+                self._not_ready(
                     f"failed: choose the upstream model with upstream_model "
-                    f"(upstream {self.base} serves {len(names)}: {served})"
+                    f"(upstream {self.base} serves {len(names)}: {served})",
+                    lasting=True,
                 )
                 return
             self.model = names[0]
@@ -424,14 +430,11 @@ class UpstreamBackend:
         if listed is not None and listed.meta is not None and listed.meta.n_params:
             self.profile.total_params = float(listed.meta.n_params)
             self.profile.tier = tier_for(self.profile.total_params)
-        self._ready = True
+        self._state = Readiness.READY
         note = "" if listed is not None or status == 404 or not names else " (not in its listing; sent anyway)"
         self._detail = f"upstream {self.base} serving {self.model}{note}"
 
     # ------------------------------------------------------------------ generating
-
-    def count_tokens(self, messages: ChatMessages) -> int:
-        return sum(self.profile.count_tokens(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
 
     def _async_client(self) -> httpx.AsyncClient:
         """One connection pool per event loop (a client cannot move between loops)."""
@@ -456,7 +459,7 @@ class UpstreamBackend:
                 if response.status_code >= 400:
                     raise status_error(response.status_code, await response.aread(), f"POST {self.generate_path}")
                 streaming = True
-                self._ready = True
+                self._state = Readiness.READY
                 async for event in self.read(response, turn):
                     turn.deltas += 1
                     yield event

@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 import msgspec
 
-from ..stage import ConfigError
+from ..errors import ConfigError, ConfigFileError
 from .settings import ServerSettings
 
 ENV_PREFIX = "TRIMKIT_"
@@ -59,29 +59,32 @@ __all__ = [
 ]
 
 
-class ConfigFileError(ConfigError):
-    """A configuration value that cannot be used; the message says where it came from."""
+class Source(str):
+    """Where a setting's value came from: ``"file PATH:LINE"``, ``"env TRIMKIT_NAME"``, ``"flag --name"``
+    or ``"default"``, as shown to people, with ``kind`` (``file``, ``env``, ``flag``, ``default``) to act on."""
 
-    def __init__(
-        self, message: str, *, path: Path | None = None, key: str | None = None, line: int | None = None
-    ):
-        super().__init__(message)
-        self.path = path
-        self.key = key
-        self.line = line
+    kind: str
+
+    def __new__(cls, kind: str, where: str = "") -> "Source":
+        source = super().__new__(cls, f"{kind} {where}" if where else kind)
+        source.kind = kind
+        return source
+
+
+DEFAULT = Source("default")
 
 
 @dataclass(frozen=True)
 class Config:
     """The effective settings and, for each field, where its value came from.
 
-    ``sources`` maps every field name to ``"default"``, ``"file PATH:LINE"``,
-    ``"env TRIMKIT_NAME"`` or ``"flag --name"``. ``unknown_env`` lists
+    ``sources`` maps every field name to its :class:`Source`: ``"default"``,
+    ``"file PATH:LINE"``, ``"env TRIMKIT_NAME"`` or ``"flag --name"``. ``unknown_env`` lists
     ``TRIMKIT_*`` variables that name no setting (they are ignored).
     """
 
     settings: ServerSettings
-    sources: dict[str, str]
+    sources: dict[str, Source]
     path: Path | None = None
     unknown_env: tuple[str, ...] = field(default=())
 
@@ -304,8 +307,7 @@ def _read_file(file: Path) -> tuple[dict[str, Any], _KeyLines]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"at line (\d+)", str(exc))
-        line = int(found.group(1)) if found else None
+        line = _toml_error_line(exc)
         message = f"invalid TOML in {file}: {exc}"
         if line and line <= len(lines := text.splitlines()):
             message += f"\n    {line} | {lines[line - 1]}"
@@ -313,10 +315,18 @@ def _read_file(file: Path) -> tuple[dict[str, Any], _KeyLines]:
     return data, _KeyLines(text)
 
 
-def _file_layer(file: Path) -> tuple[dict[str, Any], dict[str, str], _KeyLines]:
+def _toml_error_line(exc: tomllib.TOMLDecodeError) -> int | None:
+    """The line of a TOML error: a field from Python 3.14 (``lineno``), only in the message before."""
+    line = getattr(exc, "lineno", None)
+    if line is None and (found := re.search(r"at line (\d+)", str(exc))):
+        line = int(found.group(1))
+    return line
+
+
+def _file_layer(file: Path) -> tuple[dict[str, Any], dict[str, Source], _KeyLines]:
     data, lines = _read_file(file)
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, Source] = {}
     for key, raw in data.items():
         line = lines.line(key)
         if key not in _fields():
@@ -329,7 +339,7 @@ def _file_layer(file: Path) -> tuple[dict[str, Any], dict[str, str], _KeyLines]:
         if problem:
             raise ConfigFileError(f"{key!r} at {_where(file, line)} {problem}", path=file, key=key, line=line)
         values[key] = value
-        sources[key] = f"file {file}:{line}" if line else f"file {file}"
+        sources[key] = Source("file", f"{file}:{line}" if line else str(file))
     return values, sources, lines
 
 
@@ -352,9 +362,9 @@ def _from_text(name: str, raw: str) -> Any:
     return raw
 
 
-def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], tuple[str, ...]]:
+def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Source], tuple[str, ...]]:
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, Source] = {}
     settable = _env_fields()
     for name in settable:
         var = env_name(name)
@@ -364,7 +374,7 @@ def _env_layer(env: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], 
         if problem:
             raise ConfigFileError(f"{var}={env[var]!r} {problem}", key=name)
         values[name] = value
-        sources[name] = f"env {var}"
+        sources[name] = Source("env", var)
     known = {CONFIG_ENV, *(env_name(name) for name in settable)}
     unknown = tuple(sorted(v for v in env if v.startswith(ENV_PREFIX) and v not in known))
     return values, sources, unknown
@@ -374,9 +384,9 @@ def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _flag_layer(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def _flag_layer(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Source]]:
     values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, Source] = {}
     for name, raw in overrides.items():
         if raw is None:
             continue
@@ -386,12 +396,15 @@ def _flag_layer(overrides: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str,
         if problem:
             raise ConfigFileError(f"{flag_name(name)} {problem}", key=name)
         values[name] = value
-        sources[name] = f"flag {flag_name(name)}"
+        sources[name] = Source("flag", flag_name(name))
     return values, sources
 
 
-def _check_stages(stages: Mapping[str, Any], source: str, file: Path | None, lines: _KeyLines | None) -> None:
-    """Build a pipeline from the table: unknown stages and options raise ConfigError."""
+def _check_stages(stages: Mapping[str, Any], source: Source, file: Path | None, lines: _KeyLines | None) -> None:
+    """Build a pipeline from the table: unknown stages and options raise ConfigError.
+
+    The error's ``key`` (``stages.tools.allow``) finds the line in the file.
+    """
     if not stages:
         return
     from ..pipeline import Pipeline
@@ -399,14 +412,11 @@ def _check_stages(stages: Mapping[str, Any], source: str, file: Path | None, lin
     try:
         Pipeline(stages)
     except ConfigError as exc:
-        message = str(exc)
-        if source.startswith("file") and file is not None and lines is not None:
-            named = re.search(r"\bstages(?:\.[\w-]+)+", message)
-            line = lines.line(*(named.group(0).split(".") if named else ["stages"]))
-            raise ConfigFileError(
-                f"{message} at {_where(file, line)}", path=file, key="stages", line=line
-            ) from None
-        raise ConfigFileError(f"{message} (from {source})", key="stages") from None
+        key = exc.key if exc.key and exc.key.startswith("stages") else "stages"
+        if source.kind == "file" and file is not None and lines is not None:
+            line = lines.line(*key.split("."))
+            raise ConfigFileError(f"{exc} at {_where(file, line)}", path=file, key=key, line=line) from None
+        raise ConfigFileError(f"{exc} (from {source})", key=key) from None
 
 
 def load_config(
@@ -422,7 +432,7 @@ def load_config(
     :class:`ConfigFileError` naming the file, key and line of a bad value.
     """
     env = os.environ if env is None else env
-    sources = dict.fromkeys(_fields(), "default")
+    sources = dict.fromkeys(_fields(), DEFAULT)
     values: dict[str, Any] = {}
     file = find_config_file(path, env=env)
     lines = None

@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from ..errors import ConfigError
+
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -47,9 +49,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     def check_bind(self) -> None:
         """Refuse to listen beyond loopback without an API key."""
         if self.host not in LOOPBACK_HOSTS and not self.api_key:
-            raise ValueError(
+            raise ConfigError(
                 f"refusing to listen on {self.host} without an API key: "
-                "set --api-key (or TRIMKIT_API_KEY), or bind 127.0.0.1"
+                "set --api-key (or TRIMKIT_API_KEY), or bind 127.0.0.1",
+                key="host",
             )
 
     def accepts_model(self, requested: str, served: set[str]) -> bool:

@@ -14,12 +14,13 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from .. import __version__
-from ..backends.base import Backend, BackendError, BackendStatus
+from ..backends.base import Backend, BackendError, BackendStatus, Readiness
+from ..errors import ConfigError
 from ..pipeline import Pipeline
 from ..profile import ModelProfile
-from ..wire import encode
+from ..wire import Health, encode
 from .errors import EXCEPTION_HANDLERS, ApiError
-from .messages import MessageService, backend_failed
+from .messages import MessageService
 from .openapi import ERROR_RESPONSES, CountTokensOperation, MessagesOperation, openapi_config
 from ..config.settings import ServerSettings
 
@@ -29,7 +30,7 @@ MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 T = TypeVar("T")
 
 
-class FailedBackend:
+class FailedBackend(Backend):
     """Stands in for a backend that could not be built, so the server runs and /health says why."""
 
     def __init__(self, name: str, model: str, reason: str):
@@ -38,17 +39,11 @@ class FailedBackend:
         self.reason = f"failed to load model {model}: {reason}"
 
     def status(self) -> BackendStatus:
-        return BackendStatus(ready=False, detail=self.reason, failed=True)
-
-    def count_tokens(self, messages) -> int:
-        return sum(self.profile.count_tokens(m["content"]) for m in messages)
+        return BackendStatus(Readiness.FAILED, detail=self.reason)
 
     async def generate(self, messages, params):
-        raise BackendError(self.reason)
+        raise BackendError(self.reason, lasting=True)
         yield  # an async generator, like every backend's
-
-    def close(self) -> None:
-        pass
 
 
 def make_backend(settings: ServerSettings) -> Backend:
@@ -56,11 +51,11 @@ def make_backend(settings: ServerSettings) -> Backend:
         from ..backends.replay import ReplayBackend, load_script
 
         if not settings.script:
-            raise ValueError("the replay backend needs --script FILE (a JSON array of model turns)")
+            raise ConfigError("the replay backend needs --script FILE (a JSON array of model turns)", key="script")
         return ReplayBackend(load_script(settings.script))
     if settings.backend == "mlx":
         if not settings.model:
-            raise ValueError("the mlx backend needs --model PATH_OR_ID")
+            raise ConfigError("the mlx backend needs --model PATH_OR_ID", key="model")
         try:
             from ..backends.mlx import MLXBackend
 
@@ -80,7 +75,7 @@ def make_backend(settings: ServerSettings) -> Backend:
         from ..backends.upstream import make_upstream_backend
 
         return make_upstream_backend(settings)
-    raise ValueError(f"unknown backend {settings.backend!r} (choose mlx, replay, openai or anthropic)")
+    raise ConfigError(f"unknown backend {settings.backend!r} (choose mlx, replay, openai or anthropic)", key="backend")
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
@@ -193,17 +188,18 @@ def create_app(
     @get("/health")
     async def health() -> Response:
         status = backend.status()
-        body = {
-            "status": "ok" if status.ready else ("error" if backend_failed(status) else "loading"),
-            "backend": backend.name,
-            "model": backend.profile.name,
-            "detail": status.detail,
-            "queue": service.gate.busy,
-            "tier": service.profile().tier,
-            "context_window": service.profile().context_window,
-            "prefill_tps": round(backend.profile.prefill_tps, 1),
-        }
-        return Response(content=body, status_code=200 if status.ready else 503)
+        profile = service.profile()
+        body = Health(
+            status=status.state.value,
+            backend=backend.name,
+            model=backend.profile.name,
+            detail=status.detail,
+            queue=service.gate.busy,
+            tier=profile.tier,
+            context_window=profile.context_window,
+            prefill_tps=round(backend.profile.prefill_tps, 1),
+        )
+        return Response(content=encode(body), media_type="application/json", status_code=200 if status.ready else 503)
 
     def on_shutdown() -> None:
         if owns_backend:  # a backend handed in belongs to the caller, who may share it

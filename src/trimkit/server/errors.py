@@ -8,6 +8,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 
+from ..errors import TrimkitError
 from ..wire import ErrorDetail, ErrorResponse
 
 log = logging.getLogger("trimkit.server")
@@ -27,7 +28,7 @@ ERROR_TYPES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(TrimkitError):
     """An error to answer with; ``status`` picks the Anthropic error type."""
 
     def __init__(self, status: int, message: str, error_type: str | None = None):

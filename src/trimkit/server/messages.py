@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass, replace
 from typing import AsyncIterator
 
-from ..backends.base import Backend, BackendError, BackendStatus, Finished, GenerationParams, TextDelta
+from ..backends.base import Backend, BackendError, Finished, GenerationParams, TextDelta
 from .capture import Capture
 from ..pipeline import Pipeline
 from ..render import chat_messages
@@ -69,17 +69,12 @@ def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
         raise ApiError(400, "top_k: must be 0 or more")
 
 
-def backend_failed(status: BackendStatus) -> bool:
-    """Whether a backend that is not ready never will be (its model failed to load)."""
-    return not status.ready and status.failed
-
-
 class MessageService:
     def __init__(self, settings: ServerSettings, backend: Backend, pipeline: Pipeline):
         self.settings = settings
         self.backend = backend
         self.pipeline = pipeline
-        self.gate = GenerationGate(settings.max_queue, getattr(backend, "max_concurrency", 1))
+        self.gate = GenerationGate(settings.max_queue, backend.max_concurrency)
         self.capture = Capture.from_settings(settings)
 
     # ------------------------------------------------------------------ preparing
@@ -109,7 +104,7 @@ class MessageService:
             raise ApiError(404, f"model: {request.model} is not served here")
         status = self.backend.status()
         if not status.ready:
-            raise ApiError(500 if backend_failed(status) else 529, f"The model is not ready: {status.detail}")
+            raise ApiError(500 if status.failed else 529, f"The model is not ready: {status.detail}")
         profile = self.profile()
         try:
             trimmed = self.trim(request, profile)
@@ -140,11 +135,10 @@ class MessageService:
         """
         trimmed = self.pipeline.trim(request, profile)
         budget = trimmed.carry.extra.get("budget") or {}
-        cached_prefix = getattr(self.backend, "cached_prefix_tokens", None)
-        if cached_prefix is None or not (budget.get("dropped_turns") or budget.get("cut_results")):
+        if not (budget.get("dropped_turns") or budget.get("cut_results")):
             return trimmed
         relaxed = self.pipeline.trim(request, profile, cached_tokens=profile.context_window)
-        cached = cached_prefix(chat_messages(relaxed.request))
+        cached = self.backend.cached_prefix_tokens(chat_messages(relaxed.request))
         if cached <= 0:
             return trimmed
         return self.pipeline.trim(request, profile, cached_tokens=cached)
@@ -157,11 +151,10 @@ class MessageService:
         return GenerationParams(max_tokens=prep.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
 
     def builder(self, prep: Prepared) -> ResponseBuilder:
-        opens_thinking = getattr(self.backend, "opens_thinking", None)
         return ResponseBuilder(
             prep.request.tools,
             prep.request.stop_sequences,
-            thinking_open=bool(opens_thinking(prep.chat)) if opens_thinking else False,
+            thinking_open=bool(self.backend.opens_thinking(prep.chat)),
         )
 
     # ------------------------------------------------------------------ generating
