@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from trimkit import ModelProfile, Pipeline, decode_request
+from trimkit.cli.errors import Exit
 from trimkit.cli.main import main
 from trimkit.measure import Measure
 from trimkit.render import prompt_text
@@ -169,18 +170,16 @@ def test_model_dir_with_a_tier(capsys, tiny_model_dir):
     assert (data["tier"], data["exact_tokens"]) == ("large", True)
 
 
-def test_a_directory_that_is_not_a_model_is_a_one_line_error(tmp_path):
-    with pytest.raises(SystemExit) as exit:
-        main(["inspect", str(EXAMPLE), "--model", str(tmp_path)])
-    assert exit.value.code == f"trimkit inspect: {tmp_path} is not a model directory (no config.json)"
+def test_a_directory_that_is_not_a_model_is_a_one_line_error(tmp_path, capsys):
+    assert main(["inspect", str(EXAMPLE), "--model", str(tmp_path)]) == Exit.MODEL
+    assert capsys.readouterr().err == f"trimkit inspect: {tmp_path} is not a model directory (no config.json)\n"
 
 
-def test_a_model_with_a_broken_config_is_a_one_line_error(tmp_path):
+def test_a_model_with_a_broken_config_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "config.json").write_text("{")
-    with pytest.raises(SystemExit) as exit:
-        main(["inspect", str(EXAMPLE), "--model", str(tmp_path)])
-    assert str(exit.value.code).startswith(f"trimkit inspect: cannot read the model in {tmp_path}: ")
-    assert "\n" not in str(exit.value.code)
+    assert main(["inspect", str(EXAMPLE), "--model", str(tmp_path)]) == Exit.MODEL
+    err = capsys.readouterr().err
+    assert err.startswith(f"trimkit inspect: cannot read the model in {tmp_path}: ") and err.count("\n") == 1
 
 
 # ---------------------------------------------------------------- errors and stdin, as a command
@@ -205,19 +204,14 @@ def test_stdin_dash_reads_the_request(tmp_path):
 
 def run_inspect(capsys, *args: str) -> tuple[int, str, str]:
     """Exit status, stdout and stderr as the ``trimkit`` command would give them."""
-    try:
-        status = main(["inspect", *args])
-    except SystemExit as exit:  # Python prints a string exit code to stderr and exits 1
-        status = 1 if isinstance(exit.code, str) else exit.code
-        if isinstance(exit.code, str):
-            print(exit.code, file=sys.stderr)
+    status = main(["inspect", *args])
     out, err = capsys.readouterr()
     return status, out, err
 
 
 def test_a_missing_file_is_a_one_line_error_from_the_command(tmp_path):
     done = run_cli(str(tmp_path / "nope.json"), cwd=tmp_path)
-    assert done.returncode == 1 and done.stdout == b""
+    assert done.returncode == Exit.INPUT and done.stdout == b""
     assert done.stderr.decode() == f"trimkit inspect: cannot read {tmp_path / 'nope.json'}: No such file or directory\n"
 
 

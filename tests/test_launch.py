@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trimkit.backends.replay import ReplayBackend
+from trimkit.cli.errors import Exit
 from trimkit.cli.main import _split_client_args, main
 from trimkit.config import load_config
 from trimkit.cli.launch import base_url, output_tokens, pick_model_id, serve_environment, shell_quote
@@ -257,9 +258,8 @@ def test_a_model_that_is_not_here_is_one_line_from_serve_and_launch(clean_env, f
     launch = subprocess.run([*cli, "launch", "claude", "--model", model, "--port", str(free_port())],
                             capture_output=True, text=True, timeout=120)
     expected = f"{model} is not in the local Hugging Face cache; run: hf download {model}"
-    assert serve.returncode == 2
+    assert serve.returncode == launch.returncode == Exit.MODEL
     assert serve.stderr.splitlines() == [f"trimkit serve: {expected}"]
-    assert launch.returncode == 1
     assert launch.stderr.splitlines()[-1] == f"trimkit launch: {expected}"
     assert "Traceback" not in serve.stderr + launch.stderr
     assert not fake_claude.exists()
@@ -325,7 +325,7 @@ def test_serve_download_fetches_only_when_asked_and_fails_in_one_line_when_it_ca
     env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run([sys.executable, "-m", "trimkit.cli", "serve", "--model", model, "--download",
                            "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 2
+    assert done.returncode == Exit.MODEL
     last = done.stderr.strip().splitlines()[-1]
     assert last.startswith("trimkit serve: ") and f"hf download {model}" in last
     assert "Traceback" not in done.stderr

@@ -258,32 +258,32 @@ def claude_install_command() -> str:
 
 
 def check_claude(report: Report) -> None:
-    from .launch import CLAUDE_BIN_ENV, LaunchError, find_claude
+    from .launch import CLAUDE_BIN_ENV, ClaudeNotFound, find_claude
 
     try:
         found = find_claude()
-    except LaunchError as exc:
+    except ClaudeNotFound as exc:
         fix = claude_install_command() if CLAUDE_BIN_ENV not in os.environ else f"unset {CLAUDE_BIN_ENV}"
-        report.add("claude", "problem", str(exc).split(";")[0], fix)
+        report.add("claude", "problem", exc.problem, fix)
         return
     npm = "npm " + ("found" if shutil.which("npm") else "not found")
     report.add("claude", "ok", f"Claude Code at {found} ({npm})")
 
 
 def check_port(report: Report, settings: ServerSettings) -> None:
-    from .launch import LaunchError, base_url, server_health
+    from .launch import PortTaken, base_url, server_health
 
     url = base_url(settings.host, settings.port)
     try:
         health = server_health(url)
-    except LaunchError:
+    except PortTaken:
         report.add("port", "problem", f"port {settings.port} is taken by another program",
                    f"trimkit launch claude --port {settings.port + 1}")
         return
     if health is None:
         report.add("port", "ok", f"{url} is free for trimkit serve")
     else:
-        report.add("port", "info", f"a trimkit server runs at {url}: {health.get('model')} ({health.get('status')})")
+        report.add("port", "info", f"a trimkit server runs at {url}: {health.model} ({health.status})")
 
 
 def self_test_request() -> dict[str, Any]:
@@ -371,10 +371,10 @@ def run_checks(args: Any) -> Report:
     check_mlx(report)
     check_server_packages(report)
     try:
-        config = load_config(getattr(args, "config", None), overrides=overrides_from_args(args))
+        config = load_config(args.config, overrides=overrides_from_args(args))
     except ConfigFileError as exc:
         path = shlex.quote(str(exc.path)) if exc.path else "trimkit.toml"
-        report.add("config", "problem", str(exc).splitlines()[0], f"${{EDITOR:-vi}} {path}")
+        report.add("config", "problem", str(exc).splitlines()[0], f"${{EDITOR:-vi}} {path}")  # without the quoted line
         config = None
     else:
         report.add("config", "ok", f"config file {config.path}" if config.path else "no config file; defaults")

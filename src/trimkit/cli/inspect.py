@@ -8,7 +8,9 @@ import json
 import sys
 from pathlib import Path
 
+from ..errors import ModelError
 from ..profile import ModelProfile
+from .errors import CommandError, Exit
 from .main import _stage_config
 
 
@@ -19,23 +21,23 @@ def _read_request(source: str) -> bytes:
     if path.is_dir():
         candidates = sorted(path.glob("*/original.json")) or sorted(path.glob("*.json"))
         if not candidates:
-            raise SystemExit(f"trimkit inspect: no captured requests in {path}")
+            raise CommandError(f"no captured requests in {path}", Exit.INPUT)
         path = max(candidates, key=lambda p: (p.stat().st_mtime_ns, str(p)))
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise SystemExit(f"trimkit inspect: cannot read {source}: {exc.strerror}") from None
+        raise CommandError(f"cannot read {source}: {exc.strerror}", Exit.INPUT) from None
 
 
 def _profile(args: argparse.Namespace) -> ModelProfile:
     if args.model:
         model_dir = Path(args.model)
         if not (model_dir / "config.json").exists():
-            raise SystemExit(f"trimkit inspect: {args.model} is not a model directory (no config.json)")
+            raise ModelError(f"{args.model} is not a model directory (no config.json)")
         try:
             profile = ModelProfile.from_model_dir(model_dir)
-        except (OSError, ValueError) as exc:
-            raise SystemExit(f"trimkit inspect: cannot read the model in {args.model}: {exc}") from None
+        except ModelError as exc:
+            raise ModelError(f"cannot read the model in {args.model}: {exc}") from None
         return profile.with_tier(args.tier) if args.tier else profile
     return ModelProfile.for_tier(args.tier or "small")
 
@@ -74,20 +76,16 @@ def render_table(result) -> str:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    from ..errors import RequestDecodeError
     from ..pipeline import Pipeline
     from ..render import prompt_text
-    from ..stage import PromptTooLong
-    from ..wire import RequestDecodeError
 
     body = _read_request(args.request)
+    pipeline = Pipeline(_stage_config(args))
     try:
-        result = Pipeline(_stage_config(args)).trim(body, _profile(args))
+        result = pipeline.trim(body, _profile(args))
     except RequestDecodeError as exc:
-        print(f"trimkit inspect: not a valid Messages request: {exc}", file=sys.stderr)
-        return 2
-    except PromptTooLong as exc:
-        print(f"trimkit inspect: {exc}", file=sys.stderr)
-        return 3
+        raise RequestDecodeError(f"not a valid Messages request: {exc}") from None
     if args.json:
         json.dump(result.as_dict(), sys.stdout, ensure_ascii=False, indent=2)
         print()

@@ -48,7 +48,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
+
 from ..config import Config, ServerSettings, env_name
+from ..wire import Health
+from .errors import CommandError, Exit
 
 CLAUDE_BIN_ENV = "TRIMKIT_CLAUDE_BIN"
 INSTALL_CLAUDE_CODE = "npm install -g @anthropic-ai/claude-code"
@@ -69,12 +73,29 @@ PRINT_FORMATS = ("all", "shell", "json", "vscode")
 DEFAULT_WAIT = 900.0
 
 
-class LaunchError(Exception):
-    """A one-line reason ``trimkit launch`` cannot go on; ``code`` is the exit status."""
+class LaunchError(CommandError):
+    """A one-line reason ``trimkit launch`` cannot go on; ``status`` is the exit status."""
 
-    def __init__(self, message: str, code: int = 1):
-        super().__init__(message)
-        self.code = code
+
+class PortTaken(LaunchError):
+    """Something other than a trimkit server answers on the port."""
+
+    def __init__(self, url: str):
+        super().__init__(f"{url} answers, but not as a trimkit server: choose another port with --port PORT")
+        self.url = url
+
+
+class ClaudeNotFound(LaunchError):
+    """Claude Code cannot be run: ``problem`` says why, ``fix`` is the command that installs it."""
+
+    def __init__(self, problem: str, fix: str | None = None):
+        super().__init__(f"{problem}; install it with: {fix}" if fix else problem, Exit.NOT_INSTALLED)
+        self.problem = problem
+        self.fix = fix
+
+
+# A child ``trimkit serve`` that exits with one of these has printed its one-line reason last.
+SERVE_REASONS = frozenset({Exit.USAGE, Exit.INPUT, Exit.MODEL, Exit.NOT_INSTALLED})
 
 
 # ---------------------------------------------------------------- the server
@@ -100,15 +121,16 @@ def _get_json(url: str, token: str | None = None, timeout: float = 2.0) -> tuple
         return status, None
 
 
-def server_health(url: str) -> dict[str, Any] | None:
+def server_health(url: str) -> Health | None:
     """The trimkit server's ``/health`` at ``url``, or None when nothing listens there."""
     try:
-        status, body = _get_json(url + "/health", timeout=2.0)
+        _, body = _get_json(url + "/health", timeout=2.0)
     except (OSError, urllib.error.URLError):
         return None
-    if not isinstance(body, dict) or "context_window" not in body or "status" not in body:
-        raise LaunchError(f"{url} answers, but not as a trimkit server: choose another port with --port PORT")
-    return body
+    try:
+        return msgspec.convert(body, Health)
+    except msgspec.ValidationError:
+        raise PortTaken(url) from None
 
 
 def pick_model_id(ids: list[str]) -> str:
@@ -133,12 +155,12 @@ def served_model_id(url: str, token: str) -> str:
 
 def configured_model_id(settings: ServerSettings) -> str:
     """The served name, from the configuration alone (no server running)."""
-    model = settings.model or getattr(settings, "upstream_model", None)
+    model = settings.model or settings.upstream_model
     if model:
         return model.rstrip("/").rsplit("/", 1)[-1]
     if settings.backend == "replay":
         return "replay"
-    raise LaunchError("no model is configured: pass --model MODEL (`trimkit doctor` recommends one)", 2)
+    raise LaunchError("no model is configured: pass --model MODEL (`trimkit doctor` recommends one)", Exit.USAGE)
 
 
 def configured_context_window(settings: ServerSettings) -> int:
@@ -212,11 +234,11 @@ def find_claude() -> str:
     explicit = os.environ.get(CLAUDE_BIN_ENV)
     if explicit:
         if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
-            raise LaunchError(f"{CLAUDE_BIN_ENV}={explicit} is not an executable file", 127)
+            raise ClaudeNotFound(f"{CLAUDE_BIN_ENV}={explicit} is not an executable file")
         return explicit
     found = shutil.which("claude")
     if found is None:
-        raise LaunchError(f"Claude Code is not installed (no `claude` on PATH); install it with: {INSTALL_CLAUDE_CODE}", 127)
+        raise ClaudeNotFound("Claude Code is not installed (no `claude` on PATH)", INSTALL_CLAUDE_CODE)
     return found
 
 
@@ -265,7 +287,7 @@ def serve_environment(config: Config) -> dict[str, str]:
     if config.path is not None:
         env["TRIMKIT_CONFIG"] = str(config.path)
     for name, source in config.sources.items():
-        if source.startswith("flag"):
+        if source.kind == "flag":
             env[env_name(name)] = _setting_text(getattr(config.settings, name))
     return env
 
@@ -296,15 +318,15 @@ class ChildServer:
             )
 
     def failure(self) -> LaunchError | None:
-        """Why the server stopped, if it has: its own one-line error when it printed one."""
+        """Why the server stopped, if it has: its own one-line reason, with its exit status, when it gave one."""
         code = self.proc.poll()
         if code is None:
             return None
-        last = _last_line(self.log)
-        if last.startswith("trimkit serve: "):  # its own one-line reason says it all
+        if code in SERVE_REASONS:  # its last line is ``trimkit serve: <reason>``, which says it all
+            reason = _last_line(self.log).removeprefix("trimkit serve: ")
             self.log.unlink(missing_ok=True)
-            return LaunchError(last.removeprefix("trimkit serve: "), 1)
-        return LaunchError(f"trimkit serve exited with status {code}; see its log: {self.log}", 1)
+            return LaunchError(reason, code)
+        return LaunchError(f"trimkit serve exited with status {code}; see its log: {self.log}")
 
     def stop(self, timeout: float = 10) -> bool:
         """Stop the server; False when it had already stopped by itself."""
@@ -330,7 +352,7 @@ class ChildServer:
         return f" (its log: {self.log})"
 
 
-def wait_until_ready(url: str, child: ChildServer | None, timeout: float, progress: Progress) -> dict[str, Any]:
+def wait_until_ready(url: str, child: ChildServer | None, timeout: float, progress: Progress) -> Health:
     """Poll ``/health`` until the model is loaded; the progress line says what is happening."""
     started = time.monotonic()
     while True:
@@ -338,19 +360,18 @@ def wait_until_ready(url: str, child: ChildServer | None, timeout: float, progre
             raise failure
         try:
             health = server_health(url)
-        except LaunchError:
-            health = None  # something else on the port; the child will say so when it fails to bind
+        except PortTaken:
+            health = None  # the child will say so when it fails to bind
         if health is not None:
-            if health["status"] == "ok":
-                progress.done(f"{health.get('model')} ready in {time.monotonic() - started:.1f} s")
+            if health.status == "ok":
+                progress.done(f"{health.model} ready in {time.monotonic() - started:.1f} s")
                 return health
-            detail = str(health.get("detail", ""))
-            if health["status"] == "error" or "failed" in detail:
-                raise LaunchError(f"the server cannot serve: {detail}")
+            if health.status == "error":
+                raise LaunchError(f"the server cannot serve: {health.detail}")
         elapsed = time.monotonic() - started
         if elapsed > timeout:
             raise LaunchError(f"the server at {url} was not ready after {timeout:.0f} s (--wait SECONDS waits longer)")
-        progress.update(f"loading {health.get('model')}" if health else "starting trimkit serve", elapsed)
+        progress.update(f"loading {health.model}" if health else "starting trimkit serve", elapsed)
         time.sleep(0.25)
 
 
@@ -394,7 +415,7 @@ def print_env(config: Config, fmt: str, out: TextIO) -> int:
     token = settings.api_key or PLACEHOLDER_TOKEN
     health = server_health(url)
     if health is not None:
-        model_id, window = served_model_id(url, token), int(health["context_window"])
+        model_id, window = served_model_id(url, token), health.context_window
         about = f"Claude Code on the trimkit server running at {url} (context window {window:,})"
     else:
         model_id, window = configured_model_id(settings), configured_context_window(settings)
@@ -418,7 +439,7 @@ def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAU
             child = ChildServer(config)
             print(f"trimkit: started trimkit serve on {url} (log: {child.log})", file=sys.stderr)
         health = wait_until_ready(url, child, wait, progress)
-        window = int(health["context_window"])
+        window = health.context_window
         env = claude_env(url, token, served_model_id(url, token), window,
                          output_tokens(window, settings.max_output_tokens))
         return run_client([claude, *claude_args], client_environment(env))
@@ -428,13 +449,6 @@ def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAU
 
 
 def cmd_launch(args: Any, config: Config) -> int:
-    try:
-        if args.print_env:
-            return print_env(config, args.print_env, sys.stdout)
-        return launch_claude(config, list(args.client_args), wait=args.wait)
-    except LaunchError as exc:
-        print(f"trimkit launch: {exc}", file=sys.stderr)
-        return exc.code
-    except KeyboardInterrupt:
-        print(file=sys.stderr)
-        return 130
+    if args.print_env:
+        return print_env(config, args.print_env, sys.stdout)
+    return launch_claude(config, list(args.client_args), wait=args.wait)

@@ -1,13 +1,22 @@
-"""The ``trimkit`` command: serve, inspect, config, launch, doctor."""
+"""The ``trimkit`` command: serve, inspect, config, launch, doctor.
+
+:func:`main` is the one error path of every subcommand: an expected error
+(:class:`~trimkit.errors.TrimkitError`) becomes ``trimkit <command>: <message>``
+on stderr and the exit status :mod:`.errors` gives its kind; Ctrl-C and a closed
+output pipe end quietly with their conventional statuses.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
+from ..errors import TrimkitError
 from ..profile import TIERS
+from .errors import Exit, exit_status
 
 REINSTALL = "pip install --force-reinstall trimkit"
 """What to run when part of the installation is missing."""
@@ -15,13 +24,9 @@ REINSTALL = "pip install --force-reinstall trimkit"
 
 def _config(args: argparse.Namespace):
     """Settings from the config file, TRIMKIT_* variables and this command's flags."""
-    from ..config import ConfigFileError, load_config, overrides_from_args
+    from ..config import load_config, overrides_from_args
 
-    try:
-        return load_config(args.config, overrides=overrides_from_args(args))
-    except ConfigFileError as exc:
-        print(f"trimkit {args.command}: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+    return load_config(args.config, overrides=overrides_from_args(args))
 
 
 def _stage_config(args: argparse.Namespace) -> dict:
@@ -146,10 +151,33 @@ def _split_client_args(argv: list[str]) -> tuple[list[str], list[str]]:
     return argv, []
 
 
+def _drop_output() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush does not fail on the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # stdout replaced by something without a file (tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv, client_args = _split_client_args(list(sys.argv[1:] if argv is None else argv))
-    args = build_parser().parse_args(argv)
-    if client_args:
-        args.client_args = client_args
-    return args.func(args)
+    command = "trimkit"
+    try:
+        args = build_parser().parse_args(argv)
+        command = f"trimkit {args.command}"
+        if client_args:
+            args.client_args = client_args
+        status = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        return status
+    except TrimkitError as exc:
+        print(f"{command}: {exc}", file=sys.stderr)
+        return exit_status(exc)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return Exit.INTERRUPTED
+    except BrokenPipeError:
+        _drop_output()
+        return Exit.BROKEN_PIPE
 

@@ -3,10 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import socket
 import sys
 import time
 
+from .errors import CommandError, Exit
 from .main import REINSTALL, _config
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here so that a taken port is a one-line error rather than uvicorn's log."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", Exit.USAGE) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise CommandError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (choose another port with --port PORT)",
+            Exit.USAGE,
+        ) from None
+    return sock
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -16,33 +39,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
-        from ..backends.base import BackendError
         from ..server import create_app
         from ..server.app import make_backend
     except ImportError as exc:
-        print(f"trimkit serve: {exc}; install the server with: {REINSTALL}", file=sys.stderr)
-        return 2
+        raise CommandError(f"{exc}; install the server with: {REINSTALL}", Exit.NOT_INSTALLED) from None
     settings = _config(args).settings
     started = time.monotonic()
     label = settings.model or f"{settings.backend} backend"
-    try:
-        settings.check_bind()
-        if settings.download and settings.backend == "mlx" and settings.model:
-            from ..backends.locate import resolve_model_path
+    settings.check_bind()
+    if settings.download and settings.backend == "mlx" and settings.model:
+        from ..backends.locate import resolve_model_path
 
-            print(f"trimkit: fetching {settings.model} unless it is cached…", file=sys.stderr, flush=True)
-            resolve_model_path(settings.model, allow_download=True)
-        elif problem := missing_model(settings):
-            raise ValueError(problem)
+        print(f"trimkit: fetching {settings.model} unless it is cached…", file=sys.stderr, flush=True)
+        resolve_model_path(settings.model, allow_download=True)
+    elif (missing := missing_model(settings)) is not None:
+        raise missing
+    sock = listening_socket(settings.host, settings.port)
+    if settings.backend == "mlx" and settings.model:  # the one backend that takes a while to build
         print(f"trimkit: loading {label}…", file=sys.stderr, flush=True)
+    try:
         backend = make_backend(settings)
         app = create_app(settings, backend=backend)
-    except (ValueError, FileNotFoundError, BackendError) as exc:
-        print(f"trimkit serve: {exc}", file=sys.stderr)
-        return 2
     except ImportError as exc:
-        print(f"trimkit serve: the {settings.backend} backend needs {exc.name or exc}: {REINSTALL}", file=sys.stderr)
-        return 2
+        sock.close()
+        raise CommandError(
+            f"the {settings.backend} backend needs {exc.name or exc}: {REINSTALL}", Exit.NOT_INSTALLED
+        ) from None
+    except BaseException:
+        sock.close()
+        raise
     print(f"trimkit: serving {settings.backend} backend on http://{settings.host}:{settings.port}", file=sys.stderr)
     server = uvicorn.Server(uvicorn.Config(
         app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=2
@@ -53,7 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     report_loading(backend, label, started, on_failure=keep_serving)
     try:
-        server.run()
+        server.run(sockets=[sock])
     finally:
         backend.close()
+        sock.close()
     return 0
