@@ -12,7 +12,7 @@ from trimkit.backends.replay import ReplayBackend
 from trimkit.backends.upstream import UpstreamBackend
 from trimkit.profile import ModelProfile
 from trimkit.server import ServerSettings, create_app
-from trimkit.server.app import FailedBackend
+from trimkit.backends.failed import FailedBackend
 from trimkit.testing import LiveServer
 
 REQUEST = {"model": "claude-x", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}

@@ -21,7 +21,7 @@ from tests.fixtures.hardening import (
 from trimkit.backends.base import BackendError, TextDelta
 from trimkit.backends.replay import ReplayBackend
 from trimkit.server import ServerSettings, create_app
-from trimkit.server.app import make_backend
+from trimkit.backends import make_backend
 from trimkit.testing import LiveServer
 
 

@@ -70,13 +70,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def _add_server_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``serve`` (and of ``launch``, which may start it): every setting has one."""
+    from ..backends import BACKENDS
     from ..config import add_setting_flags
 
     parser.add_argument("--model", help="model directory or Hugging Face id")
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8787)")
     parser.add_argument("--api-key", help="key clients must send (required off loopback)")
-    parser.add_argument("--backend", choices=("mlx", "replay", "openai", "anthropic"))
+    parser.add_argument("--backend", choices=BACKENDS)
     parser.add_argument("--upstream", help="openai/anthropic backends: the engine's base URL")
     parser.add_argument("--script", help="replay backend: JSON array of model turns")
     parser.add_argument("--max-queue", type=int, help="requests that may wait for the model")

@@ -39,8 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from ..backends import make_backend
         from ..server import create_app
-        from ..server.app import make_backend
     except ImportError as exc:
         raise CommandError(f"{exc}; install the server with: {REINSTALL}", Exit.NOT_INSTALLED) from None
     settings = _config(args).settings

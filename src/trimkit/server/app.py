@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import logging
 from typing import Any, Awaitable, TypeVar
 
 from litestar import Litestar, Request, Response, get, head, post
@@ -14,68 +13,17 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from .. import __version__
-from ..backends.base import Backend, BackendError, BackendStatus, Readiness
-from ..errors import ConfigError
+from ..backends import make_backend
+from ..backends.base import Backend
 from ..pipeline import Pipeline
-from ..profile import ModelProfile
 from ..wire import Health, encode
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .messages import MessageService
 from .openapi import ERROR_RESPONSES, CountTokensOperation, MessagesOperation, openapi_config
 from ..config.settings import ServerSettings
 
-log = logging.getLogger("trimkit.server")
-
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 T = TypeVar("T")
-
-
-class FailedBackend(Backend):
-    """Stands in for a backend that could not be built, so the server runs and /health says why."""
-
-    def __init__(self, name: str, model: str, reason: str):
-        self.name = name
-        self.profile = ModelProfile(name=model)
-        self.reason = f"failed to load model {model}: {reason}"
-
-    def status(self) -> BackendStatus:
-        return BackendStatus(Readiness.FAILED, detail=self.reason)
-
-    async def generate(self, messages, params):
-        raise BackendError(self.reason, lasting=True)
-        yield  # an async generator, like every backend's
-
-
-def make_backend(settings: ServerSettings) -> Backend:
-    if settings.backend == "replay":
-        from ..backends.replay import ReplayBackend, load_script
-
-        if not settings.script:
-            raise ConfigError("the replay backend needs --script FILE (a JSON array of model turns)", key="script")
-        return ReplayBackend(load_script(settings.script))
-    if settings.backend == "mlx":
-        if not settings.model:
-            raise ConfigError("the mlx backend needs --model PATH_OR_ID", key="model")
-        try:
-            from ..backends.mlx import MLXBackend
-
-            return MLXBackend(
-                settings.model,
-                max_cache_bytes=settings.prompt_cache_bytes,
-                max_cache_entries=settings.prompt_cache_entries,
-                memory_limit=settings.mlx_memory_limit,
-                cache_limit=settings.mlx_cache_limit,
-                allow_download=settings.download,
-            )
-        except Exception as exc:  # a missing or broken model: keep serving /health with the reason
-            failed = FailedBackend("mlx", settings.model, f"{type(exc).__name__}: {exc}")
-            log.error("trimkit: %s", failed.reason)
-            return failed
-    if settings.backend in ("openai", "anthropic"):
-        from ..backends.upstream import make_upstream_backend
-
-        return make_upstream_backend(settings)
-    raise ConfigError(f"unknown backend {settings.backend!r} (choose mlx, replay, openai or anthropic)", key="backend")
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:

@@ -1,0 +1,25 @@
+"""A stand-in for a backend that could not be built, so the server runs and ``/health`` says why.
+
+A model that is missing or fails to load must not take the server down: a
+supervisor, ``trimkit launch`` and the user's client all learn the reason from
+``/health`` (``status: error``) and from each request's 500, which no retry fixes.
+"""
+
+from __future__ import annotations
+
+from ..profile import ModelProfile
+from .base import Backend, BackendError, BackendStatus, Readiness
+
+
+class FailedBackend(Backend):
+    def __init__(self, name: str, model: str, reason: str):
+        self.name = name
+        self.profile = ModelProfile(name=model)
+        self.reason = f"failed to load model {model}: {reason}"
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(Readiness.FAILED, detail=self.reason)
+
+    async def generate(self, messages, params):
+        raise BackendError(self.reason, lasting=True)
+        yield  # an async generator, like every backend's
