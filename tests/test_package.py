@@ -112,10 +112,12 @@ HEAVY = ("mlx", "mlx_lm", "litestar", "uvicorn", "httpx", "httpx2", "anthropic",
 def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
     shown = run_python(
         f"""
-        import json, sys
+        import importlib, json, pkgutil, sys
         import trimkit
         result = trimkit.trim(open({str(EXAMPLE)!r}, "rb").read())
-        import trimkit.config, trimkit.toolcalls.response
+        import trimkit.config, trimkit.errors, trimkit.toolcalls
+        for found in pkgutil.walk_packages(trimkit.toolcalls.__path__, "trimkit.toolcalls."):
+            importlib.import_module(found.name)
         assert result.report.after.chars < result.report.before.chars
         print(json.dumps(sorted(sys.modules)))
         """,
@@ -123,8 +125,80 @@ def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
         cwd=tmp_path,
     )
     assert "trimkit.pipeline" in shown and "trimkit.plugins.tools" in shown
+    assert {"trimkit.toolcalls.response", "trimkit.toolcalls.parser", "trimkit.toolcalls.dialects"} <= set(shown)
     loaded = [name for name in shown if name.split(".")[0] in HEAVY]
     assert loaded == []
+
+
+# ---------------------------------------------------------------- who imports whom (docs/architecture.md)
+
+ROLES = ("toolcalls", "backends", "server", "config", "cli", "testing")
+MAY_IMPORT = {
+    "library": {"library"},
+    "toolcalls": {"library"},
+    "plugins": {"library"},
+    "config": {"library"},
+    "backends": {"library", "config"},
+    "server": {"library", "toolcalls", "backends", "config"},
+    "cli": {"library", "toolcalls", "backends", "config", "server"},
+    "testing": {"library", "toolcalls", "backends", "config", "server"},
+}
+NO_HEAVY = ("mlx", "mlx_lm", "numpy", "litestar", "uvicorn", "httpx", "huggingface_hub")
+MAY_NOT_IMPORT = {
+    "library": NO_HEAVY,
+    "toolcalls": NO_HEAVY,
+    "plugins": NO_HEAVY,
+    "config": NO_HEAVY,
+    "backends": ("litestar", "uvicorn"),
+    "server": ("mlx", "mlx_lm", "numpy", "httpx", "uvicorn"),
+}
+
+
+def role_of(module: str) -> str:
+    """``trimkit.server.app`` → ``server``; modules at the top of the package are the library."""
+    parts = module.split(".")
+    if parts[:2] == ["trimkit", "plugins"]:
+        return "plugins"
+    return parts[1] if len(parts) > 2 or (len(parts) == 2 and parts[1] in ROLES) else "library"
+
+
+def source_modules():
+    """(module name, role, every module it imports, at the top or inside a function)."""
+    import ast
+
+    files = [(p, ("trimkit",) + p.relative_to(ROOT / "src" / "trimkit").with_suffix("").parts)
+             for p in (ROOT / "src" / "trimkit").rglob("*.py")]
+    files += [(p, ("trimkit", "plugins") + p.relative_to(ROOT / "plugins").with_suffix("").parts)
+              for p in (ROOT / "plugins").rglob("*.py")]
+    for path, parts in files:
+        package = parts[:-1]  # what a relative import starts from, for a package's __init__ too
+        module = ".".join(package if parts[-1] == "__init__" else parts)
+        imported = []
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.append(node.module)
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package[: len(package) - node.level + 1])
+                imported += [f"{base}.{node.module}"] if node.module else [f"{base}.{a.name}" for a in node.names]
+        yield module, role_of(module), imported
+
+
+def test_each_role_imports_only_the_roles_below_it():
+    wrong = []
+    for module, role, imported in source_modules():
+        for name in imported:
+            if name.split(".")[0] == "trimkit" and name != "trimkit" and role_of(name) not in MAY_IMPORT[role] | {role}:
+                wrong.append(f"{module} ({role}) imports {name} ({role_of(name)})")
+            elif name.split(".")[0] in MAY_NOT_IMPORT.get(role, ()):
+                wrong.append(f"{module} ({role}) imports {name}")
+    assert wrong == []
+
+
+def test_the_import_rules_know_every_module():
+    roles = {role for _, role, _ in source_modules()}
+    assert roles == set(MAY_IMPORT)
 
 
 # ---------------------------------------------------------------- entry points
