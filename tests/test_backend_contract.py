@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from trimkit.backends.anthropic_upstream import AnthropicBackend
-from trimkit.backends.base import Backend, BackendStatus, Finished, Readiness, TextDelta
+from trimkit.backends.base import Backend, BackendError, BackendStatus, Finished, Readiness, TextDelta
 from trimkit.backends.openai import OpenAIBackend
 from trimkit.backends.replay import ReplayBackend
 from trimkit.backends.upstream import UpstreamBackend
@@ -89,10 +89,10 @@ def test_a_backend_that_opens_thinking_has_its_first_thoughts_dropped():
 
 
 @pytest.mark.parametrize(
-    ("state", "code", "health"),
-    [(Readiness.LOADING, 529, "loading"), (Readiness.FAILED, 500, "error")],
+    ("state", "code", "retry", "health"),
+    [(Readiness.LOADING, 529, "true", "loading"), (Readiness.FAILED, 500, "false", "error")],
 )
-def test_readiness_decides_the_answer_and_the_health_status(state, code, health):
+def test_readiness_decides_the_answer_and_the_health_status(state, code, retry, health):
     class NotReady(Minimal):
         def status(self):
             return BackendStatus(state, detail="the reason")
@@ -101,4 +101,17 @@ def test_readiness_decides_the_answer_and_the_health_status(state, code, health)
         answer = httpx.post(server.url + "/v1/messages", json=REQUEST, timeout=30)
         shown = httpx.get(server.url + "/health", timeout=30)
     assert answer.status_code == code and answer.json()["error"]["message"] == "The model is not ready: the reason"
+    assert answer.headers["x-should-retry"] == retry  # a model that failed to load is not worth retrying
     assert shown.status_code == 503 and shown.json()["status"] == health and shown.json()["detail"] == "the reason"
+
+
+@pytest.mark.parametrize(("lasting", "retry"), [(False, "true"), (True, "false")])
+def test_a_generation_failure_that_lasts_tells_the_client_not_to_retry(lasting, retry):
+    class Failing(Minimal):
+        async def generate(self, messages, params):
+            raise BackendError("upstream answered 401 (check upstream_api_key)", lasting=lasting)
+            yield
+
+    with LiveServer(create_app(ServerSettings(backend="minimal"), backend=Failing("x"))) as server:
+        answer = httpx.post(server.url + "/v1/messages", json=REQUEST, timeout=30)
+    assert answer.status_code == 500 and answer.headers["x-should-retry"] == retry

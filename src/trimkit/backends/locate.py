@@ -10,8 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ModelNotFoundError
+
+if TYPE_CHECKING:
+    from ..config.settings import ServerSettings
 
 __all__ = [
     "ModelLocation",
@@ -54,7 +58,7 @@ def locate_model(model: str) -> ModelLocation:
     return ModelLocation(model, path, cached=not Path(model).expanduser().is_dir())
 
 
-def missing_model(settings) -> ModelNotFoundError | None:
+def missing_model(settings: "ServerSettings") -> ModelNotFoundError | None:
     """For the mlx backend: why the configured model cannot be loaded here (the error names the fix)."""
     if settings.backend != "mlx" or not settings.model:
         return None

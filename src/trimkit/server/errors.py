@@ -28,31 +28,41 @@ ERROR_TYPES = {
 }
 
 
-class ApiError(TrimkitError):
-    """An error to answer with; ``status`` picks the Anthropic error type."""
+RETRIED = (429, 500, 529)
 
-    def __init__(self, status: int, message: str, error_type: str | None = None):
+
+class ApiError(TrimkitError):
+    """An error to answer with; ``status`` picks the Anthropic error type.
+
+    ``lasting`` means a retry cannot help (the model failed to load, the
+    configuration is wrong): the answer says ``x-should-retry: false``, which
+    Claude Code and the SDKs obey, so the user sees the reason at once instead of
+    after minutes of retries.
+    """
+
+    def __init__(self, status: int, message: str, error_type: str | None = None, *, lasting: bool = False):
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type or ERROR_TYPES.get(status, "api_error")
+        self.lasting = lasting
 
 
 def error_body(error_type: str, message: str) -> bytes:
     return msgspec.json.encode(ErrorResponse(error=ErrorDetail(type=error_type, message=message)))
 
 
-def error_response(status: int, message: str, error_type: str | None = None) -> Response:
+def error_response(status: int, message: str, error_type: str | None = None, *, lasting: bool = False) -> Response:
     return Response(
         content=error_body(error_type or ERROR_TYPES.get(status, "api_error"), message),
         status_code=status,
         media_type="application/json",
-        headers={"x-should-retry": "true" if status in (429, 529, 500) else "false"},
+        headers={"x-should-retry": "true" if status in RETRIED and not lasting else "false"},
     )
 
 
 def handle_api_error(_: Request, exc: ApiError) -> Response:
-    return error_response(exc.status, exc.message, exc.error_type)
+    return error_response(exc.status, exc.message, exc.error_type, lasting=exc.lasting)
 
 
 def handle_http_exception(request: Request, exc: HTTPException) -> Response:

@@ -104,7 +104,8 @@ class MessageService:
             raise ApiError(404, f"model: {request.model} is not served here")
         status = self.backend.status()
         if not status.ready:
-            raise ApiError(500 if status.failed else 529, f"The model is not ready: {status.detail}")
+            raise ApiError(500 if status.failed else 529, f"The model is not ready: {status.detail}",
+                           lasting=status.failed)
         profile = self.profile()
         try:
             trimmed = self.trim(request, profile)
@@ -113,7 +114,7 @@ class MessageService:
         except PromptTooLong as exc:
             raise ApiError(400, str(exc)) from None
         except ConfigError as exc:
-            raise ApiError(500, f"trimkit configuration error: {exc}") from None
+            raise ApiError(500, f"trimkit configuration error: {exc}", lasting=True) from None
         except RecursionError:  # stages walk blocks and schemas recursively
             raise ApiError(400, "request is nested too deeply to process") from None
         window = profile.context_window
@@ -209,7 +210,7 @@ class MessageService:
             async for _ in self._events(prep, builder, outcome):
                 pass
         except BackendError as exc:
-            raise ApiError(exc.status, str(exc), exc.error_type) from None
+            raise ApiError(exc.status, str(exc), exc.error_type, lasting=exc.lasting) from None
         finally:
             ticket.release()
         message = MessagesResponse(
