@@ -1,4 +1,32 @@
+"""Fixtures for the whole suite, and the hypothesis profiles the property tests run under.
+
+``TRIMKIT_HYPOTHESIS_PROFILE`` picks the profile (``--hypothesis-profile`` overrides it):
+
+- ``ci`` (the default): the same examples on every run (``derandomize``), no example
+  database, no deadline. A red run is then a bug that reproduces, never bad luck or a
+  busy machine, and the suite takes the same time each run.
+- ``dev``: fresh random examples each run, failures remembered in ``.hypothesis/`` and
+  replayed first; fewer examples, for quick feedback while changing code.
+- ``thorough``: ten times ``ci``'s examples, random, for hunting bugs before a release
+  (``TRIMKIT_HYPOTHESIS_PROFILE=thorough pytest -k "not e2e"``).
+
+No profile has a deadline: how long an example takes depends on the machine's load,
+and a test must not fail on a timing. Tests set ``max_examples`` only where one
+example is costly (a live server), so that the profile decides the rest.
+"""
+
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
+
+CI_EXAMPLES = 200
+UNTIMED = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}  # a busy machine is no failure
+
+settings.register_profile("ci", max_examples=CI_EXAMPLES, derandomize=True, database=None, print_blob=True, **UNTIMED)
+settings.register_profile("dev", max_examples=CI_EXAMPLES // 4, **UNTIMED)
+settings.register_profile("thorough", max_examples=CI_EXAMPLES * 10, **UNTIMED)
+settings.load_profile(os.environ.get("TRIMKIT_HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

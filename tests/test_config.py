@@ -9,7 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from trimkit.config import loader as cfg
@@ -366,7 +366,6 @@ _filler = st.sampled_from(["", "# a comment", "   ", "# port = 1"])
 
 
 @given(st.lists(st.tuples(_keys, st.lists(_filler, max_size=2)), unique_by=lambda kv: kv[0], min_size=1))
-@settings(max_examples=50, deadline=None)
 def test_every_file_source_names_the_line_the_key_is_on(layout):
     lines: list[str] = []
     where: dict[str, int] = {}

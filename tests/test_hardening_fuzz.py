@@ -28,8 +28,7 @@ from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer
 
 FUZZ = settings(
-    max_examples=120,
-    deadline=None,
+    max_examples=120,  # each example is a request to a live server
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
 ROUTES = ["/v1/messages", "/v1/messages?beta=true", "/v1/messages/count_tokens"]
@@ -92,7 +91,7 @@ def test_schemathesis_finds_no_server_error_in_any_documented_operation(server, 
     assert {"POST /v1/messages", "POST /v1/messages/count_tokens", "GET /health"} <= operations
     seen: set[str] = set()
 
-    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=60, database=None, suppress_health_check=list(HealthCheck))
     @given(case=schema.as_strategy(generation_mode=mode))
     def call(case):
         response = case.call(timeout=30)

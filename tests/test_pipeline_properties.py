@@ -15,11 +15,7 @@ from trimkit.convention import quote_attr
 from trimkit.render import prompt_text
 from trimkit.wire import ToolResultBlock, ToolUseBlock, message_blocks
 
-EXAMPLES = settings(
-    max_examples=1000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+EXAMPLES = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 PIPELINE = trimkit.Pipeline()
 CC_TOOLS = cc.tools()
@@ -190,7 +186,6 @@ def test_output_is_valid_complete_and_keeps_names(conv, tier, window):
                 assert f'name="{quote_attr(param)}"' in system
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conversations(), tiers)
 def test_the_input_is_never_modified(conv, tier):
     request, _ = conv

@@ -4,7 +4,7 @@ import pytest
 pytest.importorskip("mlx_lm")
 
 import mlx.core as mx
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from mlx_lm.models.cache import KVCache
 
@@ -94,7 +94,6 @@ def test_untrimmable_caches_are_reused_only_as_whole_prefixes():
     assert reused == 3 and len(cache) == 2
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 3), max_size=12), st.lists(st.integers(0, 3), max_size=12))
 def test_common_prefix_length_matches_a_plain_loop(a, b):
     expected = 0

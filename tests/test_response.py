@@ -6,7 +6,7 @@ import itertools
 import json
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from trimkit.toolcalls.coerce import coerce, coerce_arguments
@@ -156,7 +156,6 @@ def test_every_split_point_and_single_characters_give_the_same_blocks(name):
         assert by_char.content == whole.content
 
 
-@settings(max_examples=150, deadline=None)
 @given(
     name=st.sampled_from(sorted(TURNS)),
     cuts=st.lists(st.integers(min_value=0, max_value=1000), max_size=30),

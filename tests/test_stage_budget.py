@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
@@ -422,7 +422,6 @@ def build(spec, opening_words: int, last_words: int, with_system: bool, max_toke
     return decode_request(body)
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     spec=conversation_strategy(),
     opening_words=st.integers(0, 400),

@@ -7,7 +7,7 @@ import functools
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
@@ -491,7 +491,6 @@ non_keep = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conversation(), non_keep, st.sampled_from(["small", "medium", "large"]))
 def test_property_deterministic_and_no_tags_left(parts, actions, tier):
     first, later = parts
@@ -501,7 +500,6 @@ def test_property_deterministic_and_no_tags_left(parts, actions, tier):
     assert OPEN.encode() not in once
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(conversation(), st.sampled_from(["small", "medium", "large"]))
 def test_property_prefix_stable_when_turns_are_added(parts, tier):
     first, later = parts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import jinja2
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
@@ -270,7 +270,6 @@ SAFE_TEXT = st.text(
 )
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     cwd=SAFE_TEXT.map(lambda s: "/home/" + s),
     shell=SAFE_TEXT,

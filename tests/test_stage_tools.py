@@ -7,7 +7,7 @@ import re
 
 import msgspec
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
@@ -287,7 +287,6 @@ def _whole_sentences_or_clauses(cut: str, source: str) -> bool:
     return True
 
 
-@settings(max_examples=500, deadline=None)
 @given(
     words=st.lists(st.sampled_from(["read", "the", "file,", "and", "path;", "e.g.", "(x)", "end.", "a\n\nb"]), max_size=40),
     limit=st.integers(0, 120),
@@ -317,7 +316,6 @@ def test_parameter_description_is_one_line_within_the_limit():
 NAME = st.text(alphabet=st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, max_size=20)
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(names=st.lists(NAME, min_size=1, max_size=4, unique=True), params=st.lists(NAME, max_size=4, unique=True))
 def test_tool_and_parameter_names_appear_verbatim(names, params):
     props = {p: {"type": "string", "description": "A value."} for p in params}
@@ -348,7 +346,6 @@ SCHEMA = st.recursive(
 )
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(schema=SCHEMA, description=st.text(max_size=300), limit=st.integers(0, 400))
 def test_any_schema_and_description_compact_without_crashing(schema, description, limit):
     options = tool_options.ToolOptions(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from trimkit.convention import quote_attr, unquote_attr
@@ -76,7 +76,6 @@ def test_xml_attribute_names_are_unescaped_but_values_are_raw():
     assert calls(items) == [("Bash", {"a&b": "x &lt; y &amp;&amp; z"})]
 
 
-@settings(max_examples=200)
 @given(name=st.text(max_size=30))
 def test_unquote_attr_is_the_inverse_of_quote_attr(name):
     assert unquote_attr(quote_attr(name)) == name
@@ -226,7 +225,6 @@ VOCAB = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
 @given(
     pieces=st.lists(st.sampled_from(VOCAB), max_size=25),
     cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=12),
@@ -239,7 +237,6 @@ def test_random_markup_soup_parses_the_same_however_it_is_chunked(pieces, cuts, 
     assert parse(sample, chunks, thinking_open=mode) == parse(sample, thinking_open=mode)
 
 
-@settings(max_examples=200, deadline=None)
 @given(st.text(alphabet="<>/=\"{} \nabfnoctiunlrps_:", max_size=80))
 def test_without_tools_or_thinking_text_passes_through_unchanged(sample):
     assert text(parse(sample, list(sample), names=set(), strip_thinking=False)) == sample
