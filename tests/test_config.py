@@ -178,6 +178,13 @@ def test_stages_table_passes_through(home):
         ("port = 1\n[stages.tools]\n\nno_such_option = 1\n", "stages.tools.no_such_option: unknown option", 4),
         ("[stages]\ntools.no_such_option = 1\n", "stages.tools.no_such_option: unknown option", 2),
         ('stages = { order = ["nosuch"] }\n', "stages.order names unknown stage(s): nosuch", 1),
+        ('[stages.budget]\nenabled = true\ndrop_step = "lots"\n',
+         "stages.budget.drop_step: expected `int | float`, got `str`", 3),
+        ("[stages.budget.small]\nmin_output_tokens = -5\n",
+         "stages.budget.small.min_output_tokens: expected `int` >= 1", 2),
+        ('[stages.tools]\nallow = "Read"\n', "stages.tools.allow: expected `array`, got `str`", 2),
+        ('[stages.reminders.large.actions]\nweather = "drop"\n',
+         "stages.reminders.large.actions.weather: unknown option", 2),
     ],
 )
 def test_bad_stage_table_names_file_and_line(home, toml, message, line):

@@ -257,3 +257,41 @@ def test_a_stage_from_an_entry_point_in_the_trimkit_group_runs(tmp_path):
     assert "acme" not in blocked["stages"] and "acme" not in shown["no_entry_points"]
     assert "ACME WAS HERE" not in blocked["system"]
     assert [s for s in loaded["stages"] if s != "acme"] == blocked["stages"]
+
+
+# ---------------------------------------------------------------- a source checkout
+
+
+def test_trimkit_plugins_imports_from_a_source_checkout(tmp_path):
+    shown = run_python(
+        """
+        import json
+        import trimkit.plugins
+        from trimkit.plugins.tools import section
+        print(json.dumps({"package": trimkit.plugins.__file__, "module": section.__file__,
+                          "stages": list(trimkit.plugins.BUILTIN)}))
+        """,
+        path=[ROOT / "src"], cwd=tmp_path,
+    )
+    assert shown["package"] == str(ROOT / "plugins" / "__init__.py")
+    assert shown["module"] == str(ROOT / "plugins" / "tools" / "section.py")
+    assert shown["stages"] == ["client_noise", "system_prompt", "reminders", "tools", "output_format", "budget"]
+
+
+PUBLIC_FOR_STAGES = {"trimkit", "trimkit.wire", "trimkit.rewrite", "trimkit.convention", "trimkit.render",
+                     "trimkit.measure", "trimkit.templates"}
+
+
+def test_stages_import_only_the_public_library_and_their_own_package():
+    """The list hookspecs.py gives a third-party stage; the built-ins keep to it too."""
+    import ast
+
+    for path in (ROOT / "plugins").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module.startswith("trimkit"):
+                assert node.module in PUBLIC_FOR_STAGES, f"{path.relative_to(ROOT)} imports {node.module}"
+            elif isinstance(node, ast.Import):
+                for alias in node.names:
+                    assert not alias.name.startswith("trimkit"), f"{path.relative_to(ROOT)} imports {alias.name}"
+            elif isinstance(node, ast.ImportFrom) and node.level > 1:
+                raise AssertionError(f"{path.relative_to(ROOT)} reaches outside its package")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import msgspec
 import pytest
@@ -41,6 +42,15 @@ class Probe:
 
     def run(self, state):
         self.seen.append(state.options)
+
+
+class Nested(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    x: str = "stage"
+    y: str = "stage"
+
+    def __post_init__(self):
+        if self.y == "bad":
+            raise ValueError("y: no bad y")
 
 
 class ExtraOptions:
@@ -192,6 +202,123 @@ def test_options_handed_to_a_stage_do_not_leak_into_the_next_trim():
     options_seen(pipeline, probe, "small")
     assert probe.options == {"nested": {"x": 1}, "items": [1]}
     assert options_seen(pipeline, probe, "small") == {"nested": {"x": 1}, "items": [1]}
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    count: Annotated[int, msgspec.Meta(ge=0)] = 3
+    step: float | int = 0.25
+    names: tuple[str, ...] = ()
+    nested: Nested = Nested()
+
+
+class TypedProbe(Probe):
+    """A third-party stage that declares its options as a Struct, with a tier default."""
+
+    def __init__(self):
+        super().__init__(options=Limits, tier_options={"small": Limits(count=1)})
+
+
+def test_a_typed_stage_gets_its_options_struct_converted_from_the_configuration():
+    probe = TypedProbe()
+    config = {"probe": {"names": ["a", "b"], "nested": {"y": "table"}, "large": {"step": 2}}}
+    pipeline = Pipeline(config, plugins=[probe], entry_points=False)
+    assert options_seen(pipeline, probe, "small") == Limits(count=1, names=("a", "b"), nested=Nested(y="table"))
+    assert options_seen(pipeline, probe, "large") == Limits(step=2, names=("a", "b"), nested=Nested(y="table"))
+    assert probe.seen[-1] is pipeline.options_for("probe", "large")
+    with pytest.raises(AttributeError):
+        probe.seen[-1].count = 5  # frozen: one trim cannot change the next one's options
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"step": "lots"}, "stages.probe.step: expected `int | float`, got `str`"),
+        ({"count": -1}, "stages.probe.count: expected `int` >= 0"),
+        ({"count": True}, "stages.probe.count: expected `int`, got `bool`"),
+        ({"names": ["a", 1]}, "stages.probe.names[1]: expected `str`, got `int`"),
+        ({"nested": {"z": 1}}, "stages.probe.nested.z: unknown option"),
+        ({"nested": {"y": "bad"}}, "stages.probe.nested.y: no bad y"),
+        ({"large": {"count": "3"}}, "stages.probe.large.count: expected `int`, got `str`"),
+        ({"cont": 1}, "stages.probe.cont: unknown option"),
+    ],
+)
+def test_a_bad_option_is_a_config_error_naming_its_key_when_the_pipeline_is_built(table, message):
+    with pytest.raises(ConfigError) as error:
+        Pipeline({"probe": table}, plugins=[TypedProbe()], entry_points=False)
+    assert str(error.value) == message
+
+
+def test_a_bad_extra_option_names_the_plugin_hook():
+    with pytest.raises(ConfigError) as error:
+        Pipeline(plugins=[TypedProbe(), ExtraOptions({"probe": {"count": -2}})], entry_points=False)
+    assert str(error.value) == "stages.probe.count (from a plugin's trimkit_extra_options): expected `int` >= 0"
+
+
+def test_a_plain_dict_stage_has_its_keys_checked_but_not_its_values():
+    probe = Probe(options={"count": 3})
+    with pytest.raises(ConfigError, match="stages.probe.cont: unknown option"):
+        Pipeline({"probe": {"cont": 1}}, plugins=[probe], entry_points=False)
+    pipeline = Pipeline({"probe": {"count": "lots"}}, plugins=[probe], entry_points=False)
+    assert options_seen(pipeline, probe, "small") == {"count": "lots"}
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"budget": {"drop_step": "lots"}}, "stages.budget.drop_step: expected `int | float`, got `str`"),
+        ({"budget": {"large": {"min_output_tokens": -1}}}, "stages.budget.large.min_output_tokens: expected `int` >= 1"),
+        ({"tools": {"medium": {"include_examples": "no"}}}, "stages.tools.medium.include_examples: expected `bool`, got `str`"),
+        ({"system_prompt": {"mode": "shrink"}}, "stages.system_prompt.mode: invalid enum value 'shrink'"),
+        ({"reminders": {"actions": {"todo": "shred"}}}, "stages.reminders.actions.todo: invalid enum value 'shred'"),
+    ],
+)
+def test_every_builtin_stage_checks_its_options_for_every_tier_when_built(config, message):
+    with pytest.raises(ConfigError) as error:
+        Pipeline(config, entry_points=False)
+    assert str(error.value) == message
+
+
+def test_builtin_stages_read_typed_options():
+    pipeline = Pipeline(entry_points=False)
+    for stage in pipeline.stages:
+        for tier in ("small", "medium", "large"):
+            options = pipeline.options_for(stage, tier)
+            assert isinstance(options, msgspec.Struct) and isinstance(options, stage.options), stage.name
+
+
+# ---------------------------------------------------------------- running one stage
+
+
+def test_run_stage_runs_one_stage_as_trim_runs_it():
+    pipeline = Pipeline({"tools": {"small": {"allow": ["Read"]}}}, entry_points=False)
+    alone = pipeline.run_stage("tools", FIRST, SMALL)
+    assert [s.name for s in alone.report.stages] == ["tools"]
+    assert alone.carry.tool_names == ["Read"] and alone.request.tools is None
+    assert alone.report.removed == alone.report.stages[0].removed and "tools_dropped" in alone.report.removed
+    assert alone.original == decode_request(FIRST)
+    assert [m for m in alone.request.messages] == alone.original.messages  # the other stages did not run
+    assert pipeline.trim(FIRST, SMALL).carry.tool_names == ["Read"]
+
+
+def test_run_stage_lays_options_over_the_tiers_and_checks_them():
+    pipeline = Pipeline(entry_points=False)
+    assert pipeline.run_stage("tools", FIRST, SMALL, options={"allow": ["Grep"]}).carry.tool_names == ["Grep"]
+    with pytest.raises(ConfigError, match="stages.tools.allow: expected `array`, got `str`"):
+        pipeline.run_stage("tools", FIRST, SMALL, options={"allow": "Grep"})
+
+
+def test_run_stage_runs_a_disabled_stage_and_calls_no_observer():
+    observer = Observer()
+    pipeline = Pipeline({"disabled": ["tools"]}, plugins=[observer], entry_points=False)
+    assert pipeline.run_stage("tools", FIRST, SMALL).request.tools is None
+    assert observer.results == []
+    with pytest.raises(ConfigError, match="no stage named 'nosuch'"):
+        pipeline.run_stage("nosuch", FIRST, SMALL)
+
+
+def test_run_stage_applies_prepare_profile():
+    result = Pipeline(plugins=[PromoteToLarge()], entry_points=False).run_stage("tools", FIRST, SMALL)
+    assert result.profile.tier == "large" and len(result.carry.tool_names) > 6
 
 
 # ---------------------------------------------------------------- replacing stages

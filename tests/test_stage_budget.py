@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
-from trimkit import ModelProfile, Pipeline, PromptTooLong, decode_request, encode
+from trimkit import ModelProfile, Pipeline, PromptTooLong, TrimResult, decode_request, encode
 from trimkit.plugins.budget.fitting import (
     BudgetOptions,
     Conversation,
@@ -24,13 +24,18 @@ from trimkit.measure import Measure
 from trimkit.render import prompt_text
 from trimkit.wire import ImageBlock, Message, MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
 
-PIPELINE = Pipeline({"order": ["budget"]}, entry_points=False)
+PIPELINE = Pipeline(entry_points=False)
 TINY = ModelProfile(name="tiny", context_window=2000, prefill_tps=1000.0)
 NO_PREFILL = BudgetOptions(target_prefill_seconds=None)
 count = TINY.count_tokens
 
 
 # --------------------------------------------------------------------------- building and checking
+
+
+def run_budget(req: MessagesRequest, profile: ModelProfile = TINY, cached_tokens: int = 0, **options) -> TrimResult:
+    """The budget stage run alone, as the pipeline runs it, with ``options`` over its defaults."""
+    return PIPELINE.run_stage("budget", req, profile, options=options, cached_tokens=cached_tokens)
 
 
 def lines(tag: str, n: int) -> str:
@@ -132,7 +137,7 @@ def test_prefill_allowance_counts_only_uncached_tokens():
 
 def test_fitting_prompt_only_gets_max_tokens_capped():
     req = request(exchange(1, lines("a", 5)), last="thanks")
-    result = PIPELINE.trim(req, TINY)
+    result = run_budget(req, TINY)
     tokens = tokens_of(req)
     assert encode(msgspec.structs.replace(result.request, max_tokens=64000)) == encode(req)
     assert result.request.max_tokens == 2000 - tokens
@@ -148,24 +153,21 @@ def test_fitting_prompt_only_gets_max_tokens_capped():
 
 def test_small_max_tokens_is_kept_and_missing_one_gets_the_default():
     req = request(last="hi", max_tokens=50)
-    assert PIPELINE.trim(req, TINY).request.max_tokens == 50
+    assert run_budget(req, TINY).request.max_tokens == 50
     big = ModelProfile(name="big", context_window=100_000, prefill_tps=1e6)
-    assert PIPELINE.trim(request(last="hi", max_tokens=None), big).request.max_tokens == 4096
-    capped = Pipeline({"order": ["budget"], "budget": {"max_output_tokens": 300}}, entry_points=False)
-    assert capped.trim(request(last="hi"), big).request.max_tokens == 300
+    assert run_budget(request(last="hi", max_tokens=None), big).request.max_tokens == 4096
+    assert run_budget(request(last="hi"), big, max_output_tokens=300).request.max_tokens == 300
 
 
 def test_disabled_stage_changes_nothing():
-    off = Pipeline({"order": ["budget"], "budget": {"enabled": False}}, entry_points=False)
     req = request(*(exchange(i, lines(str(i), 60)) for i in range(10)), last="go on")
-    result = off.trim(req, TINY)
+    result = run_budget(req, enabled=False)
     assert encode(result.request) == encode(req)
     assert "budget" not in result.carry.extra
 
 
 def test_tier_options_set_the_result_cap():
-    stage = next(s for s in PIPELINE.stages if s.name == "budget")
-    caps = {tier: PIPELINE.options_for(stage, tier)["tool_result_max_tokens"] for tier in ("small", "medium", "large")}
+    caps = {tier: PIPELINE.options_for("budget", tier).tool_result_max_tokens for tier in ("small", "medium", "large")}
     assert caps == {"small": 4000, "medium": 8000, "large": 16000}
 
 
@@ -223,8 +225,7 @@ def test_a_result_is_cut_the_same_wherever_it_appears():
 
 def test_long_results_are_cut_before_any_turn_is_dropped():
     req = request(exchange(1, lines("a", 30)), exchange(2, lines("big", 300)), exchange(3, "ok"), last="done?")
-    cap = Pipeline({"order": ["budget"], "budget": {"tool_result_max_tokens": 400}}, entry_points=False)
-    result = cap.trim(req, TINY)
+    result = run_budget(req, tool_result_max_tokens=400)
     budget = result.carry.extra["budget"]
     assert budget["cut_results"] == 1 and budget["dropped_turns"] == 0
     assert budget["prompt_tokens"] == tokens_of(result.request) <= 2000 - 1024
@@ -342,7 +343,7 @@ def test_cut_stays_put_as_the_conversation_grows():
 def test_too_long_last_message_raises_with_counts():
     req = request(exchange(1, "ok"), last="x " * 4000, max_tokens=512)
     with pytest.raises(PromptTooLong) as info:
-        PIPELINE.trim(req, TINY)
+        run_budget(req, TINY)
     tokens = tokens_of(req)
     assert (info.value.tokens, info.value.maximum) == (tokens, 2000 - 512)
     assert str(info.value) == f"prompt is too long: {tokens} tokens > {2000 - 512} maximum"
@@ -351,7 +352,7 @@ def test_too_long_last_message_raises_with_counts():
 def test_unreachable_prefill_target_is_not_an_error():
     slow = ModelProfile(name="slow", context_window=20_000, prefill_tps=10.0)
     req = request(*(exchange(i, lines(str(i), 12)) for i in range(10)), last="y " * 1500)
-    result = PIPELINE.trim(req, slow)
+    result = run_budget(req, slow)
     budget = result.carry.extra["budget"]
     assert budget["budget_tokens"] == 20_000 - 1024 and budget["dropped_turns"] == 0
     assert encode(msgspec.structs.replace(result.request, max_tokens=64000)) == encode(req)
@@ -361,8 +362,8 @@ def test_cached_tokens_raise_the_prefill_allowance():
     profile = ModelProfile(name="tiny", context_window=100_000, prefill_tps=100.0)
     req = request(*(exchange(i, lines(str(i), 12)) for i in range(5)), last="go")
     assert 800 < tokens_of(req) < 1400
-    cold = PIPELINE.trim(req, profile)
-    warm = PIPELINE.trim(req, profile, cached_tokens=600)
+    cold = run_budget(req, profile)
+    warm = run_budget(req, profile, cached_tokens=600)
     assert cold.carry.extra["budget"]["dropped_turns"] > 0
     assert cold.carry.extra["budget"]["prompt_tokens"] <= 800
     assert warm.carry.extra["budget"]["dropped_turns"] == 0
@@ -375,8 +376,8 @@ def test_cached_tokens_raise_the_prefill_allowance():
 def test_same_input_same_bytes_and_input_untouched():
     req = request(*(exchange(i, lines(str(i), 20 + i)) for i in range(20)), last="again")
     before = encode(req)
-    first = PIPELINE.trim(req, TINY)
-    second = PIPELINE.trim(decode_request(before), TINY)
+    first = run_budget(req, TINY)
+    second = run_budget(decode_request(before), TINY)
     assert encode(first.request) == encode(second.request)
     assert encode(req) == before
     assert first.carry.extra["budget"]["dropped_turns"] > 0
@@ -483,7 +484,7 @@ def without_tools(raw: dict) -> MessagesRequest:
 def test_claude_code_session_is_cut_and_stays_valid():
     req = without_tools(cc.session(40))
     profile = ModelProfile.for_tier("small", context_window=16384)
-    result = PIPELINE.trim(req, profile)
+    result = run_budget(req, profile)
     budget = result.carry.extra["budget"]
     out = result.request.messages
     assert budget["dropped_turns"] > 0 and budget["cut_results"] >= 0
@@ -519,6 +520,6 @@ def test_fitting_session_reuses_the_pipelines_measurements(monkeypatch):
     req = decode_request(cc.session(40))
     profile = ModelProfile(name="big", context_window=1_000_000, prefill_tps=1e9)
     monkeypatch.setattr(budget_module, "Measure", lambda *a, **k: pytest.fail("the budget stage measured on its own"))
-    result = PIPELINE.trim(req, profile)
+    result = run_budget(req, profile)
     assert result.carry.extra["budget"]["dropped_turns"] == 0
     assert result.report.stages[-1].tokens_after == result.carry.extra["budget"]["prompt_tokens"]

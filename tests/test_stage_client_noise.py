@@ -9,11 +9,10 @@ import pytest
 
 from tests.fixtures import claude_code as cc
 from trimkit import ModelProfile, Pipeline, decode_request, encode
-from trimkit.stage import TrimState
-from trimkit.resources import builtin_plugins
+from trimkit.stage import TrimResult
 from trimkit.wire import TextBlock, ToolResultBlock, UnknownBlock, system_text
 
-client_noise = dict(builtin_plugins())["client_noise"]
+PIPELINE = Pipeline(entry_points=False)
 
 EPHEMERAL = {"type": "ephemeral"}
 
@@ -31,10 +30,8 @@ def request(*messages: dict, system: object = None, tools: list | None = None) -
     return body
 
 
-def run(body: dict | bytes) -> TrimState:
-    state = TrimState(request=decode_request(body), profile=ModelProfile.for_tier("small"))
-    client_noise.run(state)
-    return state
+def run(body: dict | bytes | msgspec.Struct) -> TrimResult:
+    return PIPELINE.run_stage("client_noise", body, ModelProfile.for_tier("small"))
 
 
 def test_billing_header_block_is_dropped_and_recorded():
@@ -42,14 +39,14 @@ def test_billing_header_block_is_dropped_and_recorded():
         {"type": "text", "text": billing("8c1d2")},
         {"type": "text", "text": "You are a coding assistant.", "cache_control": EPHEMERAL},
     ]
-    state = run(request({"role": "user", "content": "hi"}, system=system))
-    assert system_text(state.request) == "You are a coding assistant."
-    assert state._removed["billing_header"] == len(billing("8c1d2"))
+    result = run(request({"role": "user", "content": "hi"}, system=system))
+    assert system_text(result.request) == "You are a coding assistant."
+    assert result.report.removed["billing_header"] == len(billing("8c1d2"))
 
 
 def test_billing_header_line_of_a_string_system_prompt_is_dropped():
-    state = run(request({"role": "user", "content": "hi"}, system=billing("77") + "\nBe brief."))
-    assert state.request.system == "Be brief."
+    result = run(request({"role": "user", "content": "hi"}, system=billing("77") + "\nBe brief."))
+    assert result.request.system == "Be brief."
 
 
 def test_nonce_variation_gives_identical_bytes():
@@ -75,15 +72,15 @@ def test_total_tokens_markers_go_from_every_kind_of_text(marker):
         },
         system=[{"type": "text", "text": f"Be brief.\n{marker}"}],
     )
-    state = run(body)
-    out = encode(state.request)
+    result = run(body)
+    out = encode(result.request)
     assert b"total_tokens" not in out and b"tokens left" not in out
-    messages = state.request.messages
+    messages = result.request.messages
     assert messages[0].content == "fix the bug\n"
     assert messages[2].content[0].content == "line one\nline two"
     assert messages[2].content[1].text == "thanks"  # the reminder that only held the marker went too
-    assert system_text(state.request) == "Be brief.\n"
-    assert state._removed["total_tokens"] > 4 * len(marker)
+    assert system_text(result.request) == "Be brief.\n"
+    assert result.report.removed["total_tokens"] > 4 * len(marker)
 
 
 def test_text_emptied_by_markers_never_leaves_an_empty_message_or_block():
@@ -123,11 +120,11 @@ def test_cache_control_is_stripped_everywhere():
         system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral", "ttl": "1h"}}],
         tools=[{"name": "Read", "input_schema": {"type": "object"}, "cache_control": EPHEMERAL}],
     )
-    state = run(body)
-    assert b"cache_control" not in encode(state.request)
-    assert isinstance(state.request.messages[0].content[2], UnknownBlock)
-    assert state.request.messages[0].content[2].data["name"] == "web_search"
-    assert state._removed["cache_control"] == 8 * len('"cache_control":{"type":"ephemeral"}') + len(',"ttl":"1h"')
+    result = run(body)
+    assert b"cache_control" not in encode(result.request)
+    assert isinstance(result.request.messages[0].content[2], UnknownBlock)
+    assert result.request.messages[0].content[2].data["name"] == "web_search"
+    assert result.report.removed["cache_control"] == 8 * len('"cache_control":{"type":"ephemeral"}') + len(',"ttl":"1h"')
 
 
 def test_moving_cache_marker_leaves_earlier_turns_byte_identical():
@@ -143,12 +140,12 @@ def test_moving_cache_marker_leaves_earlier_turns_byte_identical():
 def test_fixture_session_keeps_everything_but_the_noise():
     body = cc.session(turns=12)
     original = decode_request(body)
-    state = run(body)
-    assert b"cache_control" not in encode(state.request)
-    assert len(state.request.messages) == len(original.messages)
-    assert [t.name for t in state.request.tools] == [t.name for t in original.tools]
-    assert system_text(state.request) == system_text(original).split("\n\n", 1)[1]
-    assert set(state._removed) == {"billing_header", "cache_control"}
+    result = run(body)
+    assert b"cache_control" not in encode(result.request)
+    assert len(result.request.messages) == len(original.messages)
+    assert [t.name for t in result.request.tools] == [t.name for t in original.tools]
+    assert system_text(result.request) == system_text(original).split("\n\n", 1)[1]
+    assert set(result.report.removed) == {"billing_header", "cache_control"}
 
 
 def test_the_request_handed_in_is_not_modified():
@@ -156,18 +153,16 @@ def test_the_request_handed_in_is_not_modified():
     before_dict = copy.deepcopy(body)
     original = decode_request(body)
     before = encode(original)
-    state = TrimState(request=original, profile=ModelProfile.for_tier("small"))
-    client_noise.run(state)
-    assert state.request is not original
+    result = run(original)
+    assert result.request is not original
     assert encode(original) == before
     assert body == before_dict
 
 
 def test_a_clean_request_comes_back_as_the_same_object():
     original = decode_request(request({"role": "user", "content": "hi"}, system="Be brief."))
-    state = TrimState(request=original, profile=ModelProfile.for_tier("small"))
-    client_noise.run(state)
-    assert state.request is original and state._removed == {}
+    result = run(original)
+    assert result.request is original and result.report.removed == {}
 
 
 def test_runs_first_in_the_default_pipeline_and_reports_removals():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import functools
 
 import msgspec
 import pytest
@@ -14,13 +13,12 @@ from tests.fixtures import claude_code as cc
 from tests.fixtures import claude_code_text as cc_text
 from tests.fixtures.claude_code_turns import FOLLOW_UPS
 from trimkit import ConfigError, ModelProfile, Pipeline, decode_request, encode
+from trimkit.plugins import reminders as reminders_plugin
 from trimkit.plugins.reminders.parse import CATEGORIES, OPEN, classify, date_of, split
-from trimkit.resources import builtin_plugins
-from trimkit.stage import TrimState
+from trimkit.stage import TrimResult
 from trimkit.wire import TextBlock, ToolResultBlock, message_blocks, system_text
 
-reminders_plugin = dict(builtin_plugins())["reminders"]
-STAGE = reminders_plugin.trimkit_register_stages()[0]
+PIPELINE = Pipeline(entry_points=False)
 
 CLAUDE_MD = """# inventory-api
 
@@ -112,24 +110,13 @@ def body(*messages: dict, system: object = "You are a coding assistant.") -> dic
     return {"model": "claude-sonnet-4-5", "max_tokens": 1024, "system": system, "messages": list(messages)}
 
 
-@functools.lru_cache(maxsize=None)
-def _pipeline(actions: tuple[tuple[str, str], ...]) -> Pipeline:
-    config: dict = {"order": ["reminders"]}
-    if actions:
-        config["reminders"] = {"actions": dict(actions)}
-    return Pipeline(config, entry_points=False)
+def run(request: dict | msgspec.Struct, tier: str = "small", actions: dict | None = None) -> TrimResult:
+    """The stage run alone, with its tier defaults and then ``actions`` over them."""
+    options = {"actions": actions} if actions else None
+    return PIPELINE.run_stage("reminders", request, ModelProfile.for_tier(tier), options=options)
 
 
-def run(request: dict, tier: str = "small", actions: dict | None = None) -> TrimState:
-    """Run the stage alone with the pipeline's option merging (tier defaults, then ``actions``)."""
-    pipeline = _pipeline(tuple(sorted((actions or {}).items())))
-    state = TrimState(request=decode_request(request), profile=ModelProfile.for_tier(tier))
-    state.options = pipeline.options_for(pipeline.stages[0], tier)
-    reminders_plugin.run(state)
-    return state
-
-
-def texts(state: TrimState, index: int) -> list[str]:
+def texts(state: TrimResult, index: int) -> list[str]:
     return [b.text for b in message_blocks(state.request.messages[index]) if isinstance(b, TextBlock)]
 
 
@@ -192,10 +179,8 @@ def test_classification_reads_only_the_head_of_a_long_reminder():
 
 def test_keep_leaves_the_message_untouched():
     request = decode_request(body(user(CONTEXT, "what does stock.py do?")))
-    state = TrimState(request=request, profile=ModelProfile.for_tier("large"))
-    state.options = {"actions": {c: "keep" for c in CATEGORIES}}
-    reminders_plugin.run(state)
-    assert state.request is request and state._removed == {}
+    state = run(request, "large", {c: "keep" for c in CATEGORIES})
+    assert state.request is request and state.report.removed == {}
 
 
 def test_unwrap_keeps_the_text_without_tags_or_boilerplate():
@@ -236,7 +221,7 @@ def test_drop_removes_and_records_chars():
     text = reminder(EXAMPLES["skills"])
     state = run(body(user(text, "hello")))
     assert texts(state, 0) == ["hello"]
-    assert state._removed == {"skills": len(text)}
+    assert state.report.removed == {"skills": len(text)}
 
 
 def test_move_puts_first_turn_context_into_the_system_prompt_in_a_fixed_order():
@@ -267,7 +252,7 @@ def test_medium_unwraps_memory_in_place():
 def test_large_keeps_context_and_drops_nudges():
     state = run(body(user(CONTEXT, reminder(EXAMPLES["todo"]), "q")), tier="large")
     assert texts(state, 0) == [CONTEXT, "q"]
-    assert state._removed == {"todo": len(reminder(EXAMPLES["todo"]))}
+    assert state.report.removed == {"todo": len(reminder(EXAMPLES["todo"]))}
 
 
 def test_keep_and_drop_in_one_reminder_rewraps_the_kept_sections():
@@ -354,7 +339,7 @@ def test_system_message_text_outside_tags_is_a_reminder_too():
     }
     state = run(body(user("q"), system_message))
     assert texts(state, 1) == ["PostToolUse:Edit hook additional context: black reformatted 1 file."]
-    assert set(state._removed) == {"skills", "agents", "hooks"}
+    assert set(state.report.removed) == {"skills", "agents", "hooks"}
 
 
 def test_assistant_text_is_never_touched():
@@ -368,23 +353,29 @@ def test_assistant_text_is_never_touched():
 def test_project_instructions_cannot_be_dropped():
     with pytest.raises(ConfigError, match="project"):
         run(body(user("q")), actions={"project": "drop"})
-    with pytest.raises(ConfigError, match="project"):
-        Pipeline({"reminders": {"small": {"actions": {"project": "drop"}}}}, entry_points=False).trim(
-            body(user("q")), ModelProfile.for_tier("small")
-        )
+    with pytest.raises(ConfigError) as error:
+        Pipeline({"reminders": {"small": {"actions": {"project": "drop"}}}}, entry_points=False)
+    assert str(error.value).startswith("stages.reminders.small.actions.project: cannot be 'drop'")
 
 
-@pytest.mark.parametrize("actions", [{"weather": "drop"}, {"todo": "shred"}])
-def test_unknown_categories_and_actions_are_config_errors(actions):
-    with pytest.raises(ConfigError):
-        run(body(user("q")), actions=actions)
+@pytest.mark.parametrize(
+    "actions, message",
+    [
+        ({"weather": "drop"}, "stages.reminders.actions.weather: unknown option"),
+        ({"todo": "shred"}, "stages.reminders.actions.todo: invalid enum value 'shred'"),
+    ],
+)
+def test_unknown_categories_and_actions_are_config_errors_naming_the_key(actions, message):
+    with pytest.raises(ConfigError) as error:
+        Pipeline({"reminders": {"actions": actions}}, entry_points=False)
+    assert str(error.value) == message
 
 
 def test_tier_defaults_cover_every_category_and_never_drop_project():
-    for tier, options in STAGE.tier_options.items():
-        assert set(options["actions"]) == set(CATEGORIES), tier
-        assert options["actions"]["project"] != "drop"
-    assert STAGE.order == 300 and STAGE.name == "reminders"
+    assert reminders_plugin.Actions.__struct_fields__ == CATEGORIES
+    for tier in ("small", "medium", "large"):
+        assert PIPELINE.options_for("reminders", tier).actions.project != "drop"
+    assert {s.name: s.order for s in PIPELINE.stages}["reminders"] == 300
 
 
 def test_config_overrides_one_category_over_the_tier_defaults():
@@ -407,7 +398,7 @@ def test_first_request_small_tier():
     assert system.endswith(f"Today's date: {cc_text.TODAY}.")
     assert texts(state, 0) == ["what is 2+2"]
     assert texts(state, 1) == [cc_text.SESSION_START_HOOK]
-    assert set(state._removed) >= {"skills", "agents", "deferred_tools"}
+    assert set(state.report.removed) >= {"skills", "agents", "deferred_tools"}
     assert state.carry.date == cc_text.TODAY
 
 
@@ -447,8 +438,7 @@ def test_the_request_handed_in_is_not_modified():
     snapshot = copy.deepcopy(raw)
     request = decode_request(raw)
     before = encode(request)
-    state = TrimState(request=request, profile=ModelProfile.for_tier("small"), options={"actions": reminders_plugin.SMALL})
-    reminders_plugin.run(state)
+    state = run(request, "small")
     assert state.request is not request
     assert encode(request) == before and raw == snapshot
 

@@ -12,13 +12,10 @@ from hypothesis import strategies as st
 from tests.fixtures import claude_code as cc
 from tests.fixtures import claude_code_text as cc_text
 from trimkit import ConfigError, ModelProfile, Pipeline, decode_request, encode
+from trimkit.plugins import system_prompt as system_prompt_plugin
 from trimkit.plugins.system_prompt.recognition import MIN_SIGNALS, Environment, GitSnapshot, recognize, signals
-from trimkit.resources import builtin_plugins
-from trimkit.stage import TrimState
 from trimkit.templates import render_template
 from trimkit.wire import TextBlock
-
-system_prompt_plugin = dict(builtin_plugins())["system_prompt"]
 
 IDENTITY = "You are Claude Code, Anthropic's official CLI for Claude."
 
@@ -155,12 +152,12 @@ def request(system, messages=None) -> dict:
     }
 
 
-PIPELINE = Pipeline({"order": ["system_prompt"]}, entry_points=False)
+PIPELINE = Pipeline(entry_points=False)
 
 
-def trim(req, tier="small", config=None):
-    pipeline = PIPELINE if config is None else Pipeline({"order": ["system_prompt"], **config}, entry_points=False)
-    return pipeline.trim(req, ModelProfile.for_tier(tier))
+def trim(req, tier="small", options=None):
+    """The stage run alone for ``tier``, with ``options`` over the tier's defaults."""
+    return PIPELINE.run_stage("system_prompt", req, ModelProfile.for_tier(tier), options=options)
 
 
 def system_of(result) -> str:
@@ -246,7 +243,7 @@ def test_small_tier_keeps_three_recent_commits_and_medium_all():
     assert "Recent commits:\n" + "\n".join(commits[:3]) in small and commits[3] not in small
     assert small.endswith(commits[2])
     assert "\n".join(commits) in system_of(trim(req, "medium"))
-    assert commits[4] in system_of(trim(req, "small", {"system_prompt": {"max_recent_commits": 5}}))
+    assert commits[4] in system_of(trim(req, "small", {"max_recent_commits": 5}))
 
 
 def test_compact_environment_section_reads_as_one_titled_block():
@@ -316,7 +313,7 @@ def test_small_and_medium_differ_and_medium_covers_more():
 
 def test_large_keeps_the_original_system():
     req = decode_request(request(claude_code_system()))
-    result = PIPELINE.trim(req, ModelProfile.for_tier("large"))
+    result = trim(req, "large")
     assert result.request.system == req.system
     assert result.carry.recognized_agent == "claude-code"
     assert "Working directory: /home/dev/shop" in result.carry.environment
@@ -369,8 +366,8 @@ def test_input_request_is_not_modified():
 def test_deterministic_bytes():
     outputs = {encode(trim(request(claude_code_system()), tier).request) for tier in ["small"] * 3}
     assert len(outputs) == 1
-    fresh = Pipeline({"order": ["system_prompt"]}, entry_points=False)
-    assert encode(fresh.trim(request(claude_code_system()), ModelProfile.for_tier("small")).request) in outputs
+    fresh = Pipeline(entry_points=False)
+    assert encode(fresh.run_stage("system_prompt", request(claude_code_system()), ModelProfile.for_tier("small")).request) in outputs
 
 
 # --------------------------------------------------------------------------- options
@@ -378,27 +375,32 @@ def test_deterministic_bytes():
 
 def test_mode_keep_and_replace():
     req = request(claude_code_system())
-    kept = trim(req, "small", {"system_prompt": {"mode": "keep"}})
+    kept = trim(req, "small", {"mode": "keep"})
     assert encode(kept.request) == encode(decode_request(req))
     assert kept.carry.recognized_agent == "claude-code"
-    replaced = trim(req, "large", {"system_prompt": {"mode": "replace"}})
+    replaced = trim(req, "large", {"mode": "replace"})
     assert system_of(replaced) == system_of(trim(req, "medium"))
 
 
 def test_template_override_and_max_lines():
     req = request(claude_code_system(status=[f"M f{i}" for i in range(10)]))
-    result = trim(req, "medium", {"system_prompt": {"template": "small.j2", "max_git_status_lines": 2}})
+    result = trim(req, "medium", {"template": "small.j2", "max_git_status_lines": 2})
     text = system_of(result)
-    assert text == system_of(trim(req, "small", {"system_prompt": {"max_git_status_lines": 2}}))
+    assert text == system_of(trim(req, "small", {"max_git_status_lines": 2}))
     assert "M f1\n... (8 more status lines not shown)" in text
 
 
 @pytest.mark.parametrize(
-    "options", [{"mode": "shrink"}, {"max_git_status_lines": -1}, {"max_recent_commits": -1}, {"max_recent_commits": "3"}]
+    "options",
+    [{"mode": "shrink"}, {"max_git_status_lines": -1}, {"max_recent_commits": -1}, {"max_recent_commits": "3"},
+     {"template": "nope.j2"}],
 )
-def test_bad_options_are_config_errors(options):
+def test_bad_options_are_config_errors_naming_the_key_when_the_pipeline_is_built(options):
+    with pytest.raises(ConfigError) as error:
+        Pipeline({"system_prompt": options}, entry_points=False)
+    assert str(error.value).startswith(f"stages.system_prompt.{next(iter(options))}: ")
     with pytest.raises(ConfigError):
-        trim(request(claude_code_system()), "small", {"system_prompt": options})
+        trim(request(claude_code_system()), "small", options)
 
 
 # --------------------------------------------------------------------------- templates
@@ -436,19 +438,16 @@ def test_tool_policy_signal_counts_named_tools_only():
 
 
 def test_the_same_prompt_is_recognised_once_per_process():
-    PIPELINE.trim(request(claude_code_system()), ModelProfile.for_tier("small"))
+    trim(request(claude_code_system()), "small")
     body = msgspec.json.encode(request(claude_code_system()))
     # new request objects with equal but distinct strings, as each new turn decodes
     requests = [decode_request(body) for _ in range(200)]
-    stage = PIPELINE.stages[0]
-    options = PIPELINE.options_for(stage, "small")
     misses = system_prompt_plugin.prepare.cache_info().misses
     outputs = set()
     for req in requests:
-        state = TrimState(request=req, profile=ModelProfile.for_tier("small"), options=options)
-        stage.run(state)
-        assert state.carry.recognized_agent == "claude-code"
-        outputs.add(encode(state.request))
+        result = trim(req, "small")
+        assert result.carry.recognized_agent == "claude-code"
+        outputs.add(encode(result.request))
     assert system_prompt_plugin.prepare.cache_info().misses == misses
     assert len(outputs) == 1
 

@@ -16,11 +16,10 @@ from trimkit.plugins.tools import compact as compacting, markup, prose
 from trimkit.plugins.tools import options as tool_options, section as sections
 from trimkit.convention import EXAMPLE_CALL, unquote_attr
 from trimkit.render import chat_messages, prompt_text
-from trimkit.stage import TrimState
+from trimkit.stage import TrimResult
 from trimkit.wire import TextBlock, Tool
 
-PIPELINE = Pipeline({"order": ["tools"]}, entry_points=False)
-STAGE = PIPELINE.stages[0]
+PIPELINE = Pipeline(entry_points=False)
 CORE = ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]
 
 
@@ -45,14 +44,12 @@ def request(tools, system=None, tool_choice=None, messages=None) -> dict:
     return body
 
 
-def run(body, tier: str = "small", **options) -> TrimState:
-    state = TrimState(request=decode_request(body), profile=ModelProfile.for_tier(tier))
-    state.options = {**PIPELINE.options_for(STAGE, tier), **options}
-    STAGE.run(state)
-    return state
+def run(body, tier: str = "small", **options) -> TrimResult:
+    """The stage run alone for ``tier``, with ``options`` over the tier's defaults."""
+    return PIPELINE.run_stage("tools", body, ModelProfile.for_tier(tier), options=options)
 
 
-def section(state: TrimState) -> str:
+def section(state: TrimResult) -> str:
     return state.request.system[-1].text
 
 
@@ -106,7 +103,7 @@ def test_server_side_tools_are_never_shown():
     server_tool = {"type": "web_search_20250305", "name": "web_search", "max_uses": 3}
     state = run(request([tool("Read"), server_tool]), "large")
     assert state.carry.tool_names == ["Read"]
-    assert state._removed["tools_dropped"] == len(msgspec.json.encode(decode_request(request([server_tool])).tools[0]))
+    assert state.report.removed["tools_dropped"] == len(msgspec.json.encode(decode_request(request([server_tool])).tools[0]))
 
 
 # --------------------------------------------------------------------------- tool_choice
@@ -138,7 +135,7 @@ def test_tool_choice_none_shows_no_tools_and_forbids_calls():
     assert section(state) == "Do not call any tool in this reply: answer in plain text."
     assert state.carry.tool_names == []
     assert state.request.tools is None and state.request.tool_choice is None
-    assert state._removed["tools_dropped"] == sum(
+    assert state.report.removed["tools_dropped"] == sum(
         len(msgspec.json.encode(t)) for t in decode_request(request(claude_code_tools())).tools
     )
 
@@ -242,7 +239,7 @@ def test_optional_parameters_beyond_the_limit_are_left_out_and_counted():
     props = {name: {"type": "string", "description": "x" * 10} for name in ("a", "b", "c", "d")}
     state = run(request([tool("T", properties=props, required=["c"])]), max_optional_parameters=1)
     assert re.findall(r'<parameter name="(\w)"', section(state)) == ["a", "c"]
-    assert state._removed["tool_parameters"] == 2 * len(msgspec.json.encode(props["b"]))
+    assert state.report.removed["tool_parameters"] == 2 * len(msgspec.json.encode(props["b"]))
 
 
 def test_description_cut_at_a_sentence_within_the_limit():
@@ -415,7 +412,7 @@ def test_input_request_is_not_changed_and_output_is_deterministic():
 
 def test_removals_are_recorded():
     state = run(request(claude_code_tools()))
-    removed = state._removed
+    removed = state.report.removed
     assert removed["tools_dropped"] > 30_000 and removed["tool_descriptions"] > 10_000
     assert set(removed) <= {"tools_dropped", "tool_descriptions", "tool_parameters"}
 
@@ -429,7 +426,7 @@ def decoded_tools(body) -> list[Tool]:
 
 def test_cache_key_follows_content():
     body = request(claude_code_tools())
-    options = tool_options.ToolOptions.from_mapping(PIPELINE.options_for(STAGE, "small"))
+    options = PIPELINE.options_for("tools", "small")
     first = sections.tools_section(decoded_tools(body), None, options)
     changed = copy.deepcopy(body)
     read = next(t for t in changed["tools"] if t["name"] == "Read")
@@ -463,7 +460,7 @@ def test_each_turn_after_the_first_is_a_cache_hit(monkeypatch):
     monkeypatch.setattr(sections, "_build", lambda *a, **k: builds.append(1) or real_build(*a, **k))
     sections.clear_cache()
     for tier in ("small", "large"):
-        options = tool_options.ToolOptions.from_mapping(PIPELINE.options_for(STAGE, tier))
+        options = PIPELINE.options_for("tools", tier)
         first = sections.tools_section(requests[0].tools, None, options)
         for r in requests[1:]:
             assert sections.tools_section(r.tools, None, options) == first

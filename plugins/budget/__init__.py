@@ -6,19 +6,14 @@ the server) find ``prompt_tokens``, ``budget_tokens``, ``dropped_turns``,
 ``cut_results`` and ``max_tokens`` in ``state.carry.extra["budget"]``.
 """
 
-from dataclasses import asdict, fields
-
 from trimkit import Stage, hookimpl
 from .fitting import BudgetOptions, fit
 
-OPTION_NAMES = tuple(f.name for f in fields(BudgetOptions))
-
 
 def run(state):
-    if not state.options.get("enabled", True):
+    if not state.options.enabled:
         return
-    options = BudgetOptions(**{name: state.options[name] for name in OPTION_NAMES if name in state.options})
-    fitted = fit(state.request, state.profile, options, state.cached_tokens, state.measure)
+    fitted = fit(state.request, state.profile, state.options, state.cached_tokens, state.measure)
     state.request = fitted.request
     state.removed("tool_results", fitted.result_chars_cut)
     state.removed("turns", fitted.turn_chars_dropped)
@@ -37,11 +32,11 @@ def trimkit_register_stages():
         Stage(
             name="budget",
             run=run,
-            options={"enabled": True, **asdict(BudgetOptions())},
+            options=BudgetOptions,
             tier_options={
-                "small": {"tool_result_max_tokens": 4000},
-                "medium": {"tool_result_max_tokens": 8000},
-                "large": {"tool_result_max_tokens": 16000},
+                "small": BudgetOptions(tool_result_max_tokens=4000),
+                "medium": BudgetOptions(tool_result_max_tokens=8000),
+                "large": BudgetOptions(tool_result_max_tokens=16000),
             },
             order=900,
         )

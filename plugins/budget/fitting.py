@@ -35,14 +35,14 @@ Prefix stability shapes every choice here:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Annotated, Callable, Iterable
 
+import msgspec
 from msgspec.structs import replace
 
+from trimkit import ModelProfile, PromptTooLong
 from trimkit.measure import Measure
-from trimkit.profile import ModelProfile
 from trimkit.render import tool_names
-from trimkit.stage import PromptTooLong
 from trimkit.wire import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
 
 Counter = Callable[[str], int]
@@ -51,21 +51,30 @@ MARKER_ROOM = 64
 """Characters set aside for the cut marker when sizing a shortened tool result."""
 
 
-@dataclass(frozen=True)
-class BudgetOptions:
-    """The budget stage's options; the stage's configuration table uses these names."""
+Tokens = Annotated[int, msgspec.Meta(ge=0)]
+Share = Annotated[float, msgspec.Meta(gt=0, le=1)]
 
-    target_prefill_seconds: float | None = 8.0
-    min_output_tokens: int = 1024
-    max_output_tokens: int | None = None
-    max_output_share: float = 0.25
+
+class BudgetOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The budget stage's options (``[stages.budget]``); 0 turns a limit off where noted."""
+
+    enabled: bool = True
+    target_prefill_seconds: Annotated[float, msgspec.Meta(ge=0)] | None = 8.0
+    """Prefill time to aim for at the measured speed (0: no prefill target, only the window)."""
+    min_output_tokens: Annotated[int, msgspec.Meta(ge=1)] = 1024
+    """The least output room accepted before the prompt is too long."""
+    max_output_tokens: Tokens | None = None
+    """A cap on ``max_tokens`` (0: none)."""
+    max_output_share: Share = 0.25
     """The output reserve is at most this share of the window (but at least ``min_output_tokens``)."""
-    default_max_tokens: int = 4096
+    default_max_tokens: Annotated[int, msgspec.Meta(ge=1)] = 4096
     """Output wanted when the request names no ``max_tokens``."""
-    tool_result_max_tokens: int | None = 8000
-    keep_head_ratio: float = 0.6
-    drop_step: float | int = 0.25
-    """Each drop step frees about this share of the (uncached) target; an ``int`` is a number of turns."""
+    tool_result_max_tokens: Tokens | None = 8000
+    """A longer tool result keeps its head and tail when the prompt must shrink (0: never cut)."""
+    keep_head_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.6
+    """The share of a shortened tool result taken from its head."""
+    drop_step: Share | Annotated[int, msgspec.Meta(ge=1)] = 0.25
+    """Each drop step frees about this share of the (uncached) target; a whole number is a number of turns."""
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Reminders are found in user text blocks, inside ``tool_result`` content, and in
 ``role: "system"`` messages (whose untagged text counts as a reminder too); see
 :mod:`trimkit.plugins.reminders.parse` for how they are parsed and classified. The option
-``actions`` maps each category to an action:
+``actions`` (:class:`Actions`) gives each category an action:
 
 ``keep``
     leave the reminder as it is, tags included;
@@ -34,34 +34,64 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import groupby
-from typing import Any, Mapping
+from typing import Any, Literal
 
+import msgspec
 from msgspec.structs import replace
 
-from trimkit import ConfigError, Stage, TrimState, hookimpl
+from trimkit import Stage, TrimState, hookimpl
 from trimkit.rewrite import appended_system, rewrite_message
-from .parse import ACTIONS, CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
+from .parse import CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
 
-SMALL = {
-    "project": "move",
-    "date": "move",
-    "memory": "drop",
-    "skills": "drop",
-    "agents": "drop",
-    "hooks": "unwrap",
-    "todo": "drop",
-    "file_changed": "unwrap",
-    "deferred_tools": "drop",
-    "file_read_notice": "drop",
-    "unknown": "unwrap",
-}
-MEDIUM = {**SMALL, "memory": "unwrap"}
+Action = Literal["keep", "unwrap", "drop", "move"]
+
+
+class Actions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What becomes of each category of reminder; a category left out is kept.
+
+    The fields are :data:`~trimkit.plugins.reminders.parse.CATEGORIES`, in that order.
+    """
+
+    project: Action = "keep"
+    memory: Action = "keep"
+    date: Action = "keep"
+    skills: Action = "keep"
+    agents: Action = "keep"
+    hooks: Action = "keep"
+    todo: Action = "keep"
+    file_changed: Action = "keep"
+    deferred_tools: Action = "keep"
+    file_read_notice: Action = "keep"
+    unknown: Action = "keep"
+
+    def __post_init__(self) -> None:
+        if self.project == "drop":
+            raise ValueError("project: cannot be 'drop', project instructions always survive")
+
+
+SMALL = Actions(
+    project="move",
+    date="move",
+    memory="drop",
+    skills="drop",
+    agents="drop",
+    hooks="unwrap",
+    todo="drop",
+    file_changed="unwrap",
+    deferred_tools="drop",
+    file_read_notice="drop",
+    unknown="unwrap",
+)
+MEDIUM = replace(SMALL, memory="unwrap")
 # A large model can use the listings and context; only the per-turn nudges go.
-LARGE = {
-    **{category: "keep" for category in CATEGORIES},
-    "todo": "drop",
-    "file_read_notice": "drop",
-}
+LARGE = Actions(todo="drop", file_read_notice="drop")
+
+
+class ReminderOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The reminders stage's options (``[stages.reminders]``): ``actions`` by category."""
+
+    actions: Actions = MEDIUM
+
 
 HEADINGS = {
     "project": "# Project instructions (CLAUDE.md)",
@@ -77,23 +107,6 @@ HEADINGS = {
 }
 UNWRAPPED_HEADINGS = ("project", "memory")
 PROJECT_KIND = "project instructions"
-
-
-def validated_actions(actions: Mapping[str, Any] | None) -> dict[str, str]:
-    """The action for every category; categories left out are kept."""
-    actions = dict(actions or {})
-    for category, action in actions.items():
-        if category not in CATEGORIES:
-            raise ConfigError(
-                f"stages.reminders.actions.{category}: unknown category (known: {', '.join(CATEGORIES)})"
-            )
-        if action not in ACTIONS:
-            raise ConfigError(
-                f"stages.reminders.actions.{category} = {action!r}: use one of {', '.join(ACTIONS)}"
-            )
-    if actions.get("project") == "drop":
-        raise ConfigError("stages.reminders.actions.project cannot be 'drop': project instructions always survive")
-    return {category: actions.get(category, "keep") for category in CATEGORIES}
 
 
 def render(category: str, cleans: list[str], *, moved: bool) -> str:
@@ -206,8 +219,8 @@ def _wrap(raws: list[str], tagged: bool) -> str:
 class _Editor:
     """Rewrites the reminders in each message's text; collects what moves to the system prompt."""
 
-    def __init__(self, actions: dict[str, str], state: TrimState):
-        self.actions = tuple(actions[category] for category in CATEGORIES)
+    def __init__(self, actions: Actions, state: TrimState):
+        self.actions = msgspec.structs.astuple(actions)
         self.state = state
         self.movable = False
         self.moved: dict[str, list[str]] = {}
@@ -267,7 +280,7 @@ class _Editor:
 
 
 def run(state: TrimState) -> None:
-    editor = _Editor(validated_actions(state.options.get("actions")), state)
+    editor = _Editor(state.options.actions, state)
     request = state.request
     messages = request.messages
     first_assistant = next((i for i, m in enumerate(messages) if m.role == "assistant"), len(messages))
@@ -305,8 +318,12 @@ def trimkit_register_stages():
         Stage(
             name="reminders",
             run=run,
-            options={"actions": dict(MEDIUM)},
-            tier_options={"small": {"actions": SMALL}, "medium": {"actions": MEDIUM}, "large": {"actions": LARGE}},
+            options=ReminderOptions,
+            tier_options={
+                "small": ReminderOptions(actions=SMALL),
+                "medium": ReminderOptions(actions=MEDIUM),
+                "large": ReminderOptions(actions=LARGE),
+            },
             order=300,
         )
     ]

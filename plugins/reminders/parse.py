@@ -38,7 +38,6 @@ CATEGORIES = (
     "file_read_notice",
     "unknown",
 )
-ACTIONS = ("keep", "unwrap", "drop", "move")
 
 BOILERPLATE = (
     "As you answer the user's questions, you can use the following context:",

@@ -7,14 +7,7 @@ the large tier keeps the original text. Either way ``state.carry.environment`` g
 rendered environment section and ``state.carry.recognized_agent`` the agent's name. A
 system prompt that is not recognised (an SDK user's own) is left exactly as it came.
 
-Options:
-
-* ``mode``: ``"auto"`` replaces a recognised prompt when the tier has a template (small
-  and medium by default) and keeps it otherwise; ``"keep"`` never replaces it;
-  ``"replace"`` always does, with ``medium.j2`` when the tier names no template.
-* ``template``: the template in ``prompts/`` to render (``None`` keeps the original).
-* ``max_git_status_lines``: status lines kept in the snapshot; the rest become one marker line.
-* ``max_recent_commits``: recent commits kept in the snapshot, newest first.
+Options: :class:`SystemPromptOptions`.
 
 The same system prompt arrives every turn, so the work is memoized on its text.
 """
@@ -22,17 +15,49 @@ The same system prompt arrives every turn, so the work is memoized on its text.
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
-from trimkit import ConfigError, Stage, hookimpl
-from trimkit.templates import render_template
+from trimkit import Stage, hookimpl
+from trimkit.templates import render_template, template_names
 from trimkit.wire import TextBlock
 from .recognition import recognize
 
-MODES = ("auto", "keep", "replace")
 FALLBACK_TEMPLATE = "medium.j2"
+Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class SystemPromptOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How to treat a recognised agent system prompt (``[stages.system_prompt]``).
+
+    * ``mode``: ``"auto"`` replaces a recognised prompt when the tier has a template
+      (small and medium by default) and keeps it otherwise; ``"keep"`` never replaces
+      it; ``"replace"`` always does, with ``medium.j2`` when the tier names no template.
+    * ``template``: the template in ``prompts/`` to render (none, or ``""``, keeps the
+      original).
+    * ``max_git_status_lines``: status lines kept in the snapshot; the rest become one
+      marker line.
+    * ``max_recent_commits``: recent commits kept in the snapshot, newest first.
+    """
+
+    mode: Literal["auto", "keep", "replace"] = "auto"
+    template: str | None = None
+    max_git_status_lines: Count = 30
+    max_recent_commits: Count = 10
+
+    def __post_init__(self) -> None:
+        if self.template and self.template not in template_names():
+            raise ValueError(f"template: no {self.template!r} in prompts/ (it has {', '.join(template_names())})")
+
+    @property
+    def chosen_template(self) -> str | None:
+        """The template to render under ``mode``, or None to keep the original prompt."""
+        if self.mode == "keep":
+            return None
+        if self.mode == "replace":
+            return self.template or FALLBACK_TEMPLATE
+        return self.template or None
 
 
 class Prepared(NamedTuple):
@@ -59,35 +84,13 @@ def prepare(
     return Prepared(agent.agent, environment, replacement)
 
 
-def _template(options: dict) -> str | None:
-    mode = options.get("mode", "auto")
-    if mode not in MODES:
-        raise ConfigError(f"stages.system_prompt.mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "keep":
-        return None
-    if mode == "replace":
-        return options.get("template") or FALLBACK_TEMPLATE
-    return options.get("template")
-
-
-def _count(options: dict, name: str, default: int) -> int:
-    value = options.get(name, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError(f"stages.system_prompt.{name} must be a whole number ≥ 0")
-    return value
-
-
 def run(state) -> None:
     system = state.request.system
     if not system:
         return
     texts = (system,) if isinstance(system, str) else tuple(block.text for block in system)
-    prepared = prepare(
-        texts,
-        _template(state.options),
-        _count(state.options, "max_git_status_lines", 30),
-        _count(state.options, "max_recent_commits", 10),
-    )
+    options = state.options
+    prepared = prepare(texts, options.chosen_template, options.max_git_status_lines, options.max_recent_commits)
     if prepared is None:
         return
     state.carry.recognized_agent = prepared.agent
@@ -106,11 +109,10 @@ def trimkit_register_stages():
         Stage(
             name="system_prompt",
             run=run,
-            options={"mode": "auto", "template": None, "max_git_status_lines": 30, "max_recent_commits": 10},
+            options=SystemPromptOptions,
             tier_options={
-                "small": {"template": "small.j2", "max_recent_commits": 3},
-                "medium": {"template": "medium.j2"},
-                "large": {"template": None},
+                "small": SystemPromptOptions(template="small.j2", max_recent_commits=3),
+                "medium": SystemPromptOptions(template="medium.j2"),
             },
             order=200,
         )

@@ -13,7 +13,10 @@ Configuration (a mapping, usually the ``[stages]`` table of ``trimkit.toml``)::
 
 Options merge in this order, later winning: the stage's defaults, its per-tier
 defaults, ``trimkit_extra_options`` from plugins, the stage's table, the stage's
-tier table. Options whose value is a table merge one level deep.
+tier table. Options whose value is a table merge one level deep. Every stage's
+options are converted to its options Struct and checked for every tier when the
+pipeline is built (:mod:`trimkit.options`): a bad value is a :class:`ConfigError`
+then, never during a trim.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, Iterable, Mapping
 import pluggy
 
 from . import hookspecs
+from .options import Layers, check_table, handed_to_stage, resolve
 from .profile import TIERS, ModelProfile
 from .measure import Measure
 from .resources import builtin_plugins
@@ -32,16 +36,6 @@ from .stage import ConfigError, Size, Stage, StageReport, TrimReport, TrimResult
 from .wire import MessagesRequest, decode_request
 
 RESERVED_KEYS = {"order", "disabled"}
-
-
-def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = {**out[key], **value}
-        else:
-            out[key] = value
-    return out
 
 
 class Pipeline:
@@ -74,7 +68,6 @@ class Pipeline:
             self.pm.register(plugin)
         self.config = dict(config or {})
         self.stages = self._resolve_stages()
-        self._options_cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ setup
 
@@ -110,39 +103,38 @@ class Pipeline:
         for key in self.config:
             if key not in RESERVED_KEYS and key not in found:
                 raise ConfigError(f"stages.{key}: no stage of that name", key=f"stages.{key}")
-        for stage in found.values():
-            self._check_options(stage)
+        self._found = found
+        self._layers = self._option_layers(found.values())
+        self._options = {key: resolve(layers) for key, layers in self._layers.items()}
         return [s for s in chosen if s.name not in disabled]
 
-    def _check_options(self, stage: Stage) -> None:
-        known = set(stage.options).union(*(set(v) for v in stage.tier_options.values()))
-        table = self.config.get(stage.name) or {}
-        if not isinstance(table, Mapping):
-            raise ConfigError(f"stages.{stage.name} must be a table", key=f"stages.{stage.name}")
-        for key, value in table.items():
-            if key in TIERS and isinstance(value, Mapping):
-                for sub in value:
-                    if sub not in known:
-                        path = f"stages.{stage.name}.{key}.{sub}"
-                        raise ConfigError(f"{path}: unknown option", key=path)
-            elif key not in known:
-                raise ConfigError(f"stages.{stage.name}.{key}: unknown option", key=f"stages.{stage.name}.{key}")
+    def _option_layers(self, stages: Iterable[Stage]) -> dict[tuple[str, str], Layers]:
+        """Each stage's option layers for every tier; plugins' extra options are asked once, here."""
+        extras = [e for e in reversed(self.pm.hook.trimkit_extra_options()) if e]  # pluggy answers newest first
+        layers = {}
+        for stage in stages:
+            table = self.config.get(stage.name) or {}
+            check_table(stage, table)
+            mine = [extra[stage.name] for extra in extras if stage.name in extra]
+            if not all(isinstance(options, Mapping) for options in mine):
+                raise ConfigError(
+                    f"trimkit_extra_options: the options of {stage.name!r} must be a table", key=f"stages.{stage.name}"
+                )
+            for tier in TIERS:
+                layers[(stage.name, tier)] = Layers.of(stage, tier, mine, table)
+        return layers
 
-    def options_for(self, stage: Stage, tier: str) -> dict[str, Any]:
-        cached = self._options_cache.get((stage.name, tier))
-        if cached is not None:
-            return cached
-        options = _merge(dict(stage.options), stage.tier_options.get(tier, {}))
-        for extra in reversed(self.pm.hook.trimkit_extra_options()):  # pluggy answers newest first
-            if extra and stage.name in extra:
-                options = _merge(options, extra[stage.name])
-        table = self.config.get(stage.name) or {}
-        options = _merge(options, {k: v for k, v in table.items() if k not in TIERS})
-        options = _merge(options, table.get(tier) or {})
-        self._options_cache[(stage.name, tier)] = options
-        return options
+    def options_for(self, stage: Stage | str, tier: str) -> Any:
+        """A stage's options for a tier, as its options Struct (or a dict for an untyped stage)."""
+        return self._options[(stage if isinstance(stage, str) else stage.name, tier)]
 
     # ------------------------------------------------------------------ running
+
+    def profile_for(self, profile: ModelProfile | None = None) -> ModelProfile:
+        """The profile a trim works with: a copy of ``profile`` after ``trimkit_prepare_profile``."""
+        profile = replace(profile) if profile is not None else ModelProfile.for_tier("medium")
+        self.pm.hook.trimkit_prepare_profile(profile=profile)
+        return profile
 
     def trim(
         self,
@@ -152,17 +144,53 @@ class Pipeline:
         cached_tokens: int = 0,
     ) -> TrimResult:
         """Run every stage on ``request``; the input is never modified."""
+        result = self._run(self.stages, request, profile, cached_tokens)
+        self.pm.hook.trimkit_trimmed(result=result)
+        return result
+
+    def run_stage(
+        self,
+        name: str,
+        request: MessagesRequest | Mapping[str, Any] | bytes | str,
+        profile: ModelProfile | None = None,
+        *,
+        options: Mapping[str, Any] | None = None,
+        cached_tokens: int = 0,
+    ) -> TrimResult:
+        """Run the one stage ``name`` on ``request``, exactly as :meth:`trim` would run it.
+
+        The way to test a stage: it gets the options the configuration gives it for
+        the profile's tier (with ``options`` laid over them, checked the same way),
+        a fresh :class:`~trimkit.stage.TrimState` and the same measuring; the result
+        reports that one stage. A stage left out by ``stages.order`` or
+        ``stages.disabled`` can still be run this way. ``trimkit_trimmed`` observers
+        are not called: no trim was finished.
+        """
+        if name not in self._found:
+            raise ConfigError(f"no stage named {name!r} (there are {', '.join(sorted(self._found))})", key=name)
+        return self._run([self._found[name]], request, profile, cached_tokens, options)
+
+    def _run(
+        self,
+        stages: list[Stage],
+        request: MessagesRequest | Mapping[str, Any] | bytes | str,
+        profile: ModelProfile | None,
+        cached_tokens: int,
+        options: Mapping[str, Any] | None = None,
+    ) -> TrimResult:
         original = decode_request(request)  # type: ignore[arg-type]
-        profile = replace(profile) if profile is not None else ModelProfile.for_tier("medium")
-        self.pm.hook.trimkit_prepare_profile(profile=profile)
+        profile = self.profile_for(profile)
         measure = Measure(profile)
         state = TrimState(request=original, profile=profile, cached_tokens=cached_tokens, measure=measure)
 
         before = Size(*measure.request(original))
         chars, tokens = before.chars, before.tokens
         reports: list[StageReport] = []
-        for stage in self.stages:
-            state.options = dict(self.options_for(stage, profile.tier))  # a stage may not change the shared one
+        for stage in stages:
+            if options:
+                state.options = resolve(self._layers[(stage.name, profile.tier)].over(options))
+            else:
+                state.options = handed_to_stage(self.options_for(stage, profile.tier))
             state._removed = {}
             started = time.perf_counter()
             stage.run(state)
@@ -187,11 +215,7 @@ class Pipeline:
             tier=profile.tier,
             exact_tokens=profile.exact_counts,
         )
-        result = TrimResult(
-            request=state.request, report=report, original=original, profile=profile, carry=state.carry
-        )
-        self.pm.hook.trimkit_trimmed(result=result)
-        return result
+        return TrimResult(request=state.request, report=report, original=original, profile=profile, carry=state.carry)
 
 
 _default: Pipeline | None = None

@@ -20,22 +20,35 @@ __all__ = [
 ]
 
 
+class NoOptions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The options of a stage that takes none."""
+
+
 @dataclass
 class Stage:
     """A named step of the pipeline.
 
     ``run(state)`` changes ``state.request`` (replacing or editing it) and may
-    record what it removed with ``state.removed(category, chars)``. ``options``
-    are the defaults and ``tier_options`` the per-tier defaults over them; the
-    stage reads the effective ones from ``state.options``. Stages must treat the
-    incoming request as immutable: build new Structs (``msgspec.structs.replace``)
-    and new lists rather than editing the ones they were given.
+    record what it removed with ``state.removed(category, chars)``. Stages must
+    treat the incoming request as immutable: build new Structs
+    (``msgspec.structs.replace``) and new lists rather than editing the ones they
+    were given.
+
+    ``options`` declares the stage's options, normally as a frozen
+    :class:`msgspec.Struct` type: its fields are the option names, their types
+    and defaults. The pipeline converts and checks the configuration into an
+    instance for every tier when it is built (see :mod:`trimkit.options`), and the
+    stage reads ``state.options.NAME``. ``tier_options`` maps a tier to its
+    defaults, an instance of that Struct or a mapping of the fields that differ.
+    A plain mapping in ``options`` (the defaults) is accepted too, for stages
+    written before typed options: its keys are checked, its values are not, and
+    the stage reads ``state.options["name"]`` from a fresh dict.
     """
 
     name: str
     run: Callable[["TrimState"], None]
-    options: Mapping[str, Any] = field(default_factory=dict)
-    tier_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    options: type[msgspec.Struct] | Mapping[str, Any] = NoOptions
+    tier_options: Mapping[str, msgspec.Struct | Mapping[str, Any]] = field(default_factory=dict)
     order: int = 500
 
 
@@ -55,7 +68,8 @@ class Carry:
 class TrimState:
     request: MessagesRequest
     profile: ModelProfile
-    options: dict[str, Any] = field(default_factory=dict)
+    options: Any = None
+    """The stage's options for this tier: an instance of its options Struct (or a dict)."""
     carry: Carry = field(default_factory=Carry)
     cached_tokens: int = 0
     measure: Any = None  # trimkit.measure.Measure: memoized sizes for this trim
@@ -96,6 +110,15 @@ class TrimReport(msgspec.Struct, kw_only=True):
     @property
     def ms(self) -> float:
         return sum(s.ms for s in self.stages)
+
+    @property
+    def removed(self) -> dict[str, int]:
+        """Characters removed by category, over every stage."""
+        total: dict[str, int] = {}
+        for stage in self.stages:
+            for category, chars in stage.removed.items():
+                total[category] = total.get(category, 0) + chars
+        return total
 
 
 @dataclass

@@ -29,3 +29,8 @@ def _environment() -> jinja2.Environment:
 def render_template(name: str, **context: Any) -> str:
     """Render ``prompts/<name>`` (for example ``"small.j2"``) with ``context``."""
     return _environment().get_template(name).render(**context)
+
+
+def template_names() -> list[str]:
+    """The templates in ``prompts/``, for checking a name in the configuration."""
+    return sorted(_environment().list_templates())
