@@ -246,12 +246,14 @@ def test_a_bad_option_is_a_config_error_naming_its_key_when_the_pipeline_is_buil
     with pytest.raises(ConfigError) as error:
         Pipeline({"probe": table}, plugins=[TypedProbe()], entry_points=False)
     assert str(error.value) == message
+    assert error.value.key == message.split(":")[0].split("[")[0]
 
 
 def test_a_bad_extra_option_names_the_plugin_hook():
     with pytest.raises(ConfigError) as error:
         Pipeline(plugins=[TypedProbe(), ExtraOptions({"probe": {"count": -2}})], entry_points=False)
     assert str(error.value) == "stages.probe.count (from a plugin's trimkit_extra_options): expected `int` >= 0"
+    assert error.value.key == "stages.probe.count"
 
 
 def test_a_plain_dict_stage_has_its_keys_checked_but_not_its_values():

@@ -31,7 +31,8 @@ from typing import Any, Mapping
 import msgspec
 
 from .profile import TIERS
-from .stage import ConfigError, Stage
+from .errors import ConfigError
+from .stage import Stage
 
 _AT = re.compile(r" - at `\$([^`]*)`$")
 _STEP = re.compile(r"\.([^.\[]+)|(\[\d+\])")
