@@ -13,6 +13,12 @@ an untrimmed Claude Code request (about 88 KB) comes to roughly 30,000 tokens,
 and it must fit next to its trimmed form for the time-to-first-token comparison.
 RoPE positions cost nothing to allow.
 
+The same directory serves the real engines the tests start
+(:mod:`trimkit.testing.engines`): ``config.json`` names the architecture and dtype,
+which vLLM and ``transformers`` need, and the head size is 32 by default because
+vLLM's CPU attention supports no smaller one. llama.cpp gets the model as a GGUF
+file (:mod:`trimkit.testing.gguf_export`).
+
 Command line: ``python -m trimkit.testing.tinymodel DIR``.
 """
 
@@ -138,7 +144,7 @@ def build_tiny_model(
     layers: int = 2,
     hidden: int = 64,
     heads: int = 1,
-    head_dim: int = 16,
+    head_dim: int = 32,
     vocab: int = 768,
     seed: int = 0,
     eos_bias: float = 0.0,
@@ -147,13 +153,17 @@ def build_tiny_model(
 
     Prefill of a long prompt on a CPU is almost all attention: score matrices of
     prompt length squared, times ``layers * heads``, each score costing about
-    ``head_dim`` multiply-adds and one exponential. Hence one small head by default.
+    ``head_dim`` multiply-adds and one exponential. Hence one head by default, of
+    the smallest size every engine here runs (32: vLLM's CPU attention kernels
+    start there; MLX and llama.cpp take any).
 
     ``eos_bias`` > 0 makes the model end its turns after a few tokens, for clients
     that treat a ``max_tokens`` stop as an error: hidden dimension 0 becomes a
     constant channel (1 in every token's embedding, untouched by the layers), and
     the end-of-sequence token's (tied) output row gets ``1 + eos_bias`` there, so
-    its logit is raised by about ``eos_bias`` over every other token's.
+    its logit is raised by about ``eos_bias`` over every other token's. A negative
+    ``eos_bias`` lowers it instead: the model then always runs to ``max_tokens``,
+    so a test can stop an engine while its answer is still streaming.
     """
     import mlx.core as mx
     from mlx.utils import tree_flatten
