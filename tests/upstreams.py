@@ -5,7 +5,8 @@ process on 127.0.0.1, offline, with an empty Hugging Face cache (its model listi
 then shows only the served model). ``FakeUpstream`` is a small ASGI app that
 answers ``/v1/models`` and streams scripted SSE frames for ``POST`` requests;
 ``cut`` ends the stream by dropping the connection mid-body, ``delay`` holds the
-response back, and every request it received is kept in ``requests``.
+response back, ``answer(request)`` may return a ``(status, body)`` to send instead
+(an engine refusing a field), and every request it received is kept in ``requests``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import anthropic
 
@@ -116,6 +117,7 @@ class FakeUpstream:
     models: list[dict[str, Any]] = field(default_factory=lambda: [{"id": "fake-model", "object": "model"}])
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
+    answer: Callable[[dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "lifespan":
@@ -134,6 +136,10 @@ class FakeUpstream:
             await self._answer(send, 200, {"object": "list", "data": self.models})
             return
         self.requests.append({"path": scope["path"], "headers": headers, "body": json.loads(body or b"{}")})
+        special = self.answer(self.requests[-1]) if self.answer else None
+        if special is not None:
+            await self._answer(send, *special)
+            return
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status >= 400:
@@ -151,6 +157,7 @@ class FakeUpstream:
     def script(self, frames: list[bytes] = (), **changes: Any) -> "FakeUpstream":
         """Answer the next requests with ``frames`` (and ``status``, ``cut``, ``delay``…); forget old requests."""
         self.frames, self.status, self.error_body, self.cut, self.delay = list(frames), 200, None, False, 0.0
+        self.answer = None
         for name, value in changes.items():
             setattr(self, name, value)
         self.requests.clear()

@@ -70,12 +70,10 @@ class _Event(msgspec.Struct):
 class AnthropicBackend(UpstreamBackend):
     name = "anthropic"
     generate_path = "/v1/messages"
+    default_auth = "both"
 
     def headers(self) -> dict[str, str]:
-        headers = {"accept": "text/event-stream", "anthropic-version": ANTHROPIC_VERSION}
-        if self.config.api_key:
-            headers["x-api-key"] = self.config.api_key
-        return headers
+        return {"accept": "text/event-stream", "anthropic-version": ANTHROPIC_VERSION, **self.auth_headers()}
 
     def request_body(self, model: str, messages: ChatMessages, params: GenerationParams) -> dict[str, Any]:
         system = [m["content"] for m in messages if m["role"] == "system"]
@@ -87,7 +85,7 @@ class AnthropicBackend(UpstreamBackend):
         }
         if system:
             body["system"] = "\n\n".join(system)
-        return body | sampling(params)
+        return body | sampling(params, self.dropped_sampling)
 
     async def read(self, response: httpx.Response, turn: Turn) -> AsyncIterator[GenerationEvent]:
         tool_blocks: set[int] = set()

@@ -11,7 +11,9 @@ Reasoning that an engine separates out (``reasoning_content``, ``reasoning``) is
 thinking and is dropped, as ``<think>`` text is for the in-process model.
 Sampling fields are sent only when the client set them, so the engine's own
 defaults (often the model's recommended ones) apply otherwise; ``top_k`` is not
-standard OpenAI, but the engines above accept it.
+standard OpenAI: vLLM, SGLang and llama.cpp take it, ``transformers serve``
+refuses it, and a field an engine refuses is dropped from then on (with a log line)
+rather than failing the request (see ``UpstreamBackend._drop_rejected``).
 """
 
 from __future__ import annotations
@@ -67,10 +69,7 @@ class OpenAIBackend(UpstreamBackend):
     generate_path = "/v1/chat/completions"
 
     def headers(self) -> dict[str, str]:
-        headers = {"accept": "text/event-stream"}
-        if self.config.api_key:
-            headers["authorization"] = f"Bearer {self.config.api_key}"
-        return headers
+        return {"accept": "text/event-stream", **self.auth_headers()}
 
     def request_body(self, model: str, messages: ChatMessages, params: GenerationParams) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -80,7 +79,7 @@ class OpenAIBackend(UpstreamBackend):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        return body | sampling(params)
+        return body | sampling(params, self.dropped_sampling)
 
     async def read(self, response: httpx.Response, turn: Turn) -> AsyncIterator[GenerationEvent]:
         async for _, data in sse_events(response):

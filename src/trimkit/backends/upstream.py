@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import re
 import socket
 import time
 from dataclasses import dataclass, field, replace
@@ -45,6 +47,11 @@ from .prefill_meter import PrefillMeter
 PROBE_RETRY_SECONDS = 2.0  # while the upstream is unreachable, /health and requests re-probe this often
 PROBE_READ_TIMEOUT = 10.0
 ERROR_TEXT_LIMIT = 1000
+AUTH_STYLES = ("auto", "bearer", "x-api-key", "both")
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
+UNSUPPORTED = re.compile(r"unexpected|unsupported|not supported|unknown|unrecognized|not permitted|extra", re.I)
+
+log = logging.getLogger("trimkit.upstream")
 
 
 @dataclass
@@ -56,36 +63,52 @@ class UpstreamConfig:
     connect_timeout: float = 5.0
     tokenizer: str | None = None
     concurrency: int = 4
+    auth: str = "auto"  # how the key is sent: see UpstreamBackend.auth_headers
+
+    def __post_init__(self) -> None:
+        if self.auth not in AUTH_STYLES:
+            raise ConfigError(f"upstream_auth {self.auth!r}: choose one of {', '.join(AUTH_STYLES)}",
+                              key="upstream_auth")
 
     @classmethod
-    def from_settings(cls, settings: Any) -> "UpstreamConfig":
-        if not settings.upstream:
-            raise ConfigError(
-                f"the {settings.backend} backend needs --upstream URL (the engine's base URL, "
-                "for example http://127.0.0.1:8000)",
-                key="upstream",
-            )
+    def from_settings(cls, settings: Any, url: str | None = None) -> "UpstreamConfig":
+        url = url or upstream_urls(settings)[0]
         return cls(
-            url=settings.upstream,
+            url=url,
             model=settings.upstream_model,
             api_key=settings.upstream_api_key,
             timeout=settings.upstream_timeout,
             connect_timeout=settings.upstream_connect_timeout,
             tokenizer=settings.upstream_tokenizer,
             concurrency=settings.upstream_concurrency,
+            auth=settings.upstream_auth,
         )
 
 
+def upstream_urls(settings: Any) -> list[str]:
+    """Every engine the settings name: ``upstream`` first, then ``upstreams``, without repeats."""
+    urls = [u for u in [settings.upstream, *settings.upstreams] if u]
+    if not urls:
+        raise ConfigError(
+            f"the {settings.backend} backend needs --upstream URL (the engine's base URL, "
+            "for example http://127.0.0.1:8000)",
+            key="upstream",
+        )
+    return list(dict.fromkeys(urls))
+
+
 def make_upstream_backend(settings: Any):
-    """The backend ``settings.backend`` names: ``openai`` or ``anthropic``."""
-    config = UpstreamConfig.from_settings(settings)
+    """The backend ``settings.backend`` names (``openai`` or ``anthropic``); a pool of them for several engines."""
     if settings.backend == "openai":
-        from .openai import OpenAIBackend
+        from .openai import OpenAIBackend as kind
+    else:
+        from .anthropic_upstream import AnthropicBackend as kind
+    configs = [UpstreamConfig.from_settings(settings, url) for url in upstream_urls(settings)]
+    if len(configs) == 1:
+        return kind(configs[0])
+    from .pool import UpstreamPool
 
-        return OpenAIBackend(config)
-    from .anthropic_upstream import AnthropicBackend
-
-    return AnthropicBackend(config)
+    return UpstreamPool([kind(config) for config in configs])
 
 
 def base_url(url: str) -> str:
@@ -117,7 +140,10 @@ def local_profile(config: UpstreamConfig) -> ModelProfile:
 
 
 class _Meta(msgspec.Struct):
-    n_params: int | None = None  # llama.cpp's server; its n_ctx_train is not the served window
+    """llama.cpp's server: ``n_ctx`` is the window it was started with (``-c``), unlike ``n_ctx_train``."""
+
+    n_params: int | None = None
+    n_ctx: int | None = None
 
 
 class _Listed(msgspec.Struct):
@@ -131,7 +157,8 @@ class _Listed(msgspec.Struct):
 
     @property
     def context_window(self) -> int | None:
-        return self.max_model_len or self.context_length or self.max_input_tokens
+        served = self.meta.n_ctx if self.meta is not None else None
+        return self.max_model_len or served or self.context_length or self.max_input_tokens
 
 
 class _Listing(msgspec.Struct):
@@ -230,10 +257,26 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]
         yield event or "message", "\n".join(data)
 
 
-def sampling(params: GenerationParams) -> dict[str, Any]:
-    """The sampling fields the client set; the rest are left to the engine's defaults."""
+def sampling(params: GenerationParams, dropped: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
+    """The sampling fields the client set, less those the engine rejects; the rest are the engine's defaults."""
     fields = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
-    return {name: value for name, value in fields.items() if value is not None}
+    return {name: value for name, value in fields.items() if value is not None and name not in dropped}
+
+
+def rejected_fields(status: int, body: bytes, sent: dict[str, Any]) -> set[str]:
+    """The sampling fields of ``sent`` that an engine's 400/422 answer names as the problem.
+
+    Engines word it differently (``transformers serve``: 422 "Unexpected fields in
+    the request: {'top_k'}"; pydantic: "Extra inputs are not permitted"; others say
+    "unsupported parameter"), but each names the field and says it is not known;
+    a value out of range is the client's to fix and is not dropped.
+    """
+    if status not in (400, 422):
+        return set()
+    text = body.decode("utf-8", "replace")
+    if not UNSUPPORTED.search(text):  # "temperature must be <= 2" is the client's value, not the field
+        return set()
+    return {name for name in SAMPLING_FIELDS if name in sent and re.search(rf"\b{name}\b", text)}
 
 
 def decode_chunk(data: str, kind: type) -> Any:
@@ -301,6 +344,7 @@ class UpstreamBackend(Backend):
 
     name = "upstream"
     generate_path = "/v1/messages"
+    default_auth = "bearer"  # what ``upstream_auth = "auto"`` means for this API
 
     def __init__(self, config: UpstreamConfig, *, probe: bool = True):
         self.config = config
@@ -317,6 +361,8 @@ class UpstreamBackend(Backend):
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self.dropped_sampling: set[str] = set()  # fields this engine said it does not take
+        self.outstanding = 0  # generations in flight (a pool sends the next one where this is lowest)
         if probe:
             self.probe()
 
@@ -324,6 +370,24 @@ class UpstreamBackend(Backend):
 
     def headers(self) -> dict[str, str]:
         raise NotImplementedError
+
+    def auth_headers(self) -> dict[str, str]:
+        """The key as ``Authorization: Bearer``, ``x-api-key`` or both, as ``upstream_auth`` says.
+
+        ``auto`` is the API's own style (``default_auth``): Bearer for OpenAI-compatible
+        engines; both for Anthropic-compatible ones, since vLLM's ``/v1/messages``
+        reads only Bearer while Anthropic's own API and trimkit read ``x-api-key``.
+        """
+        key = self.config.api_key
+        if not key:
+            return {}
+        style = self.default_auth if self.config.auth == "auto" else self.config.auth
+        headers = {}
+        if style in ("bearer", "both"):
+            headers["authorization"] = f"Bearer {key}"
+        if style in ("x-api-key", "both"):
+            headers["x-api-key"] = key
+        return headers
 
     def request_body(self, model: str, messages: ChatMessages, params: GenerationParams) -> dict[str, Any]:
         raise NotImplementedError
@@ -390,6 +454,11 @@ class UpstreamBackend(Backend):
         self._last_probe = time.monotonic()
         self._probe_task = loop.create_task(self.probe_async())
 
+    def take_out_of_service(self, reason: str) -> None:
+        """Not ready until a probe of the model listing succeeds (the first one after PROBE_RETRY_SECONDS)."""
+        self._last_probe = time.monotonic()
+        self._not_ready(reason, lasting=False)
+
     def _unreachable(self, exc: httpx.HTTPError) -> None:
         error = transport_error(exc, self.base, self.config.timeout, streaming=False)
         self._not_ready(str(error), lasting=error.lasting)
@@ -450,30 +519,47 @@ class UpstreamBackend(Backend):
         if self.model is None:
             raise BackendError(f"the upstream model is not known yet: {self._detail}", status=529,
                                error_type="overloaded_error")
-        body = self.request_body(self.model, messages, params)
         url = self.base + self.generate_path
         turn = Turn()
         streaming = False
+        self.outstanding += 1
         try:
-            async with self._async_client().stream("POST", url, json=body, headers=self.headers()) as response:
-                if response.status_code >= 400:
-                    raise status_error(response.status_code, await response.aread(), f"POST {self.generate_path}")
-                streaming = True
-                self._state = Readiness.READY
-                async for event in self.read(response, turn):
-                    turn.deltas += 1
-                    yield event
+            while not streaming:
+                body = self.request_body(self.model, messages, params)
+                async with self._async_client().stream("POST", url, json=body, headers=self.headers()) as response:
+                    if response.status_code >= 400:
+                        error_body = await response.aread()
+                        if self._drop_rejected(response.status_code, error_body, body):
+                            continue
+                        raise status_error(response.status_code, error_body, f"POST {self.generate_path}")
+                    streaming = True
+                    self._state = Readiness.READY
+                    async for event in self.read(response, turn):
+                        turn.deltas += 1
+                        yield event
         except httpx.HTTPError as exc:
             error = transport_error(exc, self.base, self.config.timeout, streaming=streaming)
             if error.status == 529:
                 self._unreachable(exc)
             raise error from None
+        finally:
+            self.outstanding -= 1
         if not turn.done:
             raise BackendError("upstream stream ended before the response finished")
         calls = turn.calls.as_text()
         if calls:
             yield TextDelta(calls)
         yield self._finished(messages, turn)
+
+    def _drop_rejected(self, status: int, error_body: bytes, sent: dict[str, Any]) -> bool:
+        """Whether the engine refused a sampling field it does not know; if so, it is not sent again."""
+        rejected = rejected_fields(status, error_body, sent) - self.dropped_sampling
+        if not rejected:
+            return False
+        self.dropped_sampling |= rejected
+        log.warning("upstream %s does not take %s (%s); sending requests without it", self.base,
+                    ", ".join(sorted(rejected)), error_message(error_body)[:200])
+        return True
 
     def _finished(self, messages: ChatMessages, turn: Turn) -> Finished:
         prompt = turn.prompt_tokens if turn.prompt_tokens is not None else self.count_tokens(messages)

@@ -21,8 +21,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     download: bool = False
     script: str | None = None
     upstream: str | None = None
+    upstreams: list[str] = msgspec.field(default_factory=list)
     upstream_model: str | None = None
     upstream_api_key: str | None = None
+    upstream_auth: str = "auto"
     upstream_timeout: float = 300.0
     upstream_connect_timeout: float = 5.0
     upstream_tokenizer: str | None = None
