@@ -204,6 +204,16 @@ class Health(Struct, kw_only=True):
     tier: str = ""
     context_window: int
     prefill_tps: float = 0.0
+    upstreams: list["UpstreamHealth"] = []  # several engines behind one trimkit: each one's state
+
+
+class UpstreamHealth(Struct, kw_only=True):
+    """One engine of a pool (the ``upstreams`` setting): in service or not, and its requests in flight."""
+
+    upstream: str
+    ready: bool
+    outstanding: int = 0
+    detail: str = ""
 
 
 # --------------------------------------------------------------------------- helpers

@@ -146,6 +146,7 @@ def create_app(
             tier=profile.tier,
             context_window=profile.context_window,
             prefill_tps=round(backend.profile.prefill_tps, 1),
+            upstreams=status.extra.get("upstreams", []),
         )
         return Response(content=encode(body), media_type="application/json", status_code=200 if status.ready else 503)
 
