@@ -75,9 +75,28 @@ def test_keys_are_redacted_from_every_file(tmp_path):
     assert REDACTED in (entry / "prompt.txt").read_text()
 
 
-def test_the_servers_own_key_is_redacted_wherever_it_appears():
+def test_the_servers_own_key_is_redacted_wherever_it_stands_alone():
     redactor = Redactor(["server-side-secret"])
     assert redactor.data({"note": "key server-side-secret here", "n": 3}) == {"note": f"key {REDACTED} here", "n": 3}
+    assert redactor.data({"auth": "Bearer server-side-secret", "key": "server-side-secret"}) == {
+        "auth": f"Bearer {REDACTED}", "key": REDACTED}
+    assert redactor.text("KEY=server-side-secret\n") == f"KEY={REDACTED}\n"
+
+
+def test_a_short_key_is_not_redacted_inside_other_words():
+    """With key ``k``, OpenCode's ``skill`` and ``task`` tools were saved as ``s[redacted]ill``."""
+    redactor = Redactor(["k"])
+    tools = [{"name": "skill", "description": "Load a skill"}, {"name": "task", "description": "Run a task"}]
+    assert redactor.data({"tools": tools}) == {"tools": tools}
+    assert redactor.data({"x-session-key": "k", "value": "k"}) == {"x-session-key": REDACTED, "value": REDACTED}
+    assert redactor.text("curl -H 'x-api-key: k' http://127.0.0.1") == f"curl -H 'x-api-key: {REDACTED}' http://127.0.0.1"
+
+
+@given(st.text(alphabet="abcdefghijk-_ \n", max_size=30))
+def test_the_key_never_survives_as_a_whole_token_and_nothing_else_changes(text):
+    redacted = Redactor(["k"]).text(text)
+    assert redacted.replace(REDACTED, "k") == text
+    assert not any(word == "k" for word in redacted.replace("\n", " ").split(" "))
 
 
 KEYS = st.one_of(

@@ -12,9 +12,9 @@ user's private code. Each request gets its own directory::
 
 Secrets are redacted from every file: values of keys named like ``x-api-key``,
 ``authorization`` or ``api_key``, strings that look like API keys (``sk-…``,
-``hf_…``, ``ghp_…``, ``xoxb-…``, ``AKIA…``) and the server's own key. Directories
-are created ``0700`` and files ``0600``. Only the newest ``keep`` captures stay;
-older ones are removed when a new one is written. ``trimkit inspect DIR`` opens
+``hf_…``, ``ghp_…``, ``xoxb-…``, ``AKIA…``) and the server's own key where it
+stands as a whole token. Directories are created ``0700`` and files ``0600``. Only
+the newest ``keep`` captures stay; older ones are removed when a new one is written. ``trimkit inspect DIR`` opens
 the newest capture's ``original.json``.
 """
 
@@ -63,15 +63,28 @@ def _normal_key(key: str) -> str:
     return key.lower().replace("-", "").replace("_", "")
 
 
+_TOKEN_CHARS = r"A-Za-z0-9_\-"
+"""Word characters: an ``extra`` secret is hidden only where none touches it."""
+
+
+def _whole_token(secret: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])")
+
+
 class Redactor:
-    """Replaces secrets in text and JSON-like data; ``extra`` are exact strings to hide too."""
+    """Replaces secrets in text and JSON-like data; ``extra`` are exact strings to hide too.
+
+    An ``extra`` secret is hidden where it stands as a whole token (a header or field
+    value, ``Bearer KEY``, ``key=KEY``), never inside other text: a short key such as
+    ``k`` must not turn a tool named ``skill`` into ``s[redacted]ill``.
+    """
 
     def __init__(self, extra: Iterable[str] = ()):
-        self.extra = tuple(s for s in extra if s)
+        self.extra = tuple(_whole_token(s) for s in extra if s)
 
     def text(self, text: str) -> str:
         for secret in self.extra:
-            text = text.replace(secret, REDACTED)
+            text = secret.sub(REDACTED, text)
         return _KEY_PATTERN.sub(REDACTED, text)
 
     def data(self, value: Any) -> Any:
