@@ -63,7 +63,7 @@ def test_wheel_carries_the_stages_prompts_hookspecs_and_command(wheel):
             "trimkit/plugins/tools/compact.py"} <= stage_modules
     assert {"trimkit/prompts/small.j2", "trimkit/prompts/medium.j2", "trimkit/prompts/tools.j2",
             "trimkit/prompts/environment.j2"} <= templates
-    assert stage_modules | templates | {"trimkit/hookspecs.py", "trimkit/__init__.py"} <= names
+    assert stage_modules | templates | {"trimkit/hookspecs.py", "trimkit/__init__.py", "trimkit/agent_lines.txt"} <= names
     assert "[console_scripts]\ntrimkit = trimkit.cli:main" in scripts
     assert not any(n.startswith(("tests/", "benchmarks/", "plugins/", "prompts/")) for n in names)
 

@@ -15,6 +15,7 @@ from tests.fixtures.claude_code_turns import FOLLOW_UPS
 from trimkit import ConfigError, ModelProfile, Pipeline, decode_request, encode
 from trimkit.plugins import reminders as reminders_plugin
 from trimkit.plugins.reminders.parse import CATEGORIES, OPEN, classify, date_of, split
+from trimkit.render import prompt_text
 from trimkit.stage import TrimResult
 from trimkit.wire import TextBlock, ToolResultBlock, message_blocks, system_text
 
@@ -288,9 +289,17 @@ def test_system_messages_move_only_before_the_first_assistant_turn():
     late = {"role": "system", "content": "Today's date is 2025-06-05."}
     state = run(body(user("q"), early, assistant(), late, user("more")), tier="small")
     assert system_text(state.request).endswith("Today's date: 2025-06-04.")
-    assert state.request.messages[1].content == "(no content)"
-    assert state.request.messages[3].content == "Today's date: 2025-06-05."
-    assert len(state.request.messages) == 5
+    assert [m.role for m in state.request.messages] == ["user", "assistant", "system", "user"]
+    assert state.request.messages[2].content == "Today's date: 2025-06-05."
+
+
+def test_a_system_message_left_with_nothing_is_removed_not_marked():
+    """An emptied ``role: "system"`` message used to become "(no content)" in the user's turn."""
+    listing = {"role": "system", "content": [{"type": "text", "text": EXAMPLES["agents"]}]}
+    later = {"role": "system", "content": EXAMPLES["todo"]}
+    state = run(body(user("say hi"), listing, assistant(), later, user("more")), tier="small")
+    assert [m.role for m in state.request.messages] == ["user", "assistant", "user"]
+    assert "(no content)" not in prompt_text(state.request)
 
 
 def test_moved_text_is_appended_to_block_and_empty_system_prompts():
@@ -338,8 +347,11 @@ def test_system_message_text_outside_tags_is_a_reminder_too():
         ],
     }
     state = run(body(user("q"), system_message))
-    assert texts(state, 1) == ["PostToolUse:Edit hook additional context: black reformatted 1 file."]
+    assert len(state.request.messages) == 1
+    assert system_text(state.request).endswith("PostToolUse:Edit hook additional context: black reformatted 1 file.")
     assert set(state.report.removed) == {"skills", "agents", "hooks"}
+    state = run(body(user("q"), assistant(), system_message, user("more")))
+    assert texts(state, 2) == ["PostToolUse:Edit hook additional context: black reformatted 1 file."]
 
 
 def test_assistant_text_is_never_touched():

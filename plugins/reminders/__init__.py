@@ -20,13 +20,21 @@ Reminders are found in user text blocks, inside ``tool_result`` content, and in
     turn, are moved; anywhere else ``move`` acts as ``unwrap``. Changing the system
     prompt on a later turn would change the start of the prompt and throw away
     every cached turn, and a message's fate must not depend on messages after it.
+    In a ``role: "system"`` message before the first assistant turn, ``unwrap`` moves
+    too (it is system text).
+
+The environment section and the git snapshot, wherever a client version puts them,
+are rewritten the way the system_prompt stage writes them (``prompts/environment.j2``),
+keeping every line they hold that trimkit does not know.
 
 Project instructions always survive: ``project = "drop"`` is a configuration error.
-The user's own words are never inside reminders and are never touched. A message is
-never removed; one left with nothing holds ``(no content)``.
+The user's own words are never inside reminders and are never touched. A user message
+is never removed (one left with nothing holds ``(no content)``); a ``role: "system"``
+message left with nothing is removed, since it holds no turn.
 
 Project instructions and the date found in the first turn are also left in
-``state.carry`` (``project_instructions``, ``date``).
+``state.carry`` (``project_instructions``, ``date``), and a moved environment section in
+``state.carry.environment`` when the system prompt held none.
 """
 
 from __future__ import annotations
@@ -40,7 +48,9 @@ import msgspec
 from msgspec.structs import replace
 
 from trimkit import Stage, TrimState, hookimpl
-from trimkit.rewrite import appended_system, rewrite_message
+from trimkit.agent_context import read_environment
+from trimkit.rewrite import appended_system, rewrite_message, rewrite_message_or_none
+from trimkit.templates import render_template
 from .parse import CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
 
 Action = Literal["keep", "unwrap", "drop", "move"]
@@ -54,7 +64,10 @@ class Actions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     project: Action = "keep"
     memory: Action = "keep"
+    environment: Action = "keep"
+    git_status: Action = "keep"
     date: Action = "keep"
+    mcp_instructions: Action = "keep"
     skills: Action = "keep"
     agents: Action = "keep"
     hooks: Action = "keep"
@@ -62,6 +75,8 @@ class Actions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     file_changed: Action = "keep"
     deferred_tools: Action = "keep"
     file_read_notice: Action = "keep"
+    model: Action = "keep"
+    attribution: Action = "keep"
     unknown: Action = "keep"
 
     def __post_init__(self) -> None:
@@ -71,7 +86,10 @@ class Actions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 SMALL = Actions(
     project="move",
+    environment="move",
+    git_status="move",
     date="move",
+    mcp_instructions="move",
     memory="drop",
     skills="drop",
     agents="drop",
@@ -80,6 +98,8 @@ SMALL = Actions(
     file_changed="unwrap",
     deferred_tools="drop",
     file_read_notice="drop",
+    model="drop",
+    attribution="drop",
     unknown="unwrap",
 )
 MEDIUM = replace(SMALL, memory="unwrap")
@@ -96,6 +116,11 @@ class ReminderOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 HEADINGS = {
     "project": "# Project instructions (CLAUDE.md)",
     "memory": "# Memory",
+    "environment": "# Environment",
+    "git_status": "# Git status",
+    "mcp_instructions": "# MCP server instructions",
+    "model": "# Model",
+    "attribution": "# Commit attribution",
     "skills": "# Skills",
     "agents": "# Agent types",
     "hooks": "# Hook output",
@@ -105,7 +130,8 @@ HEADINGS = {
     "file_read_notice": "# Files read",
     "unknown": "# Context",
 }
-UNWRAPPED_HEADINGS = ("project", "memory")
+ENVIRONMENT_HEADING = "# Environment\n"
+UNWRAPPED_HEADINGS = ("project", "memory", "mcp_instructions")
 PROJECT_KIND = "project instructions"
 
 
@@ -118,9 +144,22 @@ def render(category: str, cleans: list[str], *, moved: bool) -> str:
         return "\n\n".join(cleans)
     if category == "project":
         return project_text(cleans)
+    if category in ("environment", "git_status"):
+        return context_text(category, cleans)
     body = "\n\n".join(cleans)
     heading = HEADINGS[category] if moved or category in UNWRAPPED_HEADINGS else None
     return f"{heading}\n\n{body}" if heading else body
+
+
+def context_text(category: str, cleans: list[str]) -> str:
+    """An environment section or git snapshot as the compact prompts write it
+    (``prompts/environment.j2``), followed by its lines trimkit does not know, verbatim."""
+    parts = []
+    for clean in cleans:
+        reading = read_environment(clean, env_heading=category != "environment")
+        rendered = render_template("environment.j2", env=reading.environment, git=reading.environment.git)
+        parts.extend(filter(None, (rendered.strip("\n"), reading.kept)))
+    return "\n\n".join(parts)
 
 
 def project_heading(clean: str) -> tuple[str, str]:
@@ -167,12 +206,19 @@ class Plan:
 def plan(sections: tuple[Section, ...], tagged: bool, actions: tuple[str, ...], movable: bool) -> Plan:
     """The :class:`Plan` for a reminder's sections under ``actions`` (one per category, in
     :data:`CATEGORIES` order). Pure, and memoized: the same reminders come back every turn,
-    and parsed sections are shared objects whose strings hash once."""
+    and parsed sections are shared objects whose strings hash once.
+
+    In a movable ``role: "system"`` message (``movable`` and not ``tagged``), ``unwrap``
+    moves too: that text is system text, and the system prompt is where it belongs."""
     by_category = dict(zip(CATEGORIES, actions))
     decided = []
     for section in sections:
         action = by_category[section.category]
-        decided.append((section, "unwrap" if action == "move" and not movable else action))
+        if action == "move" and not movable:
+            action = "unwrap"
+        elif action == "unwrap" and movable and not tagged:
+            action = "move"
+        decided.append((section, action))
     if all(action == "keep" for _, action in decided):
         return Plan(None)
     pieces: list[str] = []
@@ -292,8 +338,12 @@ def run(state: TrimState) -> None:
             new_messages.append(message)
             continue
         editor.movable = index < first_assistant and (message.role == "system" or index == first_user)
-        fn = editor.system_text if message.role == "system" else editor.user_text
-        new_messages.append(rewrite_message(message, fn))
+        if message.role == "system":
+            rewritten = rewrite_message_or_none(message, editor.system_text)
+            if rewritten is not None:
+                new_messages.append(rewritten)
+        else:
+            new_messages.append(rewrite_message(message, editor.user_text))
 
     carry = state.carry
     carry.project_instructions = [
@@ -304,7 +354,10 @@ def run(state: TrimState) -> None:
         carry.date = editor.date
 
     moved = editor.system_texts()
-    if not moved and all(a is b for a, b in zip(new_messages, messages)):
+    environment = next((text for text in moved if text.startswith(ENVIRONMENT_HEADING)), None)
+    if environment and not carry.environment:
+        carry.environment = environment
+    if not moved and len(new_messages) == len(messages) and all(a is b for a, b in zip(new_messages, messages)):
         return
     changes: dict[str, Any] = {"messages": new_messages}
     if moved:

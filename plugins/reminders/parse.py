@@ -28,7 +28,10 @@ CLOSE = "</system-reminder>"
 CATEGORIES = (
     "project",
     "memory",
+    "environment",
+    "git_status",
     "date",
+    "mcp_instructions",
     "skills",
     "agents",
     "hooks",
@@ -36,6 +39,8 @@ CATEGORIES = (
     "file_changed",
     "deferred_tools",
     "file_read_notice",
+    "model",
+    "attribution",
     "unknown",
 )
 
@@ -57,8 +62,12 @@ HEADINGS = {
     "memory": "memory",
     "autoMemory": "memory",
     "important-instruction-reminders": "unknown",
+    "gitStatus": "git_status",
+    "Environment": "environment",
+    "MCP Server Instructions": "mcp_instructions",
 }
 _HEADING = re.compile(r"^# (" + "|".join(map(re.escape, HEADINGS)) + r")[ \t]*$", re.M)
+_ANY_HEADING = re.compile(r"^# \S")
 _CONTENTS_LINE = re.compile(r"^Contents of [^\n]*:[ \t]*$", re.M)
 _HOOK = re.compile(
     r"\bhook (?:success|additional context|blocking error|non-blocking error|error|feedback|"
@@ -71,12 +80,18 @@ HEAD_CHARS = 400
 
 # Checked in order, first against the first line and then against the head, lowercased.
 KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("environment", ("you have been invoked in the following environment",
+                     "useful information about the environment you are running in")),
+    ("git_status", ("this is the git status at the start of the conversation",)),
+    ("mcp_instructions", ("mcp servers have provided instructions",)),
+    ("attribution", ("attribution for git commits",)),
+    ("model", ("you are powered by the model", "knowledge cutoff")),
     ("file_read_notice", ("would be considered malware",)),
     ("file_changed", ("was modified, either by the user or by a linter", "by the user or by a linter")),
     ("todo", ("todowrite", "todo list", "task tools", "taskcreate", "taskupdate", "task list")),
     ("deferred_tools", ("deferred tool", "toolsearch", "available-deferred-tools")),
     ("skills", ("skill tool", "skills are available", "available skills", "available_skills")),
-    ("agents", ("agent type", "subagent_type", "available agents", "agent tool")),
+    ("agents", ("agent type", "subagent_type", "available agents", "agent tool", "when you launch multiple agents")),
     ("date", ("today's date", "current date", "currentdate")),
     ("memory", ("memory.md", "auto-memory", "auto memory", "persistent memory")),
     ("project", ("claude.md", "project instructions", "codebase and user instructions")),
@@ -136,17 +151,23 @@ def split(text: str, *, bare: bool = False) -> list[str | Reminder] | None:
         parts.append(text[start:])
     if bare:
         parts = [
-            Reminder(p, parse(p), tagged=False) if isinstance(p, str) and p.strip() else p
+            Reminder(p, parse(p, bare=True), tagged=False) if isinstance(p, str) and p.strip() else p
             for p in parts
         ]
     return parts
 
 
 @lru_cache(maxsize=512)
-def parse(inner: str) -> tuple[Section, ...]:
-    """The sections of a reminder's inner text (memoized: reminders repeat every turn)."""
+def parse(inner: str, bare: bool = False) -> tuple[Section, ...]:
+    """The sections of a reminder's inner text (memoized: reminders repeat every turn).
+
+    ``bare`` text (a ``role: "system"`` message) is also cut between paragraphs, since
+    a client puts several listings and notices in one such message (the environment,
+    the agent types, MCP server instructions, the skills, the date): see
+    :func:`_paragraph_pieces`.
+    """
     sections: list[Section] = []
-    pieces = _heading_pieces(inner)
+    pieces = _paragraph_pieces(inner) if bare else _heading_pieces(inner)
     for index, (start, body, end, category) in enumerate(pieces):
         if category == "project" or (category is None and _starts_like_project(inner[body:end])):
             cuts = _file_entries(inner, body, end)
@@ -201,6 +222,41 @@ def _heading_pieces(inner: str) -> list[tuple[int, int, int, str | None]]:
         start = 0 if n == 0 and not pieces else match.start()
         end = heads[n + 1].start() if n + 1 < len(heads) else len(inner)
         pieces.append((start, match.end(), end, HEADINGS[match.group(1)]))
+    return pieces
+
+
+def _continues(previous: str, block: str) -> bool:
+    """Whether paragraph ``block`` belongs to the one before it: the earlier one introduces
+    it (ends with a colon, or is a lone heading), or it is a list or a sub-heading."""
+    last = previous.rstrip().rsplit("\n", 1)[-1]
+    return (
+        last.endswith(":")
+        or (previous.strip().count("\n") == 0 and previous.lstrip().startswith("#"))
+        or block.lstrip(" ").startswith(("- ", "* ", "## ", "### "))
+    )
+
+
+def _paragraph_pieces(inner: str) -> list[tuple[int, int, int, str | None]]:
+    """Pieces of bare text: a new one at each paragraph that does not continue the one
+    before it (see :func:`_continues`). A known heading (``# Environment``, ``# MCP Server
+    Instructions``) names its piece's category; other pieces are classified by their text,
+    so a paragraph the client never sent before is its own piece, ``unknown``, and kept."""
+    starts = [0]
+    previous = None
+    for block in re.finditer(r"(?:[^\n]|\n(?![ \t]*\n))+", inner):
+        text = block.group()
+        if not text.strip():
+            continue
+        if previous is not None and not _continues(previous, text):
+            starts.append(block.start() + len(text) - len(text.lstrip("\n")))
+        previous = text
+    pieces = []
+    for start, end in zip(starts, starts[1:] + [len(inner)]):
+        heading = _HEADING.match(inner, start)
+        if heading and _accepted(heading, inner):
+            pieces.append((start, heading.end(), end, HEADINGS[heading.group(1)]))
+        else:
+            pieces.append((start, start, end, None))
     return pieces
 
 

@@ -2,10 +2,14 @@
 
 Claude Code's own system prompt is about 6,000 characters of guidance written for a
 frontier model. For small and medium models it is replaced by ``prompts/<tier>.j2``,
-which ends with the environment facts and the git snapshot (``prompts/environment.j2``);
-the large tier keeps the original text. Either way ``state.carry.environment`` gets the
-rendered environment section and ``state.carry.recognized_agent`` the agent's name. A
-system prompt that is not recognised (an SDK user's own) is left exactly as it came.
+which speaks only of the tools the client offers, then keeps every line of the original
+that is neither a fact trimkit reads nor the agent's own known text (text the user
+appended, an output style, project instructions, a section a newer version added:
+see :mod:`trimkit.agent_context`), and ends with the environment facts and the git
+snapshot (``prompts/environment.j2``). The large tier keeps the original text. Either
+way ``state.carry.environment`` gets the rendered environment section and
+``state.carry.recognized_agent`` the agent's name. A system prompt that is not
+recognised (an SDK user's own) is left exactly as it came.
 
 Options: :class:`SystemPromptOptions`.
 
@@ -20,6 +24,7 @@ from typing import Annotated, Literal, NamedTuple
 import msgspec
 
 from trimkit import Stage, hookimpl
+from trimkit.agent_context import Environment, KnownLines, facts_in_tools
 from trimkit.templates import render_template, template_names
 from trimkit.wire import TextBlock
 from .recognition import recognize
@@ -39,12 +44,15 @@ class SystemPromptOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
     * ``max_git_status_lines``: status lines kept in the snapshot; the rest become one
       marker line.
     * ``max_recent_commits``: recent commits kept in the snapshot, newest first.
+    * ``known_text``: more text to treat as the agent's own (each line of it), for an
+      agent or a version the built-in catalogue does not know.
     """
 
     mode: Literal["auto", "keep", "replace"] = "auto"
     template: str | None = None
     max_git_status_lines: Count = 30
     max_recent_commits: Count = 10
+    known_text: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.template and self.template not in template_names():
@@ -60,6 +68,35 @@ class SystemPromptOptions(msgspec.Struct, frozen=True, kw_only=True, forbid_unkn
         return self.template or None
 
 
+TOOL_ROLES = ("read", "edit", "write", "bash", "glob", "grep", "todowrite", "webfetch")
+
+
+class OfferedTools(NamedTuple):
+    """The client's own name for each kind of tool it offers, ``""`` for those it does not.
+
+    Templates name tools through it (``tools.read`` is ``Read`` for Claude Code and
+    ``read`` for OpenCode), so a compact prompt never speaks of a tool the model does
+    not have.
+    """
+
+    read: str = ""
+    edit: str = ""
+    write: str = ""
+    bash: str = ""
+    glob: str = ""
+    grep: str = ""
+    todowrite: str = ""
+    webfetch: str = ""
+
+    @classmethod
+    def of(cls, names: tuple[str, ...]) -> "OfferedTools":
+        by_role: dict[str, str] = {}
+        for name in names:
+            if name.lower() in TOOL_ROLES:
+                by_role.setdefault(name.lower(), name)
+        return cls(**by_role)
+
+
 class Prepared(NamedTuple):
     agent: str
     environment: str
@@ -67,19 +104,43 @@ class Prepared(NamedTuple):
 
 
 @lru_cache(maxsize=64)
+def _known(template: str | None, known_text: tuple[str, ...]) -> KnownLines:
+    """The catalogue, ``known_text``, and the lines of the compact prompt itself: a prompt
+    trimkit wrote reads as known, so trimming it again changes nothing."""
+    own = []
+    if template:
+        for names in ((), tuple(role.capitalize() for role in TOOL_ROLES), TOOL_ROLES):
+            own.append(render_template(template, env=None, git=None, environment="", agent="",
+                                       kept="", tools=OfferedTools.of(names)))
+    return KnownLines.with_text((*known_text, *own))
+
+
+@lru_cache(maxsize=64)
 def prepare(
-    texts: tuple[str, ...], template: str | None, max_git_status_lines: int, max_recent_commits: int
+    texts: tuple[str, ...],
+    template: str | None,
+    max_git_status_lines: int,
+    max_recent_commits: int,
+    tool_names: tuple[str, ...] = (),
+    known_text: tuple[str, ...] = (),
+    tool_facts: tuple[tuple[str, str], ...] = (),
 ) -> Prepared | None:
-    """Recognise the system prompt made of ``texts`` and render what replaces it, if anything."""
-    agent = recognize("\n\n".join(texts))
+    """Recognise the system prompt made of ``texts`` and render what replaces it, if anything.
+
+    ``tool_facts`` are facts the client stated only in tool descriptions; they fill in
+    what the prompt did not say."""
+    agent = recognize("\n\n".join(texts), _known(template, known_text))
     if agent is None:
         return None
-    env = agent.environment
+    env = agent.environment.merged(Environment(**dict(tool_facts)))
     git = env.git.truncated(max_git_status_lines, max_recent_commits) if env.git else None
     environment = render_template("environment.j2", env=env, git=git).strip("\n")
     replacement = None
     if template:
-        text = render_template(template, env=env, git=git, environment=environment, agent=agent.agent)
+        text = render_template(
+            template, env=env, git=git, environment=environment, agent=agent.agent,
+            kept=agent.kept, tools=OfferedTools.of(tool_names),
+        )
         replacement = TextBlock(text=text.strip("\n"))
     return Prepared(agent.agent, environment, replacement)
 
@@ -90,11 +151,16 @@ def run(state) -> None:
         return
     texts = (system,) if isinstance(system, str) else tuple(block.text for block in system)
     options = state.options
-    prepared = prepare(texts, options.chosen_template, options.max_git_status_lines, options.max_recent_commits)
+    tools = state.request.tools or ()
+    prepared = prepare(
+        texts, options.chosen_template, options.max_git_status_lines, options.max_recent_commits,
+        tuple(tool.name for tool in tools if tool.type in (None, "custom")), options.known_text,
+        facts_in_tools(tool.description for tool in tools),
+    )
     if prepared is None:
         return
     state.carry.recognized_agent = prepared.agent
-    state.carry.environment = prepared.environment
+    state.carry.environment = prepared.environment or None
     if prepared.replacement is not None:
         state.request = msgspec.structs.replace(state.request, system=[prepared.replacement])
         before = sum(map(len, texts)) + 2 * (len(texts) - 1)

@@ -1,30 +1,35 @@
-"""Recognising a coding agent's system prompt by its structure, and the facts worth keeping.
+"""Recognising a coding agent's system prompt by its structure, and what to keep from it.
 
 A prompt is recognised when several independent signals agree (:data:`MIN_SIGNALS`
-of the ones :func:`signals` looks for), so a reworded or reordered version still
-matches while an SDK user's own prompt, which may share one or two traits, does not.
-What is kept is the environment the agent runs in: the ``<env>`` facts and the git
-status snapshot taken at the start of the conversation.
+of the ones :func:`signals` looks for), or when most of its lines are lines the agent
+is known to write (:mod:`trimkit.agent_context`), so a reworded or reordered version
+still matches while an SDK user's own prompt, which may share one or two traits, does
+not. What is kept is the environment the agent runs in (its facts, in any of the forms
+agents write them, and the git snapshot) and every line that is neither a fact nor the
+agent's own known text: text the user appended, an output style, project instructions
+(OpenCode puts them in its system prompt), a section a newer version added.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-MIN_SIGNALS = 3
-_BLANKS = " \t\r"  # only these: str.strip() would also eat characters that can be in a path
+from trimkit.agent_context import (
+    BLANKS,
+    Environment,
+    GitSnapshot,
+    KnownLines,
+    fact,
+    is_heading,
+    parse_git_snapshot,
+    read_environment,
+)
 
-# Canonical field name for each "Key: value" line an environment section may hold.
-_ENV_KEYS = {
-    "working directory": "working_directory",
-    "additional working directories": "additional_directories",
-    "is directory a git repo": "is_git_repo",
-    "platform": "platform",
-    "shell": "shell",
-    "os version": "os_version",
-    "today's date": "date",
-}
+__all__ = ["AgentPrompt", "Environment", "GitSnapshot", "MIN_SIGNALS", "parse_git_snapshot", "recognize", "signals"]
+
+MIN_SIGNALS = 3
+MIN_KNOWN_LINES = 5
 _HEADING_TOPICS = (
     "tone", "style", "task", "tool", "convention", "proactiv", "code", "git", "commit", "security",
 )
@@ -40,49 +45,14 @@ _MODEL_PHRASES = ("you are powered by the model", "knowledge cutoff")
 
 
 @dataclass(frozen=True)
-class GitSnapshot:
-    """The git status an agent prompt records at the start of a conversation."""
-
-    branch: str | None = None
-    main_branch: str | None = None
-    user: str | None = None
-    status: tuple[str, ...] = ()
-    recent_commits: tuple[str, ...] = ()
-
-    def truncated(self, max_status_lines: int, max_recent_commits: int | None = None) -> "GitSnapshot":
-        """The snapshot with at most ``max_status_lines`` status lines and a marker for the
-        rest, and the newest ``max_recent_commits`` commits (all when ``None``)."""
-        snapshot = self
-        hidden = len(self.status) - max_status_lines
-        if hidden > 0:
-            status = self.status[:max_status_lines] + (f"... ({hidden} more status lines not shown)",)
-            snapshot = replace(snapshot, status=status)
-        if max_recent_commits is not None and len(self.recent_commits) > max_recent_commits:
-            snapshot = replace(snapshot, recent_commits=self.recent_commits[:max_recent_commits])
-        return snapshot
-
-
-@dataclass(frozen=True)
-class Environment:
-    """Facts about where the agent runs; ``None`` for what the prompt did not say."""
-
-    working_directory: str | None = None
-    additional_directories: str | None = None
-    is_git_repo: str | None = None
-    platform: str | None = None
-    shell: str | None = None
-    os_version: str | None = None
-    date: str | None = None
-    git: GitSnapshot | None = None
-
-
-@dataclass(frozen=True)
 class AgentPrompt:
     """A recognised agent system prompt: which agent, why, and what to keep from it."""
 
     agent: str
     signals: frozenset[str]
     environment: Environment = field(default_factory=Environment)
+    kept: str = ""
+    """The prompt's lines that are neither facts nor the agent's known text, verbatim."""
 
 
 class _Scan(NamedTuple):
@@ -91,27 +61,25 @@ class _Scan(NamedTuple):
 
 
 def _scan(text: str) -> _Scan:
-    """Environment lines and markdown headings, in one pass over the lines (no regex scan).
+    """Environment facts and markdown headings, in one pass over the lines (no regex scan).
 
-    A fact stated inside ``<env>...</env>`` wins over the same key found elsewhere.
+    A fact stated inside ``<env>...</env>`` or under ``# Environment`` wins over the
+    same key found elsewhere.
     """
     in_env = False
     inside: dict[str, str] = {}
     outside: dict[str, str] = {}
     headings: list[str] = []
     for line in text.split("\n"):
-        if line.startswith("#"):
-            title = line.lstrip("#")
-            if len(line) - len(title) <= 3 and title[:1] in (" ", "\t"):
-                headings.append(title.strip(_BLANKS))
+        if is_heading(line):
+            title = line.lstrip("#").strip(BLANKS)
+            headings.append(title)
+            in_env = title.lower() == "environment"
             continue
-        key, colon, value = line.partition(":")
-        if colon and len(key) <= 40:
-            name = _ENV_KEYS.get(key.strip(_BLANKS).lower())
-            value = value.strip(_BLANKS)
-            found = inside if in_env else outside
-            if name and value and name not in found:
-                found[name] = value
+        found = fact(line)
+        if found:
+            where = inside if in_env else outside
+            where.setdefault(*found)
         elif line.startswith("<env>") or line.startswith("</env>"):
             in_env = line[1] != "/"
     return _Scan({**outside, **inside}, headings)
@@ -134,18 +102,13 @@ def _named_tools(text: str) -> set[str]:
     return names
 
 
-def _git_start(text: str) -> int:
-    start = text.find("gitStatus:")
-    return start if start >= 0 else text.find("Current branch:")
-
-
 def _signals(text: str, scan: _Scan) -> frozenset[str]:
     found = set()
     if len(scan.environment.keys() - {"date", "additional_directories"}) >= 2:
         found.add("environment")
     if sum(any(t in h.lower() for t in _HEADING_TOPICS) for h in scan.headings) >= 2:
         found.add("sections")
-    if "gitStatus:" in text or ("Current branch:" in text and "Recent commits:" in text):
+    if "gitStatus" in text or ("Current branch:" in text and "Recent commits:" in text):
         found.add("git_status")
     lowered = text.lower()
     if any(phrase in lowered for phrase in _IDENTITY_PHRASES):
@@ -169,49 +132,20 @@ def signals(text: str) -> frozenset[str]:
     return _signals(text, _scan(text))
 
 
-def _block_after(lines: list[str], index: int) -> tuple[tuple[str, ...], int]:
-    """The non-blank lines following ``lines[index]`` up to the next blank line."""
-    out = []
-    index += 1
-    while index < len(lines) and lines[index].strip(_BLANKS):
-        out.append(lines[index].rstrip(_BLANKS))
-        index += 1
-    return tuple(out), index
+def _agent(text: str) -> str:
+    return "opencode" if "opencode" in text[:400].lower() else "claude-code"
 
 
-def parse_git_snapshot(text: str) -> GitSnapshot | None:
-    """Parse the snapshot that starts at ``gitStatus:`` (or ``Current branch:``), if any."""
-    start = _git_start(text)
-    if start < 0:
-        return None
-    fields: dict[str, object] = {}
-    lines = text[start:].split("\n")
-    index = 0
-    while index < len(lines):
-        line = lines[index].strip(_BLANKS)
-        key, _, value = line.partition(":")
-        key, value = key.lower(), value.strip(_BLANKS)
-        if key == "current branch":
-            fields["branch"] = value or None
-        elif key.startswith("main branch"):
-            fields["main_branch"] = value or None
-        elif key == "git user":
-            fields["user"] = value or None
-        elif key == "status" and not value:
-            fields["status"], index = _block_after(lines, index)
-            continue
-        elif key == "recent commits" and not value:
-            fields["recent_commits"], index = _block_after(lines, index)
-            break
-        index += 1
-    return GitSnapshot(**fields)  # type: ignore[arg-type]
+def recognize(text: str, known: KnownLines | None = None) -> AgentPrompt | None:
+    """An :class:`AgentPrompt` when ``text`` has the structure of a coding agent's system prompt.
 
-
-def recognize(text: str) -> AgentPrompt | None:
-    """An :class:`AgentPrompt` when ``text`` has the structure of Claude Code's system prompt."""
+    ``known`` is the agent's own text (by default the built-in catalogue).
+    """
     scan = _scan(text)
     found = _signals(text, scan)
-    if len(found) < MIN_SIGNALS:
+    reading = read_environment(text, known)
+    if reading.known >= MIN_KNOWN_LINES and 2 * reading.known >= reading.lines:
+        found |= {"known_lines"}
+    elif len(found) < MIN_SIGNALS:
         return None
-    environment = Environment(**scan.environment, git=parse_git_snapshot(text))
-    return AgentPrompt(agent="claude-code", signals=found, environment=environment)
+    return AgentPrompt(agent=_agent(text), signals=found, environment=reading.environment, kept=reading.kept)

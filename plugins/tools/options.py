@@ -6,8 +6,9 @@ from typing import Annotated
 
 import msgspec
 
-CORE_TOOLS = ("Read", "Write", "Edit", "Bash", "Glob", "Grep")
-MEDIUM_TOOLS = (*CORE_TOOLS, "TodoWrite", "WebFetch")
+CORE_TOOLS = ("Read", "Write", "Edit", "Bash", "Glob", "Grep", "read", "write", "edit", "bash", "glob", "grep")
+"""The tools a small model gets, under Claude Code's names and OpenCode's lowercase ones."""
+MEDIUM_TOOLS = (*CORE_TOOLS, "TodoWrite", "WebFetch", "todowrite", "webfetch")
 
 Chars = Annotated[int, msgspec.Meta(ge=0)]
 

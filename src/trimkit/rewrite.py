@@ -7,8 +7,9 @@ request a stage was handed is never edited.
 
 Emptied content is never left behind in a shape the API rejects: a text block that
 becomes blank is dropped, a ``tool_result`` whose content empties keeps an empty
-string, and a message left with nothing holds :data:`EMPTY_MESSAGE` (messages are
-never removed, which would shift the turns).
+string, and a user or assistant message left with nothing holds :data:`EMPTY_MESSAGE`
+(they are never removed, which would shift the turns). A ``role: "system"`` message
+holds no turn: :func:`rewrite_message_or_none` lets a stage remove it when it empties.
 
 Stages that add to the system prompt append new text blocks with
 :func:`appended_system`, so earlier blocks stay byte-identical (and cached).
@@ -35,16 +36,25 @@ def rewrite_message(message: Message, fn: TextFn, prepare: BlockFn | None = None
     blocks included), in the same pass; like ``fn`` it returns its argument when
     it changes nothing.
     """
+    rewritten = rewrite_message_or_none(message, fn, prepare)
+    if rewritten is not None:
+        return rewritten
+    return replace(message, content=EMPTY_MESSAGE if isinstance(message.content, str) else [TextBlock(text=EMPTY_MESSAGE)])
+
+
+def rewrite_message_or_none(message: Message, fn: TextFn, prepare: BlockFn | None = None) -> Message | None:
+    """:func:`rewrite_message`, but ``None`` for a message left with nothing (for a
+    ``role: "system"`` message, which holds no turn and can simply go)."""
     content = message.content
     if isinstance(content, str):
         text = fn(content)
         if text is content:
             return message
-        return replace(message, content=text if text.strip() else EMPTY_MESSAGE)
+        return replace(message, content=text) if text.strip() else None
     blocks = rewrite_blocks(content, fn, prepare)
     if blocks is content:
         return message
-    return replace(message, content=blocks or [TextBlock(text=EMPTY_MESSAGE)])
+    return replace(message, content=blocks) if blocks else None
 
 
 def rewrite_blocks(blocks: list, fn: TextFn, prepare: BlockFn | None = None) -> list:
