@@ -35,3 +35,32 @@ def tiny_model_dir(tmp_path_factory):
     from trimkit.testing.tinymodel import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+class RecordedClients:
+    """Recordings of the real clients, made into the cache on first use (see trimkit.testing.recorder)."""
+
+    def __init__(self):
+        self._made: dict[tuple[str, str], object] = {}
+
+    def get(self, client: str, version: str):
+        """The recordings of ``client`` at ``version`` (``pinned`` or ``newest``); skips when npm cannot install it."""
+        from trimkit.testing.clients import CLIENTS, ClientUnavailable
+        from trimkit.testing.recorder import load_client_recordings, record_client
+
+        key = (client, version)
+        if key not in self._made:
+            try:
+                self._made[key] = load_client_recordings(record_client(CLIENTS[client], version))
+            except ClientUnavailable as exc:
+                self._made[key] = exc
+        made = self._made[key]
+        if isinstance(made, Exception):
+            pytest.skip(f"{client} {version} cannot be recorded here: {made}")
+        return made
+
+
+@pytest.fixture(scope="session")
+def recorded_clients():
+    """Requests recorded from real Claude Code (pinned and newest) and OpenCode, kept in the cache."""
+    return RecordedClients()

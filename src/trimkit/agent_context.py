@@ -167,6 +167,19 @@ def fact(line: str) -> tuple[str, str] | None:
     return (name, value) if name and value else None
 
 
+_TOOL_FACT = re.compile(r"(?<![\w-])(Shell|OS): ([A-Za-z][\w.+-]*)")
+
+
+def facts_in_tools(descriptions: Iterable[str | None]) -> tuple[tuple[str, str], ...]:
+    """Environment facts a client states only in a tool's description (OpenCode's bash tool
+    says ``Be aware: OS: linux, Shell: bash``), which a compact tool list may cut."""
+    found: dict[str, str] = {}
+    for description in descriptions:
+        for key, value in _TOOL_FACT.findall(description or ""):
+            found.setdefault("shell" if key == "Shell" else "platform", value)
+    return tuple(found.items())
+
+
 # --------------------------------------------------------------------------- git
 
 

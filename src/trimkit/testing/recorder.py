@@ -27,6 +27,7 @@ case's scripted turns (text, or a tool call the client then runs for real).
 from __future__ import annotations
 
 import argparse
+import fcntl
 import itertools
 import json
 import os
@@ -541,13 +542,17 @@ def record_client(package: ClientPackage, version: str = "pinned", root: Path | 
     target = (root or recordings_root()) / f"{package.name}-{exact}"
     marker = target / "recorded.json"
     cases = [c for c in cases_for(package.name) if not only or c.name in only]
-    if not force and not only and marker.exists():
-        if json.loads(marker.read_text()).get("format") == FORMAT:
-            return target
-    results = {case.name: record_case(case, binary, target / case.name) for case in cases}
-    if not only:
-        marker.write_text(json.dumps({"format": FORMAT, "client": package.name, "version": exact,
-                                      "cases": {n: m["requests"] for n, m in results.items()}}, indent=1))
+    target.mkdir(parents=True, exist_ok=True)
+    with open(target.with_name(target.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be recording the same version
+        if not force and not only and marker.exists():
+            if json.loads(marker.read_text()).get("format") == FORMAT:
+                return target
+        marker.unlink(missing_ok=True)
+        results = {case.name: record_case(case, binary, target / case.name) for case in cases}
+        if not only:
+            marker.write_text(json.dumps({"format": FORMAT, "client": package.name, "version": exact,
+                                          "cases": {n: m["requests"] for n, m in results.items()}}, indent=1))
     return target
 
 
@@ -567,6 +572,8 @@ class Recording:
     body: dict[str, Any]
     facts: dict[str, Any]
     user_lines: tuple[str, ...] = ()
+    manifest: dict[str, Any] = field(default_factory=dict, compare=False)
+    """The case's ``case.json``: how the run went."""
 
     @property
     def id(self) -> str:
@@ -584,11 +591,17 @@ class Recording:
 def load_recordings(root: Path | None = None) -> list[Recording]:
     """Every complete recording under ``root`` (default :func:`recordings_root`), in a stable order."""
     root = root or recordings_root()
+    return [r for marker in sorted(root.glob("*/recorded.json")) for r in load_client_recordings(marker.parent)]
+
+
+def load_client_recordings(directory: Path) -> list[Recording]:
+    """The recordings of one client version (a directory :func:`record_client` made)."""
+    marker = directory / "recorded.json"
     found: list[Recording] = []
-    for marker in sorted(root.glob("*/recorded.json")):
+    if marker.is_file():
         meta = json.loads(marker.read_text())
         if meta.get("format") != FORMAT:
-            continue
+            return found
         for case_dir in sorted(p for p in marker.parent.iterdir() if (p / "case.json").is_file()):
             manifest = json.loads((case_dir / "case.json").read_text())
             for file in sorted(case_dir.glob("[0-9][0-9][0-9].json")):
@@ -596,7 +609,7 @@ def load_recordings(root: Path | None = None) -> list[Recording]:
                 if isinstance(entry.get("body"), dict):
                     found.append(Recording(meta["client"], meta["version"], case_dir.name, entry["n"], entry["path"],
                                            entry["headers"], entry["body"], manifest["facts"],
-                                           tuple(manifest.get("user_lines", ()))))
+                                           tuple(manifest.get("user_lines", ())), manifest))
     return found
 
 
