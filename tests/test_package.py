@@ -279,7 +279,7 @@ def test_trimkit_plugins_imports_from_a_source_checkout(tmp_path):
 
 
 PUBLIC_FOR_STAGES = {"trimkit", "trimkit.wire", "trimkit.rewrite", "trimkit.convention", "trimkit.render",
-                     "trimkit.measure", "trimkit.templates"}
+                     "trimkit.measure", "trimkit.templates", "trimkit.agent_context"}
 
 
 def test_stages_import_only_the_public_library_and_their_own_package():

@@ -69,7 +69,8 @@ What a stage may import
 The built-in stages are written on the public library only, as a third-party
 stage would be: ``trimkit`` itself, :mod:`trimkit.wire` (the request's Structs),
 :mod:`trimkit.rewrite` (editing text and the system prompt), :mod:`trimkit.convention`,
-:mod:`trimkit.render`, :mod:`trimkit.measure` and :mod:`trimkit.templates`.
+:mod:`trimkit.render`, :mod:`trimkit.measure`, :mod:`trimkit.templates` and
+:mod:`trimkit.agent_context` (the environment and the agents' own lines, in any form).
 """
 
 from __future__ import annotations
