@@ -44,24 +44,13 @@ CONFIG_ENV = "TRIMKIT_CONFIG"
 LOCAL_FILE = "trimkit.toml"
 MASK = "***"
 
-__all__ = [
-    "Config",
-    "ConfigFileError",
-    "add_setting_flags",
-    "config_as_dict",
-    "env_name",
-    "find_config_file",
-    "flag_name",
-    "format_config",
-    "load_config",
-    "overrides_from_args",
-    "user_config_path",
-]
-
 
 class Source(str):
-    """Where a setting's value came from: ``"file PATH:LINE"``, ``"env TRIMKIT_NAME"``, ``"flag --name"``
-    or ``"default"``, as shown to people, with ``kind`` (``file``, ``env``, ``flag``, ``default``) to act on."""
+    """Where a setting's value came from, as shown to people, with ``kind`` to act on.
+
+    The text is ``"file PATH:LINE"``, ``"env TRIMKIT_NAME"``, ``"flag --name"`` or
+    ``"default"``; ``kind`` is ``file``, ``env``, ``flag`` or ``default``.
+    """
 
     kind: str
 
