@@ -22,7 +22,9 @@ from trimkit.backends import upstream as upstream_module
 from trimkit.backends.base import BackendError, Finished, GenerationParams
 from trimkit.backends.openai import OpenAIBackend
 from trimkit.backends.prefill_meter import MIN_PREFILL_FOR_MEASUREMENT
-from trimkit.backends.upstream import NativeCalls, UpstreamConfig, base_url, status_error, transport_error
+from trimkit.backends.upstream import UpstreamConfig, base_url
+from trimkit.backends.upstream_errors import status_error, transport_error
+from trimkit.backends.upstream_stream import NativeCalls
 from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer, free_port, spawn_server, stop_server
 

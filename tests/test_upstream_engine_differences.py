@@ -14,7 +14,8 @@ import pytest
 
 from trimkit.backends.anthropic_upstream import AnthropicBackend
 from trimkit.backends.openai import OpenAIBackend
-from trimkit.backends.upstream import UpstreamConfig, rejected_fields
+from trimkit.backends.upstream import UpstreamConfig
+from trimkit.backends.upstream_errors import rejected_fields
 from trimkit.config import load_config
 from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer

@@ -21,7 +21,8 @@ import httpx
 import msgspec
 
 from .base import BackendError, ChatMessages, GenerationEvent, GenerationParams, TextDelta
-from .upstream import Turn, UpstreamBackend, decode_chunk, sampling, sse_events
+from .upstream import UpstreamBackend
+from .upstream_stream import Turn, decode_chunk, sampling, sse_events
 
 ANTHROPIC_VERSION = "2023-06-01"
 CUT_REASONS = ("max_tokens", "model_context_window_exceeded")

@@ -24,7 +24,8 @@ import httpx
 import msgspec
 
 from .base import ChatMessages, GenerationEvent, GenerationParams, TextDelta
-from .upstream import Turn, UpstreamBackend, decode_chunk, sampling, sse_events
+from .upstream import UpstreamBackend
+from .upstream_stream import Turn, decode_chunk, sampling, sse_events
 
 
 class _FunctionDelta(msgspec.Struct):

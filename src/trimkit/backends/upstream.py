@@ -13,9 +13,11 @@ from a client's request.
 
 Tool calls an engine returns natively (``tool_calls`` from an engine started
 with its own tool parser, ``tool_use`` blocks from an Anthropic-compatible one)
-are written out at the end of the turn in trimkit's convention
-(:func:`trimkit.convention.format_calls`), so the one response parser turns them
-into ``tool_use`` blocks with the client's names and coerced arguments.
+are written out at the end of the turn in trimkit's convention, so the one
+response parser turns them into ``tool_use`` blocks with the client's names and
+coerced arguments. Reading the stream is in :mod:`.upstream_stream`; an engine's
+failures become trimkit's errors in :mod:`.upstream_errors`; this module holds the
+configuration, the probing of ``/v1/models`` and the backend itself.
 
 Token counts for budgeting are estimates from the profile unless
 ``upstream_tokenizer`` names a local ``tokenizer.json`` (or a model directory);
@@ -25,31 +27,26 @@ the usage reported to the client is the upstream's own.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
-import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, AsyncIterator
 
 import httpx
 import msgspec
 
-from .. import convention
 from ..errors import ConfigError
 from ..profile import ModelProfile, tier_for
 from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
                    GenerationParams, Readiness, TextDelta)
 from .prefill_meter import PrefillMeter
+from .upstream_errors import error_message, rejected_fields, status_error, transport_error
+from .upstream_stream import Turn
 
 PROBE_RETRY_SECONDS = 2.0  # while the upstream is unreachable, /health and requests re-probe this often
 PROBE_READ_TIMEOUT = 10.0
-ERROR_TEXT_LIMIT = 1000
 AUTH_STYLES = ("auto", "bearer", "x-api-key", "both")
-SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
-UNSUPPORTED = re.compile(r"unexpected|unsupported|not supported|unknown|unrecognized|not permitted|extra", re.I)
 
 log = logging.getLogger("trimkit.upstream")
 
@@ -163,177 +160,6 @@ class _Listed(msgspec.Struct):
 
 class _Listing(msgspec.Struct):
     data: list[_Listed] = msgspec.field(default_factory=list)
-
-
-# ---------------------------------------------------------------- errors
-
-
-def error_message(body: bytes) -> str:
-    """The message in an engine's error body, whichever shape it has."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return body.decode("utf-8", "replace").strip()[:ERROR_TEXT_LIMIT] or "(no message)"
-    if isinstance(data, dict):
-        error = data.get("error", data)
-        if isinstance(error, str):
-            return error[:ERROR_TEXT_LIMIT]
-        if isinstance(error, dict) and isinstance(error.get("message"), str):
-            return error["message"][:ERROR_TEXT_LIMIT]
-        if isinstance(data.get("detail"), str):
-            return data["detail"][:ERROR_TEXT_LIMIT]
-    return json.dumps(data)[:ERROR_TEXT_LIMIT]
-
-
-def status_error(status: int, body: bytes, what: str) -> BackendError:
-    """An upstream's HTTP error as the error trimkit answers with.
-
-    The client's fault (4xx) passes through as a 400 with the upstream's message;
-    a rejected key is this server's configuration, so a 500 that lasts; 429 stays a
-    429; an upstream that is busy or starting (503, 529) is a 529; other 5xx are a 500.
-    """
-    message = f"upstream {what} answered {status}: {error_message(body)}"
-    if status in (401, 403):
-        return BackendError(f"{message} (check upstream_api_key)", status=500, error_type="api_error", lasting=True)
-    if status == 429:
-        return BackendError(message, status=429, error_type="rate_limit_error")
-    if status in (503, 529):
-        return BackendError(message, status=529, error_type="overloaded_error")
-    if 400 <= status < 500:
-        return BackendError(message, status=400, error_type="invalid_request_error")
-    return BackendError(message, status=500, error_type="api_error")
-
-
-def _resolution_failed(exc: BaseException) -> bool:
-    """Whether the host name did not resolve: httpx chains the resolver's ``socket.gaierror``."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, socket.gaierror):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def transport_error(exc: httpx.HTTPError, url: str, timeout: float, *, streaming: bool) -> BackendError:
-    """A failure to talk to the upstream as the error trimkit answers with."""
-    reason = str(exc) or type(exc).__name__
-    if isinstance(exc, httpx.ConnectError) and _resolution_failed(exc):
-        return BackendError(f"failed to resolve upstream {url}: {reason}", status=500, error_type="api_error",
-                            lasting=True)
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)):
-        return BackendError(f"upstream {url} is unreachable: {reason}", status=529, error_type="overloaded_error")
-    if isinstance(exc, httpx.ReadTimeout):
-        return BackendError(
-            f"upstream {url} sent nothing for {timeout:g} s (raise upstream_timeout for long prefills)",
-            status=500,
-            error_type="api_error",
-        )
-    if streaming:
-        return BackendError(f"upstream stream broke: {reason}", status=500, error_type="api_error")
-    return BackendError(f"upstream {url} failed: {reason}", status=500, error_type="api_error")
-
-
-# ---------------------------------------------------------------- reading a stream
-
-
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """``(event, data)`` for each server-sent event; comments such as ``: keepalive`` are skipped."""
-    event, data = "", []
-    async for line in response.aiter_lines():
-        if not line:
-            if data:
-                yield event or "message", "\n".join(data)
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "event":
-            event = value
-        elif name == "data":
-            data.append(value)
-    if data:
-        yield event or "message", "\n".join(data)
-
-
-def sampling(params: GenerationParams, dropped: frozenset[str] | set[str] = frozenset()) -> dict[str, Any]:
-    """The sampling fields the client set, less those the engine rejects; the rest are the engine's defaults."""
-    fields = {"temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k}
-    return {name: value for name, value in fields.items() if value is not None and name not in dropped}
-
-
-def rejected_fields(status: int, body: bytes, sent: dict[str, Any]) -> set[str]:
-    """The sampling fields of ``sent`` that an engine's 400/422 answer names as the problem.
-
-    Engines word it differently (``transformers serve``: 422 "Unexpected fields in
-    the request: {'top_k'}"; pydantic: "Extra inputs are not permitted"; others say
-    "unsupported parameter"), but each names the field and says it is not known;
-    a value out of range is the client's to fix and is not dropped.
-    """
-    if status not in (400, 422):
-        return set()
-    text = body.decode("utf-8", "replace")
-    if not UNSUPPORTED.search(text):  # "temperature must be <= 2" is the client's value, not the field
-        return set()
-    return {name for name in SAMPLING_FIELDS if name in sent and re.search(rf"\b{name}\b", text)}
-
-
-def decode_chunk(data: str, kind: type) -> Any:
-    try:
-        return msgspec.json.decode(data, type=kind)
-    except msgspec.DecodeError as exc:
-        raise BackendError(f"upstream sent unreadable data ({exc}): {data[:200]}") from None
-
-
-class NativeCalls:
-    """Tool calls an engine returned natively, gathered from their streamed pieces by index."""
-
-    def __init__(self) -> None:
-        self._calls: dict[int, list[str]] = {}
-
-    def add(self, index: int, name: str | None = None, arguments: str | None = None) -> None:
-        call = self._calls.setdefault(index, ["", ""])
-        if name:
-            call[0] += name
-        if arguments:
-            call[1] += arguments
-
-    def as_text(self) -> str:
-        """The calls in trimkit's convention; arguments that are not a JSON object stay raw text."""
-        if not self._calls:
-            return ""
-        calls, unreadable = [], []
-        for name, arguments in (self._calls[i] for i in sorted(self._calls)):
-            try:
-                parsed = json.loads(arguments) if arguments.strip() else {}
-            except ValueError:
-                parsed = None
-            if isinstance(parsed, dict):
-                calls.append((name, parsed))
-            else:
-                unreadable.append(f"{name}({arguments})")
-        parts = [convention.format_calls(calls)] if calls else []
-        return "\n\n" + "\n".join(unreadable + parts)
-
-
-@dataclass
-class Turn:
-    """What a stream has said so far: timing, usage and native tool calls."""
-
-    started: float = field(default_factory=time.perf_counter)
-    first_token_at: float | None = None
-    finish: str = "stop"
-    prompt_tokens: int | None = None  # prompt tokens in all, cached included
-    cached_tokens: int = 0
-    output_tokens: int | None = None
-    deltas: int = 0
-    done: bool = False
-    calls: NativeCalls = field(default_factory=NativeCalls)
-
-    def token(self) -> None:
-        if self.first_token_at is None:
-            self.first_token_at = time.perf_counter()
 
 
 # ---------------------------------------------------------------- the backend
