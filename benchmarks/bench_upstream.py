@@ -31,14 +31,13 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.fixtures import claude_code as cc  # noqa: E402
-from tests.upstreams import start_mlx_lm_server, stop_process  # noqa: E402
 
 from trimkit import Pipeline, decode_request  # noqa: E402
 from trimkit.backends.openai import OpenAIBackend  # noqa: E402
 from trimkit.backends.upstream import UpstreamConfig  # noqa: E402
 from trimkit.render import chat_messages  # noqa: E402
 from trimkit.server import ServerSettings, create_app  # noqa: E402
-from trimkit.testing import LiveServer  # noqa: E402
+from trimkit.testing import LiveServer, spawn_mlx_lm_server, stop_server  # noqa: E402
 from trimkit.testing.tinymodel import build_tiny_model  # noqa: E402
 
 ALL_STAGES = ["client_noise", "system_prompt", "reminders", "tools", "budget"]
@@ -76,7 +75,7 @@ def one_token_direct(engine: str, model: Path, chat: list[dict]) -> tuple[float,
 def overhead(model: Path, runs: int) -> None:
     how = "one run each" if runs == 1 else f"median of {runs} interleaved runs"
     print(f"1. time to first token, same trimmed prompt, engine without a prompt cache ({how})")
-    proc, engine = start_mlx_lm_server(model, "--prompt-cache-size", "0")
+    proc, engine = spawn_mlx_lm_server(model, "--prompt-cache-size", "0")
     request = cc.first_request(cc.EXAMPLE_PROMPT)
     try:
         for exact, label in ((False, "estimated token counts (default)"), (True, "exact counts (upstream_tokenizer)")):
@@ -98,7 +97,7 @@ def overhead(model: Path, runs: int) -> None:
             print(f"     through trimkit          {t * 1000:9.1f} ms   (trim + render + one more HTTP hop)")
             print(f"     ratio                    {t / d:9.3f}×")
     finally:
-        stop_process(proc)
+        stop_server(proc)
 
 
 def turn_two(model: Path, engine: str, stages: dict | None) -> tuple[dict, float, float]:
@@ -117,11 +116,11 @@ def prefix_cache(model: Path, skip_untrimmed: bool) -> None:
     if not skip_untrimmed:
         variants.append(("untrimmed (all disabled)", {"disabled": ALL_STAGES}))
     for label, stages in variants:
-        proc, engine = start_mlx_lm_server(model)
+        proc, engine = spawn_mlx_lm_server(model)
         try:
             first_usage, usage, first, second = turn_two(model, engine, stages)
         finally:
-            stop_process(proc)
+            stop_server(proc)
         cached = usage.get("cache_read_input_tokens") or 0
         before = first_usage["input_tokens"] + (first_usage.get("cache_read_input_tokens") or 0)
         total = usage["input_tokens"] + cached

@@ -64,3 +64,17 @@ class RecordedClients:
 def recorded_clients():
     """Requests recorded from real Claude Code (pinned and newest) and OpenCode, kept in the cache."""
     return RecordedClients()
+
+
+@pytest.fixture
+def no_user_config(tmp_path, monkeypatch):
+    """No trimkit.toml, user config or TRIMKIT_* variable of the machine's reaches the code under test.
+
+    HOME and the working directory become ``tmp_path``, which is returned.
+    """
+    for name in [n for n in os.environ if n.startswith("TRIMKIT_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import anthropic
 import httpx
 import pytest
 
 from trimkit.backends.anthropic_upstream import AnthropicBackend
-from trimkit.backends.replay import ReplayBackend
 from trimkit.backends.upstream import UpstreamConfig
-from trimkit.profile import ModelProfile
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from trimkit.testing import LiveServer, live_app
 
-from tests.upstreams import WRITE_TOOL, FakeUpstream, anthropic_event, sdk, sse_events
+from tests.support.clients import created_and_streamed, sdk
+from tests.support.servers import replay_server
+from tests.support.sse import sse_events
+from tests.upstreams import WRITE_TOOL, FakeUpstream, anthropic_event
 
 USER = [{"role": "user", "content": "write hello to /tmp/hello.txt"}]
 SCRIPTED_CALL = (
@@ -25,31 +23,20 @@ SCRIPTED_CALL = (
 )
 
 
-@contextmanager
-def inner_trimkit(turns: list[str], window: int = 50_000):
+def inner_trimkit(turns: list[str], window: int = 50_000) -> LiveServer:
     """A trimkit with the replay backend, keyed, to be the upstream."""
-    backend = ReplayBackend(turns, profile=ModelProfile(name="inner-model", context_window=window, tier="large"))
-    app = create_app(ServerSettings(backend="replay", api_key="inner-key"), backend=backend)
-    with LiveServer(app) as server:
-        yield server
+    return replay_server(turns, name="inner-model", window=window, tier="large", api_key="inner-key")
 
 
-@contextmanager
-def outer_trimkit(upstream: str, **settings):
-    settings = {"backend": "anthropic", "upstream": upstream, **settings}
-    with LiveServer(create_app(ServerSettings(**settings))) as server:
-        yield server
+def outer_trimkit(upstream: str, **settings) -> LiveServer:
+    return live_app("anthropic", upstream=upstream, **settings)
 
 
 def test_a_scripted_tool_call_passes_through_and_becomes_tool_use():
     with inner_trimkit([SCRIPTED_CALL, SCRIPTED_CALL]) as inner:
         with outer_trimkit(inner.url, upstream_api_key="inner-key") as outer:
-            client = sdk(outer.url)
-            message = client.messages.create(model="claude-opus-4-8", max_tokens=200, messages=USER,
-                                             tools=[WRITE_TOOL])
-            with client.messages.stream(model="claude-opus-4-8", max_tokens=200, messages=USER,
-                                        tools=[WRITE_TOOL]) as stream:
-                streamed = stream.get_final_message()
+            message, streamed = created_and_streamed(sdk(outer.url), model="claude-opus-4-8", max_tokens=200,
+                                                     messages=USER, tools=[WRITE_TOOL])
     for msg in (message, streamed):
         assert msg.stop_reason == "tool_use"
         assert msg.content[0].type == "text" and msg.content[0].text == "Writing it now."

@@ -12,7 +12,6 @@ import json
 import socket
 import string
 import threading
-from contextlib import contextmanager
 
 import anthropic
 import httpx
@@ -26,32 +25,19 @@ from trimkit.backends.upstream import UpstreamConfig, base_url
 from trimkit.backends.upstream_errors import status_error, transport_error
 from trimkit.backends.upstream_stream import NativeCalls
 from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer, free_port, spawn_server, stop_server
+from trimkit.testing import LiveServer, free_port, live_app, spawn_mlx_lm_server, spawn_server, stop_server
 
-from tests.upstreams import (
-    WRITE_TOOL,
-    FakeUpstream,
-    openai_chunk,
-    openai_turn,
-    openai_usage,
-    sdk,
-    sse,
-    sse_events,
-    start_mlx_lm_server,
-    stop_process,
-)
+from tests.support.clients import created_and_streamed, sdk
+from tests.support.sse import sse_events
+from tests.upstreams import WRITE_TOOL, FakeUpstream, openai_chunk, openai_turn, openai_usage, sse
 
 pytest.importorskip("mlx_lm")
 
 USER = [{"role": "user", "content": "hello there"}]
 
 
-@contextmanager
-def trimkit_in_front_of(url: str, **settings):
-    settings = {"backend": "openai", "upstream": url, **settings}
-    app = create_app(ServerSettings(**settings))
-    with LiveServer(app) as server:
-        yield server
+def trimkit_in_front_of(url: str, **settings) -> LiveServer:
+    return live_app("openai", upstream=url, **settings)
 
 
 # ---------------------------------------------------------------- a real engine: mlx_lm.server
@@ -59,9 +45,9 @@ def trimkit_in_front_of(url: str, **settings):
 
 @pytest.fixture(scope="session")
 def mlx_lm_server(tiny_model_dir):
-    proc, url = start_mlx_lm_server(tiny_model_dir)
+    proc, url = spawn_mlx_lm_server(tiny_model_dir)
     yield url
-    stop_process(proc)
+    stop_server(proc)
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +114,8 @@ def test_max_tokens_ends_with_max_tokens_after_exactly_that_many(trimkit_openai)
 def test_stop_sequences_cut_the_upstreams_text(trimkit_openai):
     # The noise model's first character is unknown, so stop on any printable one.
     stops = sorted(set(string.printable) - {"\x0b", "\x0c"})
-    client = sdk(trimkit_openai)
-    message = client.messages.create(model="claude-x", max_tokens=40, messages=USER, stop_sequences=stops)
-    with client.messages.stream(model="claude-x", max_tokens=40, messages=USER, stop_sequences=stops) as s:
-        streamed = s.get_final_message()
+    message, streamed = created_and_streamed(sdk(trimkit_openai), model="claude-x", max_tokens=40, messages=USER,
+                                             stop_sequences=stops)
     for msg in (message, streamed):
         assert msg.stop_reason == "stop_sequence" and msg.stop_sequence in stops
         assert msg.usage.output_tokens < 40
@@ -232,10 +216,8 @@ def test_native_tool_calls_become_tool_use_blocks(scripted):
         sse("[DONE]"),
     ]
     up.script(frames)
-    client = sdk(url)
-    message = client.messages.create(model="claude-x", max_tokens=100, messages=USER, tools=[WRITE_TOOL])
-    with client.messages.stream(model="claude-x", max_tokens=100, messages=USER, tools=[WRITE_TOOL]) as s:
-        streamed = s.get_final_message()
+    message, streamed = created_and_streamed(sdk(url), model="claude-x", max_tokens=100, messages=USER,
+                                             tools=[WRITE_TOOL])
     for msg in (message, streamed):
         assert msg.stop_reason == "tool_use"
         assert msg.content[0].type == "text" and msg.content[0].text == "I'll write it."

@@ -13,17 +13,18 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import trimkit
-from trimkit.backends.replay import ReplayBackend
 from trimkit.server.capture import REDACTED, Capture, Redactor
 from trimkit.cli.main import build_parser, main
 from trimkit.config import load_config, overrides_from_args
 from trimkit.profile import ModelProfile
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from trimkit.server import ServerSettings
 from tests.fixtures.claude_code import first_request
+from tests.support.servers import replay_server
+from tests.support.sse import streamed_text
 
 ANTHROPIC_KEY = "sk-ant-api03-" + "A1b2C3d4" * 8
 FILES = {"original.json", "trimmed.json", "prompt.txt", "response.json", "report.json"}
+TURNS = ["Hello from the capture test.", "Streamed answer."]
 RESPONSE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [], "usage": {}}
 
 
@@ -138,14 +139,6 @@ def test_inspect_opens_the_newest_capture(tmp_path, capsys):
     assert "prompt number 2" in shown and "prompt number 1" not in shown
 
 
-def replay_server(tmp_path, **settings):
-    backend = ReplayBackend(
-        ["Hello from the capture test.", "Streamed answer."],
-        profile=ModelProfile(name="replay", context_window=65_536, tier="small"),
-    )
-    return LiveServer(create_app(ServerSettings(backend="replay", **settings), backend=backend))
-
-
 def post(server, request: dict, **extra) -> httpx.Response:
     body = {**request, **extra}
     response = httpx.post(server.url + "/v1/messages", json=body, headers={"x-api-key": ANTHROPIC_KEY}, timeout=30)
@@ -153,15 +146,10 @@ def post(server, request: dict, **extra) -> httpx.Response:
     return response
 
 
-def streamed_text(raw: str) -> str:
-    data = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
-    return "".join(d["delta"]["text"] for d in data if d.get("type") == "content_block_delta")
-
-
 def test_the_server_captures_plain_and_streamed_responses(tmp_path):
     directory = tmp_path / "captures"
     request = first_request("what is 2+2")
-    with replay_server(tmp_path, capture_dir=str(directory), capture_keep=5, api_key=ANTHROPIC_KEY) as server:
+    with replay_server(TURNS, capture_dir=str(directory), capture_keep=5, api_key=ANTHROPIC_KEY) as server:
         plain = post(server, request, stream=False).json()
         streamed = post(server, request, stream=True).text
     first, second = Capture(directory).entries()
@@ -180,7 +168,7 @@ def test_nothing_is_written_when_captures_are_off(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert Capture.from_settings(ServerSettings()) is None
-    with replay_server(tmp_path) as server:
+    with replay_server(TURNS) as server:
         post(server, first_request(), stream=False)
     assert list(tmp_path.iterdir()) == []
 

@@ -12,10 +12,7 @@ from pathlib import Path
 import pytest
 
 import trimkit
-from trimkit.backends.replay import ReplayBackend
-from trimkit.profile import ModelProfile
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from tests.support.servers import replay_server
 from trimkit.wire import ToolResultBlock, ToolUseBlock
 
 pytestmark = pytest.mark.e2e
@@ -89,10 +86,7 @@ def test_claude_code_writes_a_file_through_a_scripted_tool_call(claude_bin, tmp_
         "Created hello.txt containing hello world.",
     ]
     recorder = Recorder()
-    backend = ReplayBackend(script, profile=ModelProfile(name="replay", context_window=65_536, tier="small"))
-    app = create_app(ServerSettings(backend="replay"), backend=backend,
-                     pipeline=trimkit.Pipeline(plugins=[recorder]))
-    with LiveServer(app) as server:
+    with replay_server(script, name="replay", window=65_536, pipeline=trimkit.Pipeline(plugins=[recorder])) as server:
         done = run_claude(claude_bin, server.url, "create hello.txt containing hello world", work, home,
                           "--allowedTools", "Write")
 

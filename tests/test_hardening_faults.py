@@ -8,30 +8,14 @@ import threading
 import httpx
 import pytest
 
-from tests.fixtures.hardening import (
-    ValveBackend,
-    base_request,
-    probed_mlx_backend,
-    profile,
-    serve,
-    served_jobs,
-    sse_events,
-    wait_until,
-)
+from tests.fixtures.hardening import ValveBackend, base_request, probed_mlx_backend, profile, serve, served_jobs
+from tests.support.polling import wait_until
+from tests.support.sse import read_until_first_delta, sse_events, streamed_text
 from trimkit.backends.base import BackendError, TextDelta
 from trimkit.backends.replay import ReplayBackend
 from trimkit.server import ServerSettings, create_app
 from trimkit.backends import make_backend
 from trimkit.testing import LiveServer
-
-
-def read_until_delta(response: httpx.Response) -> list[str]:
-    lines = []
-    for line in response.iter_lines():
-        lines.append(line)
-        if line == "event: content_block_delta":
-            break
-    return lines
 
 
 # --------------------------------------------------------------------------- disconnects
@@ -43,7 +27,7 @@ def test_a_client_that_closes_mid_stream_frees_the_model_before_another_step():
     backend.open(1)
     with serve(backend) as live, httpx.Client(base_url=live.url, timeout=10) as client:
         with client.stream("POST", "/v1/messages", json=base_request(stream=True, max_tokens=1000)) as response:
-            assert "event: content_block_delta" in read_until_delta(response)
+            assert "event: content_block_delta" in read_until_first_delta(response)
         freed = backend.closed.wait(10)
         queue_after = client.get("/health").json()["queue"]
         backend.open(10**6)
@@ -92,7 +76,7 @@ def test_a_disconnect_is_noticed_even_from_a_backend_that_never_waits():
     backend = BusyBackend(chunks=2_000_000)
     with serve(backend) as live, httpx.Client(base_url=live.url, timeout=10) as client:
         with client.stream("POST", "/v1/messages", json=base_request(stream=True, max_tokens=10**7)) as response:
-            read_until_delta(response)
+            read_until_first_delta(response)
         assert backend.closed.wait(30)
         health = client.get("/health")
     assert backend.produced < backend.chunks
@@ -138,7 +122,7 @@ def test_repeated_backend_failures_end_only_their_own_request(failure):
                 name, data = sse_events(failed.text)[-1]
                 assert name == "error" and data == {"type": "error", "error": {"type": "api_error", "message": message}}
                 assert sse_events(served.text)[-1][0] == "message_stop"
-                text = "".join(d["delta"]["text"] for n, d in sse_events(served.text) if n == "content_block_delta")
+                text = streamed_text(served.text)
             else:
                 assert failed.status_code == 500
                 assert failed.json()["error"]["type"] == "api_error"
@@ -234,7 +218,7 @@ def test_mlx_a_client_that_closes_mid_stream_frees_the_model_within_one_step(tin
         with serve(backend) as live, httpx.Client(base_url=live.url, timeout=30) as client:
             body = base_request(stream=True, max_tokens=max_tokens, temperature=0.0)
             with client.stream("POST", "/v1/messages", json=body) as response:
-                read_until_delta(response)
+                read_until_first_delta(response)
             after = client.post("/v1/messages", json=base_request(max_tokens=4))
             assert backend.wait_idle(30)
     finally:

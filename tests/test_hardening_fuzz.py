@@ -21,11 +21,11 @@ from tests.fixtures.hardening import (
     json_bodies,
     problem_with,
     profile,
+    serve,
     strange_requests,
 )
 from trimkit.backends.replay import ReplayBackend
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from trimkit.server import ServerSettings
 
 FUZZ = settings(
     max_examples=120,  # each example is a request to a live server
@@ -44,8 +44,7 @@ def tally():
 
 @pytest.fixture(scope="module")
 def server():
-    backend = ReplayBackend(REPLAY_TURNS, profile=profile(), loop=True)
-    with LiveServer(create_app(ServerSettings(backend="replay"), backend=backend)) as live:
+    with serve(ReplayBackend(REPLAY_TURNS, profile=profile(), loop=True)) as live:
         yield live
 
 
@@ -142,7 +141,7 @@ def test_a_chunked_body_over_the_limit_is_refused_before_it_has_all_been_sent():
     """The server answers 413 while the client is still sending: it never buffers the whole body."""
     limit, offered = 1 << 20, 256 << 20
     backend = ReplayBackend(["never"], profile=profile())
-    with LiveServer(create_app(ServerSettings(backend="replay", max_body_bytes=limit), backend=backend)) as live:
+    with serve(backend, max_body_bytes=limit) as live:
         sock = socket.create_connection(("127.0.0.1", live.port))
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
@@ -181,7 +180,7 @@ def test_a_content_length_over_the_default_limit_is_refused_at_once():
     settings_ = ServerSettings(backend="replay")
     assert settings_.max_body_bytes == 32 * 1024 * 1024
     backend = ReplayBackend(["never"], profile=profile())
-    with LiveServer(create_app(settings_, backend=backend)) as live:
+    with serve(backend) as live:
         sock = socket.create_connection(("127.0.0.1", live.port), timeout=10)
         sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n{}" % (settings_.max_body_bytes + 1))

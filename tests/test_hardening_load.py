@@ -7,7 +7,10 @@ import asyncio
 import anthropic
 import httpx
 
-from tests.fixtures.hardening import EchoBackend, ValveBackend, base_request, serve, sse_events, wait_until
+from tests.fixtures.hardening import EchoBackend, ValveBackend, base_request, serve
+from tests.support.clients import async_sdk
+from tests.support.polling import wait_until
+from tests.support.sse import sse_events, streamed_text
 
 CLIENTS = 32
 CLIENT_TIMEOUT = 30.0
@@ -77,9 +80,7 @@ def test_32_streaming_clients_each_complete_with_only_their_own_tokens():
         return "done", i, text, final.stop_reason
 
     async def main(url: str):
-        client = anthropic.AsyncAnthropic(base_url=url, api_key="k", max_retries=0, timeout=CLIENT_TIMEOUT,
-                                          _strict_response_validation=True)
-        async with client:
+        async with async_sdk(url, timeout=CLIENT_TIMEOUT) as client:
             return await asyncio.gather(*(asyncio.wait_for(one(client, i), CLIENT_TIMEOUT) for i in range(CLIENTS)))
 
     with serve(backend, max_queue=CLIENTS) as live:
@@ -105,9 +106,8 @@ def test_mixed_clients_over_a_short_queue_each_complete_or_get_529():
         if response.status_code != 200:
             return response.status_code, i, response.json()
         if stream:
-            events = sse_events(response.text)
-            assert events[-1][0] == "message_stop"
-            text = "".join(d["delta"]["text"] for name, d in events if name == "content_block_delta")
+            assert sse_events(response.text)[-1][0] == "message_stop"
+            text = streamed_text(response.text)
         else:
             text = response.json()["content"][0]["text"]
         return 200, i, text

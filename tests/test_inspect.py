@@ -30,15 +30,7 @@ TOTAL = re.compile(
 )
 
 
-@pytest.fixture(autouse=True)
-def no_config(tmp_path, monkeypatch):
-    """No trimkit.toml, user config or TRIMKIT_* variable changes what inspect does."""
-    for name in list(os.environ):
-        if name.startswith("TRIMKIT_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("no_user_config")  # no config of the machine's changes what inspect does
 
 
 def inspect(capsys, *args: str) -> str:

@@ -59,18 +59,15 @@ def fake_claude(tmp_path, monkeypatch):
 
 
 @pytest.fixture
-def clean_env(tmp_path, monkeypatch):
+def clean_env(no_user_config, monkeypatch):
     """No config file, no TRIMKIT_* or provider switches from the machine running the tests."""
     import os
 
     for name in list(os.environ):
-        if name.startswith(("TRIMKIT_", "ANTHROPIC_", "CLAUDE_CODE_")):
+        if name.startswith(("ANTHROPIC_", "CLAUDE_CODE_")):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("CLAUDE_CODE_USE_BEDROCK", "1")
-    return tmp_path
+    return no_user_config
 
 
 @pytest.fixture

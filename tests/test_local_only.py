@@ -16,25 +16,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.hardening import base_request, profile
+from tests.fixtures.hardening import base_request, profile, serve
 from trimkit.backends.base import BackendError, TextDelta
 from trimkit.backends.replay import ReplayBackend
 from trimkit.cli.main import main
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer, spawn_server, stop_server
+from trimkit.server import ServerSettings
+from trimkit.testing import spawn_server, stop_server
 
 MARKER = "zq7-PRIVATE-PROMPT-MARKER-41x"
 
 
 @pytest.fixture
-def isolated(tmp_path, monkeypatch):
-    """No config file or TRIMKIT_* variable of the machine's leaks into the command."""
-    for name in [n for n in os.environ if n.startswith("TRIMKIT_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
-    monkeypatch.chdir(tmp_path)
-    script = tmp_path / "script.json"
+def isolated(no_user_config):
+    """A replay script in an empty home: no config file or TRIMKIT_* variable of the machine's leaks in."""
+    script = no_user_config / "script.json"
     script.write_text(json.dumps(["fine"] * 20))
     return script
 
@@ -104,7 +99,7 @@ def test_keys_are_compared_with_hmac_compare_digest(monkeypatch):
 
     monkeypatch.setattr(hmac, "compare_digest", spy)
     backend = ReplayBackend(["one", "two"], profile=profile())
-    with LiveServer(create_app(ServerSettings(backend="replay", api_key="s3cret"), backend=backend)) as live:
+    with serve(backend, api_key="s3cret") as live:
         right = httpx.post(live.url + "/v1/messages", json=base_request(), headers={"x-api-key": "s3cret"})
         bearer = httpx.post(live.url + "/v1/messages", json=base_request(), headers={"authorization": "Bearer s3cret"})
         short = httpx.post(live.url + "/v1/messages", json=base_request(), headers={"x-api-key": "s"})
@@ -155,7 +150,7 @@ class FailingAfterAChunk(ReplayBackend):
 def test_log_records_never_hold_prompt_text_even_when_generation_fails(caplog):
     caplog.set_level(logging.DEBUG)
     backend = FailingAfterAChunk([], profile=profile())
-    with LiveServer(create_app(ServerSettings(backend="replay"), backend=backend)) as live:
+    with serve(backend) as live:
         for body in requests_carrying_the_marker():
             httpx.post(live.url + "/v1/messages", json=body, timeout=30)
         for stream in (True, False):
@@ -172,14 +167,13 @@ def test_log_records_never_hold_prompt_text_even_when_generation_fails(caplog):
 
 INSIDE = textwrap.dedent('''
     import json, socket, sys
-    import anthropic
+    from tests.support.clients import sdk
     from trimkit.testing import spawn_server, stop_server
 
     interfaces = sorted(name for _, name in socket.if_nameindex())
     proc, url = spawn_server(["--model", sys.argv[1]], env={"HF_HUB_OFFLINE": "1"}, timeout=120)
     try:
-        client = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0, timeout=60,
-                                     _strict_response_validation=True)
+        client = sdk(url)
         message = client.messages.create(model="claude-opus-4-8", max_tokens=8,
                                          messages=[{"role": "user", "content": "hello"}])
         with client.messages.stream(model="claude-opus-4-8", max_tokens=8,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 
 import anthropic
 import httpx
@@ -12,8 +11,11 @@ import pytest
 from trimkit.backends.base import BackendError, Finished, TextDelta
 from trimkit.backends.replay import ReplayBackend
 from trimkit.profile import ModelProfile
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from trimkit.server import ServerSettings
+
+from tests.support.clients import created_and_streamed, sdk
+from tests.support.servers import replay_server
+from tests.support.sse import sse_events
 
 WRITE_TOOL = {
     "name": "Write",
@@ -36,34 +38,9 @@ COUNT_TOOL = {
 USER = [{"role": "user", "content": "hi"}]
 
 
-@contextmanager
-def replay_server(turns, *, backend=None, **settings):
-    settings.setdefault("backend", "replay")
-    backend = backend or ReplayBackend(turns, profile=ModelProfile(name="replay-model", context_window=settings.pop("window", 200_000), tier="small"))
-    app = create_app(ServerSettings(**settings), backend=backend)
-    with LiveServer(app) as server:
-        yield server
-
-
-def sdk(server, api_key="test-key") -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=server.url, api_key=api_key, max_retries=0, timeout=30, _strict_response_validation=True
-    )
-
-
-def sse_events(raw: str) -> list[tuple[str, dict]]:
-    events = []
-    for frame in raw.strip().split("\n\n"):
-        lines = frame.split("\n")
-        assert lines[0].startswith("event: "), frame
-        assert lines[1].startswith("data: "), frame
-        events.append((lines[0][7:], json.loads(lines[1][6:])))
-    return events
-
-
 def test_create_returns_text_with_usage_and_echoed_model():
     with replay_server(["Hello there."]) as server:
-        message = sdk(server).messages.create(model="claude-opus-4-8", max_tokens=100, messages=USER)
+        message = sdk(server.url).messages.create(model="claude-opus-4-8", max_tokens=100, messages=USER)
     assert message.content[0].type == "text" and message.content[0].text == "Hello there."
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
     assert message.model == "claude-opus-4-8"
@@ -79,7 +56,7 @@ def test_success_is_200_not_201():
 
 def test_stream_final_message_matches_and_frames_carry_event_lines():
     with replay_server(["Streaming works fine."] * 2) as server:
-        client = sdk(server)
+        client = sdk(server.url)
         with client.messages.stream(model="claude-opus-4-8", max_tokens=100, messages=USER) as stream:
             final = stream.get_final_message()
         raw = httpx.post(
@@ -105,10 +82,8 @@ def test_tool_call_becomes_tool_use_with_coerced_input():
         "</invoke>\n</function_calls>"
     )
     with replay_server([turn, turn]) as server:
-        client = sdk(server)
-        message = client.messages.create(model="claude-x", max_tokens=200, messages=USER, tools=[COUNT_TOOL])
-        with client.messages.stream(model="claude-x", max_tokens=200, messages=USER, tools=[COUNT_TOOL]) as s:
-            streamed = s.get_final_message()
+        message, streamed = created_and_streamed(sdk(server.url), model="claude-x", max_tokens=200, messages=USER,
+                                                 tools=[COUNT_TOOL])
     for msg in (message, streamed):
         assert msg.stop_reason == "tool_use"
         assert msg.content[0].type == "text" and msg.content[0].text.strip() == "I'll count."
@@ -119,10 +94,8 @@ def test_tool_call_becomes_tool_use_with_coerced_input():
 
 def test_stop_sequence_cuts_text_and_is_reported():
     with replay_server(["alpha beta STOP gamma", "alpha beta STOP gamma"]) as server:
-        client = sdk(server)
-        message = client.messages.create(model="claude-x", max_tokens=100, messages=USER, stop_sequences=["STOP"])
-        with client.messages.stream(model="claude-x", max_tokens=100, messages=USER, stop_sequences=["STOP"]) as s:
-            streamed = s.get_final_message()
+        message, streamed = created_and_streamed(sdk(server.url), model="claude-x", max_tokens=100, messages=USER,
+                                                 stop_sequences=["STOP"])
     for msg in (message, streamed):
         assert msg.stop_reason == "stop_sequence" and msg.stop_sequence == "STOP"
         assert msg.content[0].text == "alpha beta "
@@ -130,7 +103,7 @@ def test_stop_sequence_cuts_text_and_is_reported():
 
 def test_max_tokens_ends_with_max_tokens():
     with replay_server(["one two three four five six seven"]) as server:
-        message = sdk(server).messages.create(model="claude-x", max_tokens=2, messages=USER)
+        message = sdk(server.url).messages.create(model="claude-x", max_tokens=2, messages=USER)
     assert message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 2
     assert message.content[0].text == "one two "
@@ -138,13 +111,13 @@ def test_max_tokens_ends_with_max_tokens():
 
 def test_count_tokens_counts_the_trimmed_prompt():
     with replay_server([]) as server:
-        result = sdk(server).messages.count_tokens(model="claude-x", messages=USER, tools=[WRITE_TOOL])
+        result = sdk(server.url).messages.count_tokens(model="claude-x", messages=USER, tools=[WRITE_TOOL])
     assert 0 < result.input_tokens < 2000
 
 
 def test_models_endpoints():
     with replay_server([]) as server:
-        client = sdk(server)
+        client = sdk(server.url)
         listing = client.models.list()
         assert [m.id for m in listing.data] == ["replay-model"]
         assert client.models.retrieve("claude-opus-4-8").id == "claude-opus-4-8"
@@ -208,7 +181,7 @@ def test_malformed_bodies_are_400(raw):
 
 def test_sdk_raises_typed_errors():
     with replay_server([]) as server:
-        client = sdk(server)
+        client = sdk(server.url)
         with pytest.raises(anthropic.BadRequestError) as bad:
             client.messages.create(model="claude-x", max_tokens=5, messages=[])
         with pytest.raises(anthropic.NotFoundError):
@@ -233,11 +206,11 @@ def test_unknown_route_and_method_are_anthropic_errors():
 
 def test_auth_accepts_x_api_key_and_bearer_and_rejects_others():
     with replay_server(["a", "b"], api_key="s3cret") as server:
-        ok1 = sdk(server, "s3cret").messages.create(model="claude-x", max_tokens=5, messages=USER)
+        ok1 = sdk(server.url, "s3cret").messages.create(model="claude-x", max_tokens=5, messages=USER)
         ok2 = httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": USER},
                          headers={"authorization": "Bearer s3cret"})
         with pytest.raises(anthropic.AuthenticationError):
-            sdk(server, "wrong").messages.create(model="claude-x", max_tokens=5, messages=USER)
+            sdk(server.url, "wrong").messages.create(model="claude-x", max_tokens=5, messages=USER)
         none = httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": USER})
         health = httpx.get(server.url + "/health")
     assert ok1.content[0].text == "a" and ok2.status_code == 200
@@ -277,7 +250,7 @@ def test_failure_after_stream_start_is_an_sse_error_event_then_server_still_serv
         backend.__class__ = ReplayBackend
         backend.turns = ["recovered"]
         backend._next = 0
-        after = sdk(server).messages.create(model="claude-x", max_tokens=50, messages=USER)
+        after = sdk(server.url).messages.create(model="claude-x", max_tokens=50, messages=USER)
     assert events[-1][0] == "error"
     assert events[-1][1] == {"type": "error", "error": {"type": "api_error", "message": "the model crashed"}}
     assert after.content[0].text == "recovered"
@@ -353,7 +326,7 @@ def test_a_non_streaming_client_that_gives_up_frees_the_model():
             httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5000, "messages": USER},
                        timeout=0.5)
         assert backend.closed_early.wait(timeout=10), "the generation kept running after the client left"
-        after = sdk(server).messages.create(model="claude-x", max_tokens=50, messages=USER)
+        after = sdk(server.url).messages.create(model="claude-x", max_tokens=50, messages=USER)
     assert after.content[0].text == "quick"
 
 
@@ -373,7 +346,7 @@ def test_model_mapping_by_pattern_and_by_family():
 
 def test_a_family_mapped_elsewhere_is_404_through_the_server():
     with replay_server(["ok"], haiku_model="not-loaded-here") as server:
-        client = sdk(server)
+        client = sdk(server.url)
         with pytest.raises(anthropic.NotFoundError):
             client.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=USER)
         assert client.messages.create(model="claude-opus-4-8", max_tokens=5, messages=USER).content[0].text == "ok"

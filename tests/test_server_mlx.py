@@ -12,7 +12,6 @@ from __future__ import annotations
 import inspect
 import re
 import signal
-from contextlib import contextmanager
 
 import anthropic
 import httpx
@@ -22,12 +21,12 @@ pytest.importorskip("mlx_lm")
 
 from tests.fixtures import claude_code as cc
 from tests.fixtures.prose import guidance
-from tests.test_server_api import sse_events
+from tests.support.clients import sdk
+from tests.support.sse import sse_events, streamed_text
 from trimkit import Pipeline
 from trimkit.backends.mlx import MLXBackend
 from trimkit.resources import builtin_plugins
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer, spawn_server, stop_server
+from trimkit.testing import LiveServer, live_app, spawn_server, stop_server
 from trimkit.testing.tinymodel import build_tiny_model
 
 MODEL = "claude-opus-4-8"
@@ -40,18 +39,9 @@ def ask(text: str) -> list[dict]:
     return [{"role": "user", "content": text}]
 
 
-@contextmanager
-def serve(backend: MLXBackend, pipeline: Pipeline | None = None, **settings):
+def serve(backend: MLXBackend, pipeline: Pipeline | None = None, **settings) -> LiveServer:
     """A live server on ``backend``, which stays the caller's to close."""
-    app = create_app(ServerSettings(backend="mlx", model=str(backend.path), **settings), backend=backend, pipeline=pipeline)
-    with LiveServer(app) as server:
-        yield server
-
-
-def sdk(url: str, api_key: str | None = "unused", **options) -> anthropic.Anthropic:
-    return anthropic.Anthropic(
-        base_url=url, api_key=api_key, max_retries=0, timeout=60, _strict_response_validation=True, **options
-    )
+    return live_app("mlx", backend, pipeline=pipeline, model=str(backend.path), **settings)
 
 
 def greedy(client: anthropic.Anthropic, messages: list[dict], max_tokens: int = 40, **fields):
@@ -152,7 +142,7 @@ def test_raw_stream_is_the_anthropic_event_sequence(server, client):
     assert events[2][1]["content_block"] == {"type": "text", "text": ""}
     deltas = [data["delta"] for name, data in events if name == "content_block_delta"]
     assert all(d["type"] == "text_delta" for d in deltas)
-    assert "".join(d["text"] for d in deltas) == text_of(created)
+    assert streamed_text(response.text) == text_of(created)
     delta = events[-2][1]
     assert delta["delta"] == {"stop_reason": "max_tokens", "stop_sequence": None}
     assert delta["usage"]["output_tokens"] == 12

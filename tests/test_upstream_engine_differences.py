@@ -20,7 +20,8 @@ from trimkit.config import load_config
 from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer
 
-from tests.upstreams import FakeUpstream, anthropic_event, openai_turn, sdk
+from tests.support.clients import sdk
+from tests.upstreams import FakeUpstream, anthropic_event, openai_turn
 
 USER = [{"role": "user", "content": "hello there"}]
 

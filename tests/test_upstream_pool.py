@@ -17,7 +17,9 @@ from trimkit.backends.pool import UpstreamPool
 from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer, free_port
 
-from tests.upstreams import FakeUpstream, openai_turn, sdk, sse_events
+from tests.support.clients import sdk
+from tests.support.sse import sse_events
+from tests.upstreams import FakeUpstream, openai_turn
 
 USER = [{"role": "user", "content": "hello there"}]
 

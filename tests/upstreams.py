@@ -1,48 +1,20 @@
-"""Upstreams for testing the upstream backends: a real ``mlx_lm.server`` and scripted fakes.
+"""Scripted upstreams for testing the upstream backends (a real engine: ``trimkit.testing.spawn_mlx_lm_server``).
 
-``start_mlx_lm_server(model_dir)`` runs mlx-lm's own OpenAI-compatible server as a
-process on 127.0.0.1, offline, with an empty Hugging Face cache (its model listing
-then shows only the served model). ``FakeUpstream`` is a small ASGI app that
-answers ``/v1/models`` and streams scripted SSE frames for ``POST`` requests;
-``cut`` ends the stream by dropping the connection mid-body, ``delay`` holds the
-response back, ``answer(request)`` may return a ``(status, body)`` to send instead
-(an engine refusing a field), and every request it received is kept in ``requests``.
+``FakeUpstream`` is a small ASGI app that answers ``/v1/models`` and streams scripted
+SSE frames for ``POST`` requests; ``cut`` ends the stream by dropping the connection
+mid-body, ``delay`` holds the response back, ``answer(request)`` may return a
+``(status, body)`` to send instead (an engine refusing a field), and every request it
+received is kept in ``requests``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-import anthropic
-
-from trimkit.testing import LiveServer, free_port, spawn_and_wait
-
-
-def start_mlx_lm_server(model_dir: str | Path, *options: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
-    """``python -m mlx_lm server --model model_dir OPTIONS``; returns (process, base URL) once /health answers."""
-    port = free_port()
-    cache = tempfile.mkdtemp(prefix="trimkit-empty-hf-cache-")
-    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": cache, "HF_HOME": cache}
-    command = [sys.executable, "-m", "mlx_lm", "server", "--model", str(model_dir), "--host", "127.0.0.1",
-               "--port", str(port), "--log-level", "WARNING", *options]
-    return spawn_and_wait(command, port, env=env, timeout=timeout, what="mlx_lm.server")
-
-
-def stop_process(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+from trimkit.testing import LiveServer
 
 
 WRITE_TOOL = {  # declared by the client; mode checks coercion of a string to an integer
@@ -54,21 +26,6 @@ WRITE_TOOL = {  # declared by the client; mode checks coercion of a string to an
         "required": ["file_path", "content"],
     },
 }
-
-
-def sdk(url: str) -> anthropic.Anthropic:
-    """The official client, strict, without retries, with a key trimkit must not forward."""
-    return anthropic.Anthropic(base_url=url, api_key="client-key", max_retries=0, timeout=60,
-                               _strict_response_validation=True)
-
-
-def sse_events(raw: str) -> list[tuple[str, dict]]:
-    """``(event, data)`` of each frame of a raw SSE body."""
-    events = []
-    for frame in raw.strip().split("\n\n"):
-        event, data = frame.split("\n")[:2]
-        events.append((event.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
-    return events
 
 
 def sse(data: Any, event: str | None = None) -> bytes:

@@ -4,6 +4,24 @@ Importing this package loads nothing heavy; :mod:`~trimkit.testing.tinymodel`
 imports MLX only when a model is built.
 """
 
-from .servers import LiveServer, free_port, spawn_and_wait, spawn_server, stop_server, wait_for_health
+from .servers import (
+    LiveServer,
+    free_port,
+    live_app,
+    spawn_and_wait,
+    spawn_mlx_lm_server,
+    spawn_server,
+    stop_server,
+    wait_for_health,
+)
 
-__all__ = ["LiveServer", "free_port", "spawn_and_wait", "spawn_server", "stop_server", "wait_for_health"]
+__all__ = [
+    "LiveServer",
+    "free_port",
+    "live_app",
+    "spawn_and_wait",
+    "spawn_mlx_lm_server",
+    "spawn_server",
+    "stop_server",
+    "wait_for_health",
+]

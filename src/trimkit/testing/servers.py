@@ -1,8 +1,10 @@
 """Helpers for tests and benchmarks: run a live trimkit server on 127.0.0.1.
 
 ``LiveServer`` runs the app under uvicorn on a background thread with its own
-event loop, on a free port, and stops it on exit. ``spawn_server`` starts
-``trimkit serve`` as a separate process and waits until ``/health`` answers.
+event loop, on a free port, and stops it on exit; ``live_app`` does so for the
+trimkit app. ``spawn_server`` starts ``trimkit serve`` as a separate process and
+``spawn_mlx_lm_server`` mlx-lm's own server, each waiting until ``/health`` answers;
+``stop_server`` stops either.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -61,6 +64,18 @@ class LiveServer:
         self.thread.join(timeout=10)
 
 
+def live_app(kind: str, backend=None, *, pipeline=None, **settings) -> LiveServer:
+    """``with live_app("replay", backend, api_key="k") as server:`` — the trimkit app on a free port.
+
+    ``kind`` is the settings' backend name; ``backend`` (built from the settings when
+    None) stays the caller's to close. Imports the server only when called, so this
+    module stays light.
+    """
+    from trimkit.server import ServerSettings, create_app
+
+    return LiveServer(create_app(ServerSettings(backend=kind, **settings), backend=backend, pipeline=pipeline))
+
+
 def wait_for_health(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,7 +121,22 @@ def spawn_server(args: Sequence[str], *, env: dict | None = None, cwd: str | Pat
     return spawn_and_wait(command, port, env=env, cwd=cwd, timeout=timeout, what="trimkit serve")
 
 
+def spawn_mlx_lm_server(model_dir: str | Path, *options: str, timeout: float = 60) -> tuple[subprocess.Popen, str]:
+    """``python -m mlx_lm server --model MODEL_DIR OPTIONS`` on a free port; returns (process, base url).
+
+    Offline, with an empty Hugging Face cache, so its model listing shows only the
+    served model and nothing is fetched.
+    """
+    port = free_port()
+    cache = tempfile.mkdtemp(prefix="trimkit-empty-hf-cache-")
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": cache, "HF_HOME": cache}
+    command = [sys.executable, "-m", "mlx_lm", "server", "--model", str(model_dir), "--host", "127.0.0.1",
+               "--port", str(port), "--log-level", "WARNING", *options]
+    return spawn_and_wait(command, port, env=env, timeout=timeout, what="mlx_lm.server")
+
+
 def stop_server(proc: subprocess.Popen) -> str:
+    """Stop a spawned server (SIGTERM, then SIGKILL after 10 s); returns its output."""
     proc.terminate()
     try:
         return proc.communicate(timeout=10)[0] or ""
