@@ -28,6 +28,7 @@ from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer, free_port, live_app, spawn_mlx_lm_server, spawn_server, stop_server
 
 from tests.support.clients import created_and_streamed, sdk
+from tests.support.polling import wait_until
 from tests.support.sse import sse_events
 from tests.upstreams import WRITE_TOOL, FakeUpstream, openai_chunk, openai_turn, openai_usage, sse
 
@@ -294,10 +295,7 @@ def test_an_upstream_that_comes_up_later_is_found(monkeypatch):
     with trimkit_in_front_of(f"http://127.0.0.1:{port}", upstream_model="fake-model") as server:
         assert httpx.get(server.url + "/health").status_code == 503
         with FakeUpstream(openai_turn("back"), port=port):
-            for _ in range(100):
-                if httpx.get(server.url + "/health").status_code == 200:
-                    break
-                threading.Event().wait(0.05)
+            assert wait_until(lambda: httpx.get(server.url + "/health").status_code == 200, 60)
             message = sdk(server.url).messages.create(model="claude-x", max_tokens=5, messages=USER)
     assert message.content[0].text == "back"
 
@@ -375,7 +373,8 @@ def test_a_silent_upstream_times_out_as_configured():
 
 def test_a_slow_upstream_does_not_hold_up_other_requests(scripted):
     up, url = scripted
-    up.script(openai_turn("slow"), delay=1.5)
+    release = threading.Event()
+    up.script(openai_turn("slow"), hold=release)
     done = threading.Event()
 
     def slow_request():
@@ -384,12 +383,12 @@ def test_a_slow_upstream_does_not_hold_up_other_requests(scripted):
 
     worker = threading.Thread(target=slow_request)
     worker.start()
-    while not up.requests:
-        threading.Event().wait(0.01)
+    assert wait_until(lambda: up.requests, 60)
     health = httpx.get(url + "/health", timeout=5)
     counted = httpx.post(url + "/v1/messages/count_tokens", json={"model": "claude-x", "messages": USER})
     answered_while_waiting = not done.is_set()
-    worker.join(timeout=10)
+    release.set()
+    worker.join(timeout=60)
     assert health.status_code == 200 and counted.status_code == 200
     assert answered_while_waiting and done.is_set()
 

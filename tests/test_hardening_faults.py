@@ -28,7 +28,7 @@ def test_a_client_that_closes_mid_stream_frees_the_model_before_another_step():
     with serve(backend) as live, httpx.Client(base_url=live.url, timeout=10) as client:
         with client.stream("POST", "/v1/messages", json=base_request(stream=True, max_tokens=1000)) as response:
             assert "event: content_block_delta" in read_until_first_delta(response)
-        freed = backend.closed.wait(10)
+        freed = backend.closed.wait(60)
         queue_after = client.get("/health").json()["queue"]
         backend.open(10**6)
         after = client.post("/v1/messages", json=base_request(max_tokens=3))
@@ -49,7 +49,7 @@ def test_a_client_that_leaves_the_queue_never_reaches_the_model():
             assert client.get("/health").json()["queue"] == 2
         assert wait_until(lambda: client.get("/health").json()["queue"] == 1)
         backend.open(10**6)
-        first.join(10)
+        first.join(60)
         final_queue = client.get("/health").json()["queue"]
     assert backend.generations == 1 and final_queue == 0
 

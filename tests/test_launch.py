@@ -89,7 +89,7 @@ def exports(text: str) -> dict[str, str]:
 
 def answers(url: str) -> bool:
     try:
-        urllib.request.urlopen(url + "/health", timeout=2)
+        urllib.request.urlopen(url + "/health", timeout=30)  # refused at once when nothing listens
     except urllib.error.HTTPError:
         return True
     except OSError:

@@ -2,7 +2,6 @@ import asyncio
 import importlib
 import shutil
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from trimkit.backends.base import BackendError, Finished, GenerationParams, Text
 from trimkit.backends.locate import ModelNotFoundError
 from trimkit.backends.mlx import MLXBackend
 from trimkit.backends.prompt_cache import common_prefix_length
+
+from tests.fixtures.hardening import probed_mlx_backend, served_jobs
 
 SYSTEM = "You are a careful assistant. Answer briefly and cite the file you used."
 GREEDY = dict(temperature=0.0)
@@ -170,7 +171,8 @@ def test_prefill_speed_feeds_the_profile(backend):
     assert backend.status().extra["prefill_tps"] == round(finished.prefill_tps, 1)
 
 
-def test_closing_the_stream_early_frees_the_model_within_a_step(backend):
+def test_closing_the_stream_early_frees_the_model_within_a_step(tiny_model_dir):
+    backend = probed_mlx_backend()(str(tiny_model_dir)).wait_ready(timeout=30)
     messages = chat("Tell me a very long story.")
 
     async def take_three_then_close():
@@ -178,19 +180,19 @@ def test_closing_the_stream_early_frees_the_model_within_a_step(backend):
         for _ in range(3):
             await stream.__anext__()
         await stream.aclose()
-        closed = time.perf_counter()
-        assert await asyncio.to_thread(backend.wait_idle, 5.0)
-        return time.perf_counter() - closed
+        return await asyncio.to_thread(backend.wait_idle, 60.0)
 
-    to_idle = asyncio.run(take_three_then_close())
-    print(f"\ncancel to idle: {to_idle * 1000:.1f} ms")
-    assert to_idle < 0.5
-    prompt = backend.prompt_tokens(messages)
-    [stored] = backend.prompt_cache.token_lists()
-    assert 3 <= len(stored) - len(prompt) < 10_000  # decoding stopped long before max_tokens; the cache is kept
-    start = time.perf_counter()
-    assert collect(backend, chat("next"), max_tokens=4)[-1].finish == "length"
-    assert time.perf_counter() - start < 2.0
+    try:
+        assert asyncio.run(take_three_then_close())
+        [left] = served_jobs(backend)
+        assert left["emitted_at_cancel"] is not None
+        assert left["emitted"] - left["emitted_at_cancel"] <= 1, "steps ran for a stream that was closed"
+        prompt = backend.prompt_tokens(messages)
+        [stored] = backend.prompt_cache.token_lists()
+        assert 3 <= len(stored) - len(prompt) < 10_000  # decoding stopped long before max_tokens; the cache is kept
+        assert collect(backend, chat("next"), max_tokens=4)[-1].finish == "length"
+    finally:
+        backend.close()
 
 
 def test_cancelling_during_prefill_stops_between_chunks_and_keeps_the_work(tiny_model_dir, monkeypatch):
@@ -199,12 +201,14 @@ def test_cancelling_during_prefill_stops_between_chunks_and_keeps_the_work(tiny_
     messages = chat("a b c d e f g h " * 100)
     prompt = b.prompt_tokens(messages)
     three_chunks_done = threading.Event()
+    cancelled = threading.Event()
     real_stream_generate = generate_module.stream_generate
 
     def observed(*args, prompt_progress_callback, **kwargs):
         def progress(done, total):
-            if done >= 3 * 64:
+            if done >= 3 * 64 and not three_chunks_done.is_set():
                 three_chunks_done.set()
+                cancelled.wait(60)  # the prefill waits here, so the cancel lands between chunks on any machine
             prompt_progress_callback(done, total)
 
         return real_stream_generate(*args, prompt_progress_callback=progress, **kwargs)
@@ -217,15 +221,14 @@ def test_cancelling_during_prefill_stops_between_chunks_and_keeps_the_work(tiny_
                 pass
 
         task = asyncio.create_task(consume())
-        assert await asyncio.to_thread(three_chunks_done.wait, 10.0)
+        assert await asyncio.to_thread(three_chunks_done.wait, 60)
         task.cancel()
-        cancelled = time.perf_counter()
-        assert await asyncio.to_thread(b.wait_idle, 5.0)
-        return time.perf_counter() - cancelled
+        await asyncio.gather(task, return_exceptions=True)
+        cancelled.set()
+        return await asyncio.to_thread(b.wait_idle, 60)
 
     try:
-        to_idle = asyncio.run(cancel_during_prefill())
-        print(f"\ncancel during prefill to idle: {to_idle * 1000:.1f} ms")
+        assert asyncio.run(cancel_during_prefill())
         [stored] = b.prompt_cache.token_lists()
         assert 3 * 64 <= len(stored) < len(prompt) and len(stored) % 64 == 0
         assert stored == prompt[: len(stored)]
@@ -311,5 +314,5 @@ def test_closing_the_backend_ends_a_running_generation_with_an_error(tiny_model_
                 pass
         await closing
 
-    asyncio.run(asyncio.wait_for(generate_until_closed(), 10))
+    asyncio.run(asyncio.wait_for(generate_until_closed(), 60))
     assert not b._thread.is_alive()

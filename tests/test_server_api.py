@@ -325,7 +325,7 @@ def test_a_non_streaming_client_that_gives_up_frees_the_model():
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(server.url + "/v1/messages", json={"model": "claude-x", "max_tokens": 5000, "messages": USER},
                        timeout=0.5)
-        assert backend.closed_early.wait(timeout=10), "the generation kept running after the client left"
+        assert backend.closed_early.wait(timeout=60), "the generation kept running after the client left"
         after = sdk(server.url).messages.create(model="claude-x", max_tokens=50, messages=USER)
     assert after.content[0].text == "quick"
 

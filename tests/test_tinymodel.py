@@ -1,5 +1,4 @@
 import json
-import time
 
 import pytest
 
@@ -46,12 +45,12 @@ def test_loads_offline_and_renders_chatml(tiny_model_dir, monkeypatch):
     assert logits.shape == (1, len(ids), model.args.vocab_size)
 
 
-def test_building_is_fast_and_deterministic(tiny_model_dir, tmp_path):
-    start = time.perf_counter()
+def test_building_is_deterministic_and_the_model_small(tiny_model_dir, tmp_path):
     build_tiny_model(tmp_path / "again")
-    assert time.perf_counter() - start < 2.0
     for name in ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"):
         assert (tmp_path / "again" / name).read_bytes() == (tiny_model_dir / name).read_bytes(), name
+    # Its size, not a stopwatch, is what keeps building, loading and generating quick.
+    assert sum(path.stat().st_size for path in tiny_model_dir.iterdir()) < 1_000_000
 
 
 def test_seed_and_shape_options_change_the_model(tiny_model_dir, tmp_path):

@@ -2,15 +2,16 @@
 
 ``FakeUpstream`` is a small ASGI app that answers ``/v1/models`` and streams scripted
 SSE frames for ``POST`` requests; ``cut`` ends the stream by dropping the connection
-mid-body, ``delay`` holds the response back, ``answer(request)`` may return a
-``(status, body)`` to send instead (an engine refusing a field), and every request it
-received is kept in ``requests``.
+mid-body, ``delay`` holds the response back for a time, ``hold`` until the test sets
+the event, ``answer(request)`` may return a ``(status, body)`` to send instead (an
+engine refusing a field), and every request it received is kept in ``requests``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -71,6 +72,7 @@ class FakeUpstream:
     error_body: dict[str, Any] | None = None
     cut: bool = False
     delay: float = 0.0
+    hold: threading.Event | None = None
     models: list[dict[str, Any]] = field(default_factory=lambda: [{"id": "fake-model", "object": "model"}])
     port: int = 0
     requests: list[dict[str, Any]] = field(default_factory=list)
@@ -99,6 +101,8 @@ class FakeUpstream:
             return
         if self.delay:
             await asyncio.sleep(self.delay)
+        while self.hold is not None and not self.hold.is_set():
+            await asyncio.sleep(0.005)
         if self.status >= 400:
             await self._answer(send, self.status, self.error_body or {"error": {"message": "scripted failure"}})
             return
@@ -113,8 +117,8 @@ class FakeUpstream:
 
     def script(self, frames: list[bytes] = (), **changes: Any) -> "FakeUpstream":
         """Answer the next requests with ``frames`` (and ``status``, ``cut``, ``delay``…); forget old requests."""
-        self.frames, self.status, self.error_body, self.cut, self.delay = list(frames), 200, None, False, 0.0
-        self.answer = None
+        self.frames, self.status, self.error_body = list(frames), 200, None
+        self.cut, self.delay, self.hold, self.answer = False, 0.0, None, None
         for name, value in changes.items():
             setattr(self, name, value)
         self.requests.clear()
