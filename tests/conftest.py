@@ -31,7 +31,12 @@ settings.load_profile(os.environ.get("TRIMKIT_HYPOTHESIS_PROFILE", "ci"))
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """A tiny random MLX model directory (see trimkit.testing.tinymodel), built once per run."""
+    """A tiny random MLX model directory (see trimkit.testing.tinymodel), built once per run.
+
+    Tests that use it are skipped where MLX is not installed (``mlx[cpu]`` on Linux).
+    """
+    pytest.importorskip("mlx.core", reason="MLX is not installed")
+    pytest.importorskip("mlx_lm", reason="mlx-lm is not installed")
     from trimkit.testing.tinymodel import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
@@ -78,3 +83,19 @@ def no_user_config(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / ".config"))
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+_skipped_at_collection: list[str] = []
+
+
+def pytest_collectreport(report):
+    if report.skipped:
+        _skipped_at_collection.append(report.nodeid)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """A run whose selected files all need something missing here (MLX, say) passes with its
+    skips, as a skipped test does, instead of ending with pytest's "no tests collected" (5)."""
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _skipped_at_collection:
+        session.exitstatus = pytest.ExitCode.OK

@@ -32,8 +32,6 @@ from tests.support.polling import wait_until
 from tests.support.sse import sse_events
 from tests.upstreams import WRITE_TOOL, FakeUpstream, openai_chunk, openai_turn, openai_usage, sse
 
-pytest.importorskip("mlx_lm")
-
 USER = [{"role": "user", "content": "hello there"}]
 
 
@@ -46,6 +44,7 @@ def trimkit_in_front_of(url: str, **settings) -> LiveServer:
 
 @pytest.fixture(scope="session")
 def mlx_lm_server(tiny_model_dir):
+    """mlx-lm's own server on the tiny model (the tests that use it skip where MLX is not installed)."""
     proc, url = spawn_mlx_lm_server(tiny_model_dir)
     yield url
     stop_server(proc)
