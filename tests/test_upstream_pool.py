@@ -7,7 +7,6 @@ killed while requests are in flight.
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ from trimkit.server import ServerSettings, create_app
 from trimkit.testing import LiveServer, free_port
 
 from tests.support.clients import sdk
+from tests.support.polling import wait_until
 from tests.support.sse import sse_events
 from tests.upstreams import FakeUpstream, openai_turn
 
@@ -51,14 +51,18 @@ def test_upstream_and_upstreams_together_name_each_engine_once():
 
 
 def test_requests_go_to_the_engine_with_the_fewest_in_flight():
-    with FakeUpstream(openai_turn("a"), delay=0.6) as a, FakeUpstream(openai_turn("b"), delay=0.6) as b, \
+    release = threading.Event()  # both engines answer only once all six requests are in flight
+    with FakeUpstream(openai_turn("a"), hold=release) as a, FakeUpstream(openai_turn("b"), hold=release) as b, \
             pool_server(a.url, b.url) as server:
         answers: list[str] = []
         threads = [threading.Thread(target=lambda: answers.append(ask(server.url))) for _ in range(6)]
         for thread in threads:
             thread.start()
+        all_in_flight = wait_until(lambda: len(a.requests) + len(b.requests) == 6, 60)
+        release.set()
         for thread in threads:
-            thread.join()
+            thread.join(60)
+        assert all_in_flight
         counts = (len(a.requests), len(b.requests))
     assert sorted(answers) == ["a"] * 3 + ["b"] * 3
     assert counts == (3, 3)
@@ -85,10 +89,9 @@ def test_an_engine_that_breaks_a_stream_is_taken_out_and_used_again_once_it_answ
         flaky.__exit__(None, None, None)  # the engine is gone: requests keep going to the other
         assert [ask(server.url) for _ in range(3)] == ["steady"] * 3
         with FakeUpstream(openai_turn("mended"), port=flaky.port):  # restarted on its port
-            deadline = time.monotonic() + 10
-            while httpx.get(server.url + "/health").json()["detail"] != "2 of 2 upstreams in service":
-                assert time.monotonic() < deadline, "the engine was never probed again"
-                time.sleep(0.1)
+            both = "2 of 2 upstreams in service"
+            probed = wait_until(lambda: httpx.get(server.url + "/health").json()["detail"] == both, 60)
+            assert probed, "the engine was never probed again"
             answers = {ask(server.url) for _ in range(4)}
     assert answers == {"mended", "steady"}
     assert sse_events(broken[0])[-1][1]["error"]["type"] == "api_error"
