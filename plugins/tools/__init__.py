@@ -15,6 +15,11 @@ tools, :mod:`.compact` shortens each one (with :mod:`.schemas` for types and
 :mod:`.prose` for descriptions), :mod:`.markup` writes the ``<tools>`` listing and
 :mod:`.section` puts the section together and memoizes it on the tools' content, so a
 repeated tool list costs a lookup.
+
+When the model's chat template renders tools itself (``profile.native_tools``), the same
+tools, compacted the same way, stay in ``tools`` as JSON Schema for the template to write
+in the model's own format (:mod:`.native`); only a ``tool_choice`` sentence, if any,
+joins the system prompt.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import msgspec
 
 from trimkit import Stage, hookimpl
 from trimkit.rewrite import appended_system
+from .native import native_tools
 from .options import TIER_OPTIONS, ToolOptions
 from .section import tools_section
 
@@ -31,6 +37,9 @@ def run(state) -> None:
     request = state.request
     if not request.tools:
         return
+    if state.profile.native_tools:
+        run_native(state)
+        return
     section = tools_section(request.tools, request.tool_choice, state.options)
     system = appended_system(request, section.text) if section.text else request.system
     state.request = msgspec.structs.replace(request, system=system, tools=None, tool_choice=None)
@@ -38,6 +47,19 @@ def run(state) -> None:
     state.removed("tools_dropped", section.dropped_chars)
     state.removed("tool_descriptions", section.description_chars)
     state.removed("tool_parameters", section.parameter_chars)
+
+
+def run_native(state) -> None:
+    request = state.request
+    native = native_tools(request.tools, request.tool_choice, state.options)
+    system = appended_system(request, native.choice) if native.choice else request.system
+    state.request = msgspec.structs.replace(
+        request, system=system, tools=list(native.tools) or None, tool_choice=None
+    )
+    state.carry.tool_names = [tool.name for tool in native.tools]
+    state.removed("tools_dropped", native.dropped_chars)
+    state.removed("tool_descriptions", native.description_chars)
+    state.removed("tool_parameters", native.parameter_chars)
 
 
 @hookimpl

@@ -48,6 +48,9 @@ def estimate_prefill_tps(active_params: float | None) -> float:
 
 @dataclass
 class ModelProfile:
+    """``native_tools``: the model's chat template renders tools and tool turns itself, so
+    the tools stage hands it the compacted tools instead of teaching trimkit's XML."""
+
     name: str = "unknown"
     total_params: float | None = None
     active_params: float | None = None
@@ -55,6 +58,7 @@ class ModelProfile:
     tier: Tier = "medium"
     prefill_tps: float = field(default_factory=lambda: estimate_prefill_tps(None))
     tokenizer: Any = None  # tokenizers.Tokenizer, kept untyped so importing this needs no tokenizers
+    native_tools: bool = False
     token_counts: "TokenCountCache" = field(default_factory=lambda: TokenCountCache(), repr=False, compare=False)
 
     def count_tokens(self, text: str) -> int:

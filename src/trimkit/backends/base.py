@@ -6,9 +6,12 @@ backend for a method. Every backend subclasses it: the in-process MLX model,
 the replay backend, the upstream engines (OpenAI- and Anthropic-compatible) and
 the stand-in for a backend that failed to build.
 
-The server renders a trimmed request into role/content chat messages
-(:func:`trimkit.render.chat_messages`); a backend turns them into its model's
-prompt, counts its tokens and generates from it.
+The server renders a trimmed request into chat messages (a
+:class:`trimkit.render.Chat`): role/content pairs with tools taught as trimkit's
+XML (:func:`trimkit.render.chat_messages`), or, for a backend whose chat template
+renders tools (``renders_tools``), OpenAI-style tool calls and results with the
+tool definitions alongside (:func:`trimkit.render.native_chat`). A backend turns
+them into its model's prompt, counts its tokens and generates from it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Literal, Union
+from typing import Any, AsyncIterator, Literal, Union
 
 from ..errors import BackendError
 from ..profile import ModelProfile
@@ -33,7 +36,7 @@ __all__ = [
     "TextDelta",
 ]
 
-ChatMessages = list[dict[str, str]]
+ChatMessages = list[dict[str, Any]]  # a trimkit.render.Chat, or a plain list of role/content dicts
 TOKENS_PER_MESSAGE = 4  # role markers a chat template adds around each message
 
 
@@ -107,6 +110,14 @@ class Backend(abc.ABC):
     name: str = "backend"
     profile: ModelProfile
     max_concurrency: int = 1
+    renders_tools: bool = False
+    """The model's chat template writes tool definitions and tool turns itself, so the
+    server sends tools in the model's own convention (``convention = "auto"``)."""
+    special_tokens: frozenset[str] = frozenset()
+    """The tokenizer's special tokens, which never reach a client as text."""
+    tool_dialect: Any = None
+    """How the model writes tool calls (a :class:`trimkit.toolcalls.dialects.Dialect`);
+    None is trimkit's XML convention."""
 
     @abc.abstractmethod
     def status(self) -> BackendStatus:

@@ -8,6 +8,12 @@ step and between prefill chunks, so the model is free again within one step.
 
 Across requests a :class:`~.prompt_cache.PromptCache` keeps KV caches keyed by
 their tokens: a prompt that extends an earlier one prefills only the new tokens.
+
+Prompts are rendered by the model's chat template through a
+:class:`~trimkit.chat_template.ChatTemplate`, which learns at load time what the template
+can do: when it renders tools, the server gives it the model's own convention
+(``renders_tools``), and ``opens_thinking`` tells whether the generation prompt leaves
+a reasoning section open.
 """
 
 from __future__ import annotations
@@ -19,9 +25,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Callable
 
+from ..chat_template import ChatTemplate
 from ..profile import ModelProfile
+from ..render import Chat
 from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
                    GenerationParams, Readiness, TextDelta)
 from .locate import resolve_model_path
@@ -40,7 +48,7 @@ class _Cancelled(Exception):
 
 @dataclass
 class _Job:
-    messages: ChatMessages
+    messages: ChatMessages | Chat
     params: GenerationParams
     loop: asyncio.AbstractEventLoop
     events: asyncio.Queue = field(default_factory=asyncio.Queue)
@@ -73,7 +81,11 @@ class MLXBackend(Backend):
         cache_limit: int | None = None,
         prefill_step_size: int = DEFAULT_PREFILL_STEP,
         allow_download: bool = False,
+        logits_processors: Callable[[list[int]], list] | None = None,
     ):
+        """``logits_processors``, if given, is called once per generation with the prompt's
+        token ids and returns mlx-lm logits processors for that generation (tests use it to
+        force a scripted reply; constrained decoding would too)."""
         from mlx_lm.utils import load_config, load_tokenizer
 
         self.model_id = model
@@ -89,6 +101,8 @@ class MLXBackend(Backend):
             or len(self.tokenizer.get_vocab())
         self.prefill_step_size = prefill_step_size
         self.prefill_meter = PrefillMeter(self.profile)
+        self.logits_processors = logits_processors
+        self.template = ChatTemplate(self._render) if self.tokenizer.has_chat_template else None
         self.load_seconds: float | None = None
         self.model: Any = None
 
@@ -143,27 +157,71 @@ class MLXBackend(Backend):
         with self._pending_changed:
             return self._pending_changed.wait_for(lambda: self._pending == 0, timeout)
 
-    def prompt_tokens(self, messages: ChatMessages) -> list[int]:
-        """The token ids the model sees for ``messages``.
+    @property
+    def renders_tools(self) -> bool:
+        """The chat template writes tool definitions and tool turns itself (the model's own convention)."""
+        return self.template is not None and self.template.traits.renders_tools
+
+    @property
+    def chat_template(self) -> str | None:
+        """The template's source, for recognising the model's tool-call format."""
+        template = getattr(self.tokenizer, "chat_template", None)
+        return template if isinstance(template, str) else None
+
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self.tokenizer.get_vocab()
+
+    @property
+    def special_tokens(self) -> frozenset[str]:
+        """Tokens the tokenizer marks special: never text for a client."""
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        special = {token.content for token in added.values() if getattr(token, "special", False)}
+        return frozenset(special | set(self.tokenizer.all_special_tokens))
+
+    def _render(self, messages: list[dict], **options: Any) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, **options)
+
+    def prompt_text(self, messages: ChatMessages | Chat) -> str:
+        """The prompt exactly as the model reads it.
 
         Rendered with the model's chat template and a generation prompt; when the
         last message is the assistant's, the model continues it instead.
         """
-        continue_last = bool(messages) and messages[-1]["role"] == "assistant"
-        if continue_last and not messages[-1]["content"].strip():
-            messages, continue_last = messages[:-1], False
+        chat = messages if isinstance(messages, Chat) else Chat(messages)
         with self._tokenizer_lock:
-            if not self.tokenizer.has_chat_template:
-                text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
-                return self.tokenizer.encode(text + ("" if continue_last else "assistant: "))
-            options = {"continue_final_message": True} if continue_last else {"add_generation_prompt": True}
-            text = self.tokenizer.apply_chat_template(messages, tokenize=False, **options)
-            return self.tokenizer.encode(text, add_special_tokens=False)
+            if self.template is not None:
+                return self.template.text(chat)
+            continue_last = bool(chat) and chat[-1]["role"] == "assistant" and bool(chat[-1]["content"].strip())
+            if chat and chat[-1]["role"] == "assistant" and not continue_last:
+                chat = chat.with_messages(chat[:-1])
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in chat)
+            return text + ("" if continue_last else "assistant: ")
 
-    def count_tokens(self, messages: ChatMessages) -> int:
+    def prompt_tokens(self, messages: ChatMessages | Chat) -> list[int]:
+        """The token ids the model sees for ``messages`` (see :meth:`prompt_text`)."""
+        text = self.prompt_text(messages)
+        with self._tokenizer_lock:
+            return self.tokenizer.encode(text, add_special_tokens=self.template is None)
+
+    def opens_thinking(self, messages: ChatMessages | Chat) -> bool:
+        """Whether the generation prompt leaves a reasoning section open (``<think>`` with no ``</think>``).
+
+        As mlx-lm's server decides it, from the tokenizer's reasoning markers, but only in
+        what the generation prompt adds, so a ``<think>`` quoted in a message counts for nothing.
+        """
+        if self.template is None or not self.tokenizer.has_thinking:
+            return False
+        chat = messages if isinstance(messages, Chat) else Chat(messages)
+        with self._tokenizer_lock:
+            tail = self.template.generation_prompt(chat)
+        start, end = self.tokenizer.think_start, self.tokenizer.think_end
+        return start in tail and tail.rfind(start) > tail.rfind(end)
+
+    def count_tokens(self, messages: ChatMessages | Chat) -> int:
         return len(self.prompt_tokens(messages))
 
-    def cached_prefix_tokens(self, messages: ChatMessages) -> int:
+    def cached_prefix_tokens(self, messages: ChatMessages | Chat) -> int:
         """How many leading tokens of this prompt the prefix cache already holds; changes nothing."""
         import numpy as np
 
@@ -173,7 +231,7 @@ class MLXBackend(Backend):
         held = self.prompt_cache.token_lists()
         return max((common_prefix_length(np.asarray(t), tokens) for t in held), default=0)
 
-    async def generate(self, messages: ChatMessages, params: GenerationParams) -> AsyncIterator[GenerationEvent]:
+    async def generate(self, messages: ChatMessages | Chat, params: GenerationParams) -> AsyncIterator[GenerationEvent]:
         if params.max_tokens < 1:
             raise BackendError("max_tokens must be at least 1")
         job = _Job(messages, params, asyncio.get_running_loop())
@@ -300,6 +358,7 @@ class MLXBackend(Backend):
             prompt_cache=cache,
             prefill_step_size=self.prefill_step_size,
             prompt_progress_callback=on_prefill_progress,
+            logits_processors=self.logits_processors(prompt) if self.logits_processors else None,
         )
         try:
             with contextlib.closing(steps):

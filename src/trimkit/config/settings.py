@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -43,6 +43,8 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     haiku_model: str | None = None
     tier: str | None = None
     context_window: int | None = None
+    convention: Literal["auto", "native", "xml"] = "auto"
+    retry_tool_calls: bool = True
     stages: dict[str, Any] = msgspec.field(default_factory=dict)
     capture_dir: str | None = None
     capture_keep: int = 50

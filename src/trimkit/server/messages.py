@@ -11,7 +11,7 @@ from typing import AsyncIterator
 from ..backends.base import Backend, BackendError, Finished, GenerationParams, TextDelta
 from .capture import Capture
 from ..pipeline import Pipeline
-from ..render import chat_messages
+from ..render import Chat, chat_messages, native_chat
 from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
 from ..stage import ConfigError, PromptTooLong, TrimResult
 from ..wire import (
@@ -39,7 +39,7 @@ def new_message_id() -> str:
 class Prepared:
     request: MessagesRequest
     trimmed: TrimResult
-    chat: list[dict[str, str]]
+    chat: Chat
     prompt_tokens: int
     max_tokens: int
     body: bytes = b""
@@ -86,13 +86,25 @@ class MessageService:
             names.add(self.settings.model.rstrip("/").rsplit("/", 1)[-1])
         return names
 
+    def native_tools(self) -> bool:
+        """Whether tools go through the model's own template (``convention``; see docs/config.md)."""
+        return self.settings.convention != "xml" and self.backend.renders_tools
+
     def profile(self):
         profile = self.backend.profile
         if self.settings.tier:
             profile = replace(profile, tier=self.settings.tier)
         if self.settings.context_window:
             profile = replace(profile, context_window=self.settings.context_window)
+        if profile.native_tools != self.native_tools():
+            profile = replace(profile, native_tools=self.native_tools())
         return profile
+
+    def chat(self, trimmed: TrimResult) -> Chat:
+        """The trimmed request as chat messages, in the convention the profile says."""
+        if trimmed.profile.native_tools:
+            return native_chat(trimmed.request)
+        return chat_messages(trimmed.request)
 
     def prepare(self, body: bytes, *, needs_max_tokens: bool = True) -> Prepared:
         try:
@@ -109,7 +121,7 @@ class MessageService:
         profile = self.profile()
         try:
             trimmed = self.trim(request, profile)
-            chat = chat_messages(trimmed.request)
+            chat = self.chat(trimmed)
             prompt_tokens = self.backend.count_tokens(chat)
         except PromptTooLong as exc:
             raise ApiError(400, str(exc)) from None
@@ -139,7 +151,7 @@ class MessageService:
         if not (budget.get("dropped_turns") or budget.get("cut_results")):
             return trimmed
         relaxed = self.pipeline.trim(request, profile, cached_tokens=profile.context_window)
-        cached = self.backend.cached_prefix_tokens(chat_messages(relaxed.request))
+        cached = self.backend.cached_prefix_tokens(self.chat(relaxed))
         if cached <= 0:
             return trimmed
         return self.pipeline.trim(request, profile, cached_tokens=cached)

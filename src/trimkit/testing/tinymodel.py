@@ -100,25 +100,75 @@ The quick brown fox jumps over the lazy dog. 0123456789 !?#%&*()[]{}:;,.'"-_=+/\
 '''
 
 
-def train_tokenizer(vocab_size: int):
-    """A byte-level BPE tokenizer trained on ``TRAINING_TEXT`` (deterministic)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+def train_tokenizer(
+    vocab_size: int,
+    *,
+    special_tokens: tuple[str, ...] = SPECIAL_TOKENS,
+    added_tokens: tuple[str, ...] = (),
+    text: str = TRAINING_TEXT,
+    style: str = "byte_level",
+):
+    """A BPE tokenizer trained on ``text`` (deterministic).
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=list(SPECIAL_TOKENS),
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(TRAINING_TEXT.splitlines(keepends=True), trainer=trainer)
+    ``special_tokens`` are single tokens marked special (a chat template's role
+    markers); ``added_tokens`` are single tokens that are not special, as
+    Qwen's ``<tool_call>`` and ``<think>`` are. ``style`` is ``"byte_level"``
+    (GPT-2-style bytes, as Llama 3, Qwen and most others; mlx-lm streams it with
+    its BPE detokenizer) or ``"spm"`` (SentencePiece-style ``▁`` words with byte
+    fallback, as Gemma; mlx-lm streams it with its SPM detokenizer).
+    """
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+
+    if style == "spm":
+        tokenizer = _spm_tokenizer(vocab_size, special_tokens, text)
+    else:
+        tokenizer = Tokenizer(models.BPE())
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tokenizer.decoder = decoders.ByteLevel()
+        tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size,
+            special_tokens=list(special_tokens),
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        )
+        tokenizer.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
+    if added_tokens:
+        tokenizer.add_tokens([AddedToken(t, special=False, normalized=False) for t in added_tokens])
     return tokenizer
 
 
-def model_config(*, layers: int, hidden: int, heads: int, head_dim: int, vocab: int, eos_token_id: int) -> dict:
+def _spm_tokenizer(vocab_size: int, special_tokens: tuple[str, ...], text: str):
+    """SentencePiece-style BPE: spaces become ``▁``, unknown bytes fall back to ``<0xNN>`` tokens."""
+    import json as _json
+
+    from tokenizers import Tokenizer, decoders, models, normalizers, trainers
+
+    bytes_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    tokenizer = Tokenizer(models.BPE(byte_fallback=True))
+    tokenizer.normalizer = normalizers.Replace(" ", "\u2581")
+    tokenizer.decoder = decoders.Sequence(
+        [decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse()]
+    )
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(special_tokens),
+        show_progress=False,
+        max_token_length=16,
+    )
+    tokenizer.train_from_iterator(text.splitlines(keepends=True), trainer=trainer)
+    # The trainer knows nothing of byte fallback: put the 256 byte tokens after the
+    # learnt ones, so any character at all can be encoded.
+    data = _json.loads(tokenizer.to_str())
+    vocab = data["model"]["vocab"]
+    for token in bytes_tokens:
+        vocab.setdefault(token, len(vocab))
+    return Tokenizer.from_str(_json.dumps(data))
+
+
+def model_config(
+    *, layers: int, hidden: int, heads: int, head_dim: int, vocab: int, eos_token_id: int | list[int]
+) -> dict:
     return {
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
@@ -165,33 +215,64 @@ def build_tiny_model(
     ``eos_bias`` lowers it instead: the model then always runs to ``max_tokens``,
     so a test can stop an engine while its answer is still streaming.
     """
+    tokenizer = train_tokenizer(vocab)
+    return write_model(
+        path,
+        tokenizer,
+        tokenizer_config={"bos_token": None, "eos_token": EOS_TOKEN, "pad_token": PAD_TOKEN},
+        chat_template=CHAT_TEMPLATE,
+        eos_tokens=(EOS_TOKEN,),
+        layers=layers, hidden=hidden, heads=heads, head_dim=head_dim, vocab=vocab, seed=seed, eos_bias=eos_bias,
+    )
+
+
+def write_model(
+    path: str | Path,
+    tokenizer,
+    *,
+    tokenizer_config: dict,
+    chat_template: str,
+    eos_tokens: tuple[str, ...],
+    layers: int,
+    hidden: int,
+    heads: int,
+    head_dim: int,
+    vocab: int,
+    seed: int,
+    eos_bias: float = 0.0,
+) -> Path:
+    """Write a model directory around ``tokenizer``: config, random weights, tokenizer files.
+
+    ``eos_tokens`` are the tokens that end a turn (the first is the one ``eos_bias``
+    favours); ``config.json`` lists them all, as checkpoints with several do.
+    ``tokenizer_config`` holds the bos/eos/pad entries and any other keys.
+    """
     import mlx.core as mx
     from mlx.utils import tree_flatten
     from mlx_lm.models import llama
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-
-    tokenizer = train_tokenizer(vocab)
     tokenizer.save(str(path / "tokenizer.json"))
-    eos_id = tokenizer.token_to_id(EOS_TOKEN)
+    eos_ids = [tokenizer.token_to_id(token) for token in eos_tokens]
+    vocab = max(vocab, tokenizer.get_vocab_size())
 
     config = model_config(
-        layers=layers, hidden=hidden, heads=heads, head_dim=head_dim, vocab=vocab, eos_token_id=eos_id
+        layers=layers, hidden=hidden, heads=heads, head_dim=head_dim, vocab=vocab,
+        eos_token_id=eos_ids[0] if len(eos_ids) == 1 else eos_ids,
     )
     (path / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (path / "tokenizer_config.json").write_text(
         json.dumps(
             {
                 "tokenizer_class": "PreTrainedTokenizerFast",
-                "bos_token": None,
-                "eos_token": EOS_TOKEN,
-                "pad_token": PAD_TOKEN,
+                **tokenizer_config,
                 "model_max_length": CONTEXT_WINDOW,
                 "clean_up_tokenization_spaces": False,
-                "chat_template": CHAT_TEMPLATE,
+                "chat_template": chat_template,
             },
             indent=2,
+            ensure_ascii=False,
         )
         + "\n"
     )
@@ -200,7 +281,7 @@ def build_tiny_model(
     model = llama.Model(llama.ModelArgs.from_dict(config))
     weights = dict(tree_flatten(model.parameters()))
     if eos_bias:
-        weights = _with_eos_bias(weights, eos_id, eos_bias)
+        weights = _with_eos_bias(weights, eos_ids[0], eos_bias)
     mx.save_safetensors(str(path / "model.safetensors"), weights, metadata={"format": "mlx"})
     return path
 
