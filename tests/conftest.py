@@ -99,3 +99,36 @@ def pytest_sessionfinish(session, exitstatus):
     skips, as a skipped test does, instead of ending with pytest's "no tests collected" (5)."""
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and _skipped_at_collection:
         session.exitstatus = pytest.ExitCode.OK
+
+
+@pytest.fixture(scope="session")
+def family_model(tmp_path_factory):
+    """``family_model(name)``: a tiny random model of that family (trimkit.testing.families), built once per run."""
+    pytest.importorskip("mlx.core", reason="MLX is not installed")
+    pytest.importorskip("mlx_lm", reason="mlx-lm is not installed")
+    from trimkit.testing.families import build_family_model
+
+    root = tmp_path_factory.mktemp("families")
+    built = {}
+
+    def get(name: str):
+        if name not in built:
+            built[name] = build_family_model(root / name, name)
+        return built[name]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def family_template(family_model):
+    """``family_template(name)``: that family's chat template as the server renders it."""
+    from trimkit.backends.mlx import load_chat_tokenizer
+
+    loaded = {}
+
+    def get(name: str):
+        if name not in loaded:
+            loaded[name] = load_chat_tokenizer(family_model(name))[1]
+        return loaded[name]
+
+    return get

@@ -546,3 +546,56 @@ def test_full_pipeline_puts_the_section_last_in_the_system_prompt():
     assert isinstance(result.request.system[-1], TextBlock)
     assert result.request.system[-1].text.rstrip().endswith("</tools>")
     assert result.carry.tool_names == [t["name"] for t in claude_code_tools() if t["name"] in CORE]
+
+
+# --------------------------------------------------------------------------- the model's own convention
+
+
+def run_native(body, tier: str = "small", **options) -> TrimState:
+    state = TrimState(request=decode_request(body), profile=ModelProfile.for_tier(tier, native_tools=True))
+    state.options = {**PIPELINE.options_for(STAGE, tier), **options}
+    STAGE.run(state)
+    return state
+
+
+def test_a_template_that_renders_tools_gets_the_same_tools_compacted_as_json_schema():
+    body = request(claude_code_tools(), system="Be brief.")
+    native, taught = run_native(body), run(body)
+    assert [t.name for t in native.request.tools] == shown(section(taught))
+    assert sorted(shown(section(taught))) == sorted(CORE)
+    assert native.carry.tool_names == taught.carry.tool_names
+    assert native.request.system == "Be brief." and native.request.tool_choice is None
+    read = next(t for t in native.request.tools if t.name == "Read")
+    assert read.input_schema == {"type": "object", "properties": {"file_path": {"type": "string"}},
+                                 "required": ["file_path"]}
+    assert read.description.startswith("Reads a file") and len(read.description) <= 90
+
+
+def test_native_tools_keep_types_enums_and_defaults_but_not_titles_or_nested_descriptions():
+    props = {
+        "mode": {"type": "string", "enum": ["a", "b"], "default": "a", "title": "Mode", "description": "The mode."},
+        "items": {"type": "array", "description": "Things.",
+                  "items": {"type": "object", "description": "One thing.", "properties": {
+                      "n": {"type": "integer", "description": "A count.", "examples": [1]}}}},
+    }
+    state = run_native(request([tool("T", properties=props, required=["mode", "items"])]), tier="large")
+    schema = state.request.tools[0].input_schema
+    assert schema["properties"]["mode"] == {"type": "string", "enum": ["a", "b"], "default": "a",
+                                            "description": "The mode."}
+    assert schema["properties"]["items"]["items"] == {"type": "object", "properties": {"n": {"type": "integer"}}}
+    assert schema["required"] == ["mode", "items"]
+
+
+def test_native_tool_choice_becomes_a_sentence_and_none_removes_the_tools():
+    tools = [tool("Read", properties={"file_path": {"type": "string"}})]
+    forced = run_native(request(tools, tool_choice={"type": "tool", "name": "Read"}))
+    assert forced.request.system[-1].text == "Your reply must call the Read tool."
+    refused = run_native(request(tools, tool_choice={"type": "none"}))
+    assert refused.request.tools is None
+    assert refused.request.system[-1].text.startswith("Do not call any tool")
+
+
+def test_native_removals_are_recorded_like_the_sections():
+    body = request(claude_code_tools())
+    assert run_native(body)._removed.keys() == run(body)._removed.keys() == {
+        "tools_dropped", "tool_descriptions", "tool_parameters"}

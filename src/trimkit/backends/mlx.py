@@ -61,6 +61,23 @@ class _Job:
             self.cancel.set()
 
 
+def load_chat_tokenizer(path: Path, eos_token_ids=None) -> tuple[Any, ChatTemplate | None]:
+    """mlx-lm's tokenizer for a model directory and its chat template (None without one).
+
+    ``trimkit inspect --model`` renders with this too, so it shows the prompt the server sends.
+    """
+    from mlx_lm.utils import load_tokenizer
+
+    tokenizer = load_tokenizer(path, eos_token_ids=eos_token_ids)
+    if not tokenizer.has_chat_template:
+        return tokenizer, None
+
+    def render(messages: list[dict], **options: Any) -> str:
+        return tokenizer.apply_chat_template(messages, tokenize=False, **options)
+
+    return tokenizer, ChatTemplate(render)
+
+
 class MLXBackend(Backend):
     """An mlx-lm model served from one generation thread, with a KV prefix cache.
 
@@ -86,12 +103,12 @@ class MLXBackend(Backend):
         """``logits_processors``, if given, is called once per generation with the prompt's
         token ids and returns mlx-lm logits processors for that generation (tests use it to
         force a scripted reply; constrained decoding would too)."""
-        from mlx_lm.utils import load_config, load_tokenizer
+        from mlx_lm.utils import load_config
 
         self.model_id = model
         self.path = resolve_model_path(model, allow_download=allow_download)
         config = load_config(self.path)
-        self.tokenizer = load_tokenizer(self.path, eos_token_ids=config.get("eos_token_id"))
+        self.tokenizer, self.template = load_chat_tokenizer(self.path, config.get("eos_token_id"))
         name = self.path.name if Path(model).expanduser().is_dir() else model
         self.profile = ModelProfile.from_model_dir(self.path, name=name)
         if self.profile.tokenizer is None:
@@ -102,7 +119,6 @@ class MLXBackend(Backend):
         self.prefill_step_size = prefill_step_size
         self.prefill_meter = PrefillMeter(self.profile)
         self.logits_processors = logits_processors
-        self.template = ChatTemplate(self._render) if self.tokenizer.has_chat_template else None
         self.load_seconds: float | None = None
         self.model: Any = None
 
@@ -178,9 +194,6 @@ class MLXBackend(Backend):
         added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
         special = {token.content for token in added.values() if getattr(token, "special", False)}
         return frozenset(special | set(self.tokenizer.all_special_tokens))
-
-    def _render(self, messages: list[dict], **options: Any) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, **options)
 
     def prompt_text(self, messages: ChatMessages | Chat) -> str:
         """The prompt exactly as the model reads it.

@@ -8,10 +8,12 @@ import json
 import sys
 from pathlib import Path
 
+from dataclasses import replace
+
 from ..errors import ModelError
 from ..profile import ModelProfile
 from .errors import CommandError, Exit
-from .main import _stage_config
+from .main import _config
 
 
 def _read_request(source: str) -> bytes:
@@ -40,6 +42,28 @@ def _profile(args: argparse.Namespace) -> ModelProfile:
             raise ModelError(f"cannot read the model in {args.model}: {exc}") from None
         return profile.with_tier(args.tier) if args.tier else profile
     return ModelProfile.for_tier(args.tier or "small")
+
+
+def _template(args: argparse.Namespace):
+    """The model's chat template, rendered as the server renders it (None without ``--model`` or a template)."""
+    if not args.model:
+        return None
+    from ..backends.mlx import load_chat_tokenizer
+
+    try:
+        return load_chat_tokenizer(Path(args.model))[1]
+    except Exception as exc:  # transformers raises whatever its loaders raise
+        raise ModelError(f"cannot read the tokenizer in {args.model}: {exc}") from None
+
+
+def _prompt(result, template) -> str:
+    """The prompt as the model reads it: through its template with ``--model``, else trimkit's plain rendering."""
+    from ..render import chat_messages, native_chat, prompt_text
+
+    if template is None:
+        return prompt_text(result.request)
+    chat = native_chat(result.request) if result.profile.native_tools else chat_messages(result.request)
+    return template.text(chat)
 
 
 def _fmt_removed(removed: dict[str, int]) -> str:
@@ -71,7 +95,8 @@ def render_table(result) -> str:
     )
     tools = result.carry.tool_names
     if tools:
-        lines.append(f"tools offered to the model: {', '.join(tools)}")
+        how = " (through the model's chat template)" if result.profile.native_tools else ""
+        lines.append(f"tools offered to the model{how}: {', '.join(tools)}")
     return "\n".join(lines)
 
 
@@ -81,9 +106,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..render import prompt_text
 
     body = _read_request(args.request)
-    pipeline = Pipeline(_stage_config(args))
+    config = _config(args)
+    profile, template = _profile(args), _template(args)
+    if template is not None:
+        native = template.traits.renders_tools and config.settings.convention != "xml"
+        profile = replace(profile, native_tools=native)
     try:
-        result = pipeline.trim(body, _profile(args))
+        result = Pipeline(config.stages).trim(body, profile)
     except RequestDecodeError as exc:
         raise RequestDecodeError(f"not a valid Messages request: {exc}") from None
     if args.json:
@@ -98,5 +127,5 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         sys.stdout.writelines(difflib.unified_diff(before, after, "before", "after", n=1))
     if args.show:
         print()
-        print(prompt_text(result.request))
+        print(_prompt(result, template))
     return 0

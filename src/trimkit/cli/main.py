@@ -29,10 +29,6 @@ def _config(args: argparse.Namespace):
     return load_config(args.config, overrides=overrides_from_args(args))
 
 
-def _stage_config(args: argparse.Namespace) -> dict:
-    return _config(args).stages
-
-
 def cmd_config(args: argparse.Namespace) -> int:
     from ..config import config_as_dict, format_config
 
