@@ -161,3 +161,57 @@ def test_launch_claude_runs_claude_code_on_the_replay_backend(claude_bin, tmp_pa
     assert target.read_text() == "hello world"
     assert "Created hello.txt containing hello world." in done.stdout
     assert "stopped the server" in done.stderr
+
+
+NATIVE_TURNS = {  # family: how its template shows the earlier Write call, and its result
+    "gemma4": ("<|tool_call>call:Write{", "<|tool_response>response:Write{value:"),
+    "gpt_oss": ("<|start|>assistant to=functions.Write<|channel|>commentary json<|message|>",
+                "<|start|>functions.Write to=assistant<|channel|>commentary<|message|>"),
+    "qwen3_coder": ("<tool_call>\n<function=Write>\n", "<tool_response>\nFile created successfully"),
+    "glm47": ("<tool_call>Write<arg_key>file_path</arg_key>", "<|observation|><tool_response>File created successfully"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NATIVE_TURNS))
+def test_claude_code_writes_a_file_through_a_model_family_in_its_own_format(claude_bin, tmp_path, name):
+    """Claude Code against a tiny model of the family, its replies forced token by token.
+
+    The model answers each request from what its prompt holds: the Write call in the
+    family's markup first, then, once the tool result is in the prompt, a closing line.
+    The prompt must show the tools, the call and its result in the family's own format.
+    """
+    from trimkit.backends.mlx import MLXBackend
+    from trimkit.testing.families import Call, Reply, Script, build_family_model, family
+
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    target = work / "hello.txt"
+    fam = family(name)
+    model = build_family_model(tmp_path / "model", name)
+
+    def respond(prompt: str):
+        opened = prompt.endswith(("<think>", "<think>\n"))  # the template opened reasoning for the model
+        if "File created successfully" in prompt:
+            return fam.write(Reply(text="Created hello.txt containing hello world."), thinking=opened)
+        write = Call("Write", {"file_path": str(target), "content": "hello world"})
+        return fam.write(Reply(text="I'll create the file.", calls=(write,), thinking="A new file."), thinking=opened)
+
+    script = Script(model, responder=respond)
+    backend = MLXBackend(str(model), logits_processors=script).wait_ready(60)
+    try:
+        app = create_app(ServerSettings(backend="mlx", model=str(model)), backend=backend)
+        with LiveServer(app) as server:
+            done = run_claude(claude_bin, server.url, "create hello.txt containing hello world", work, home,
+                              "--allowedTools", "Write")
+    finally:
+        backend.close()
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert target.exists() and target.read_text() == "hello world", done.stdout
+    assert "Created hello.txt containing hello world." in done.stdout
+    prompts = [script.decode(p) for p in script.prompts]
+    call, result = NATIVE_TURNS[name]
+    follow_up = next(p for p in prompts if "File created successfully" in p)
+    assert call in follow_up and result in follow_up
+    assert not any("<function_calls>" in p for p in prompts)  # the model's own convention, not trimkit's XML

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import threading
 import time
@@ -184,9 +185,12 @@ class MLXBackend(Backend):
         template = getattr(self.tokenizer, "chat_template", None)
         return template if isinstance(template, str) else None
 
-    @property
-    def vocab(self) -> dict[str, int]:
-        return self.tokenizer.get_vocab()
+    @functools.cached_property
+    def tool_dialect(self):
+        """How the model writes tool calls, from its template or vocabulary (:func:`~trimkit.toolcalls.dialects.dialect_for`)."""
+        from ..toolcalls.dialects import dialect_for
+
+        return dialect_for(self.chat_template, self.tokenizer.get_vocab())
 
     @property
     def special_tokens(self) -> frozenset[str]:

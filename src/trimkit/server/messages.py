@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import AsyncIterator
 
 from ..backends.base import Backend, BackendError, Finished, GenerationParams, TextDelta
 from .capture import Capture
 from ..pipeline import Pipeline
-from ..render import Chat, chat_messages, native_chat
+from ..render import Chat, chat_messages, native_chat, thinking_setting
 from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
 from ..stage import ConfigError, PromptTooLong, TrimResult
 from ..wire import (
@@ -26,6 +26,7 @@ from ..wire import (
 from . import sse
 from .errors import ApiError
 from .gate import GenerationGate, Ticket
+from .retry import MIN_RETRY_TOKENS, plan_retry
 from ..config.settings import ServerSettings
 
 log = logging.getLogger("trimkit.server")
@@ -67,6 +68,29 @@ def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
             raise ApiError(400, f"{name}: must be between 0 and 1")
     if request.top_k is not None and request.top_k < 0:
         raise ApiError(400, "top_k: must be 0 or more")
+
+
+@dataclass
+class _Attempt:
+    """What one generation wrote and how it ended (``finished`` is None when it was stopped early)."""
+
+    pieces: list[str] = field(default_factory=list)
+    finished: Finished | None = None
+
+    @property
+    def written(self) -> str:
+        return "".join(self.pieces)
+
+    @property
+    def finish(self) -> str:
+        return self.finished.finish if self.finished else "stop"
+
+    @property
+    def output_tokens(self) -> int:
+        return self.finished.output_tokens if self.finished else len(self.pieces)
+
+    def input_tokens(self, prep: Prepared) -> int:
+        return self.finished.input_tokens if self.finished else prep.prompt_tokens
 
 
 class MessageService:
@@ -163,20 +187,76 @@ class MessageService:
         r = prep.request
         return GenerationParams(max_tokens=prep.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
 
+    def opens_thinking(self, chat: Chat) -> bool:
+        return bool(self.backend.opens_thinking(chat))
+
     def builder(self, prep: Prepared) -> ResponseBuilder:
+        """The response builder for the model's format, the request's thinking setting and the retry."""
         return ResponseBuilder(
             prep.request.tools,
             prep.request.stop_sequences,
-            thinking_open=bool(self.backend.opens_thinking(prep.chat)),
+            dialect=self.backend.tool_dialect,
+            thinking=bool(thinking_setting(prep.request)),
+            thinking_open=self.opens_thinking(prep.chat),
+            special_tokens=self.backend.special_tokens,
+            hold_failed=self.settings.retry_tool_calls,
         )
 
     # ------------------------------------------------------------------ generating
 
     async def _events(self, prep: Prepared, builder: ResponseBuilder, outcome: dict) -> AsyncIterator[object]:
-        """Yield response events (and ``None`` while waiting, so the caller can ping)."""
-        generation = self.backend.generate(prep.chat, self.params(prep))
-        deltas = 0
-        finished: Finished | None = None
+        """Yield response events (and ``None`` while waiting, so the caller can ping).
+
+        A tool call the builder holds back as failed gets one retry (:mod:`.retry`);
+        the retry's events continue the same response.
+        """
+        params = self.params(prep)
+        first = _Attempt()
+        async for event in self._attempt(prep.chat, params, builder, first):
+            yield event
+        attempts = [first]
+        for event in builder.finish(first.finish):
+            yield event
+        if builder.failed is not None:
+            retry = self._retry(prep, builder, first, params)
+            if retry is None:
+                events = builder.release_failed() + builder.finish(first.finish)
+            else:
+                builder.restart(thinking_open=self.opens_thinking(retry.chat))
+                second = _Attempt()
+                async for event in self._attempt(retry.chat, retry.params, builder, second):
+                    yield event
+                attempts.append(second)
+                events = builder.finish(second.finish)
+            for event in events:
+                yield event
+        outcome["usage"] = Usage(
+            input_tokens=sum(a.input_tokens(prep) for a in attempts),
+            output_tokens=sum(a.output_tokens for a in attempts),
+            cache_creation_input_tokens=0,
+            cache_read_input_tokens=sum(a.finished.cached_tokens for a in attempts if a.finished),
+        )
+
+    def _retry(self, prep: Prepared, builder: ResponseBuilder, first: "_Attempt", params: GenerationParams):
+        """The retry for the failed call the builder holds, or None when there is no room or way for one."""
+        retry = plan_retry(prep.chat, first.written, builder.failed, params, first.output_tokens)
+        if retry is None:
+            return None
+        try:
+            prompt = self.backend.count_tokens(retry.chat)
+            self.opens_thinking(retry.chat)
+        except Exception:  # a template that refuses the retry's conversation: the text goes out as it is
+            log.warning("no retry: the chat template refused the corrected conversation", exc_info=True)
+            return None
+        room = prep.trimmed.profile.context_window - prompt
+        if room < retry.params.max_tokens:
+            retry.params.max_tokens = room
+        return retry if retry.params.max_tokens >= MIN_RETRY_TOKENS else None
+
+    async def _attempt(self, chat: Chat, params: GenerationParams, builder: ResponseBuilder,
+                       attempt: "_Attempt") -> AsyncIterator[object]:
+        """One generation, its text fed to ``builder``; yields events, and ``None`` while waiting."""
+        generation = self.backend.generate(chat, params)
         first = asyncio.ensure_future(anext(generation))
         try:
             while True:
@@ -187,13 +267,13 @@ class MessageService:
             item = first.result()
             while True:
                 if isinstance(item, TextDelta):
-                    deltas += 1
+                    attempt.pieces.append(item.text)
                     for event in builder.feed(item.text):
                         yield event
                     if builder.stopped:
                         break
                 elif isinstance(item, Finished):
-                    finished = item
+                    attempt.finished = item
                     break
                 await asyncio.sleep(0)  # a disconnect is noticed even if the backend never waits
                 item = await anext(generation)
@@ -204,14 +284,6 @@ class MessageService:
                 first.cancel()
                 await asyncio.gather(first, return_exceptions=True)
             await generation.aclose()
-        for event in builder.finish(finished.finish if finished else "stop"):
-            yield event
-        outcome["usage"] = Usage(
-            input_tokens=finished.input_tokens if finished else prep.prompt_tokens,
-            output_tokens=finished.output_tokens if finished else deltas,
-            cache_creation_input_tokens=0,
-            cache_read_input_tokens=finished.cached_tokens if finished else 0,
-        )
 
     async def create(self, prep: Prepared) -> MessagesResponse:
         ticket = self.gate.reserve()

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from ..wire import TextBlock, ToolUseBlock, to_builtins
+from ..wire import TextBlock, ThinkingBlock, ToolUseBlock, to_builtins
 
 _encode = msgspec.json.Encoder().encode
 
@@ -15,16 +15,27 @@ def frame(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + _encode(data) + b"\n\n"
 
 
-def block_start(index: int, block: TextBlock | ToolUseBlock) -> bytes:
+DELTA_KEYS = {
+    "text_delta": "text",
+    "input_json_delta": "partial_json",
+    "thinking_delta": "thinking",
+    "signature_delta": "signature",
+}
+"""The field each kind of ``content_block_delta`` carries its value in."""
+
+
+def block_start(index: int, block: TextBlock | ToolUseBlock | ThinkingBlock) -> bytes:
     if isinstance(block, ToolUseBlock):
         content = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
+    elif isinstance(block, ThinkingBlock):
+        content = {"type": "thinking", "thinking": "", "signature": ""}  # the signature comes in a signature_delta
     else:
         content = {"type": "text", "text": ""}
     return frame("content_block_start", {"type": "content_block_start", "index": index, "content_block": content})
 
 
 def block_delta(index: int, kind: str, value: str) -> bytes:
-    key = "text" if kind == "text_delta" else "partial_json"
+    key = DELTA_KEYS[kind]
     return frame(
         "content_block_delta",
         {"type": "content_block_delta", "index": index, "delta": {"type": kind, key: value}},

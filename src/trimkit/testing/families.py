@@ -486,11 +486,14 @@ class Script:
     """Replies to force, one per generation, in order: ``MLXBackend(logits_processors=script)``.
 
     ``push`` queues a reply (a list of segments, or a string of markup); each generation
-    takes the next one. With the queue empty, a generation is left alone. ``prompts``
-    records each generation's prompt token ids, for tests that look at what was sent.
+    takes the next one. With the queue empty, ``responder`` (if set) is asked for a reply
+    to the prompt's text, as a client that sends requests of its own choosing needs;
+    otherwise the generation is left alone. ``prompts`` records each generation's prompt
+    token ids, for tests that look at what was sent.
     """
 
-    def __init__(self, model_dir: str | Path, end: str | None = None):
+    def __init__(self, model_dir: str | Path, end: str | None = None,
+                 responder: Callable[[str], Sequence[Segment] | str] | None = None):
         from tokenizers import Tokenizer
 
         self.tokenizer = Tokenizer.from_file(str(Path(model_dir) / "tokenizer.json"))
@@ -500,24 +503,33 @@ class Script:
         self._queue: deque[list[int]] = deque()
         self._lock = threading.Lock()
         self.prompts: list[list[int]] = []
+        self.responder = responder
+
+    def _encode(self, reply: Sequence[Segment] | str) -> list[int]:
+        segments = [markup(reply)] if isinstance(reply, str) else list(reply)
+        return encode_segments(self.tokenizer, segments)
 
     def push(self, *replies: Sequence[Segment] | str) -> "Script":
         with self._lock:
-            for reply in replies:
-                segments = [markup(reply)] if isinstance(reply, str) else list(reply)
-                self._queue.append(encode_segments(self.tokenizer, segments))
+            self._queue.extend(self._encode(reply) for reply in replies)
         return self
 
     @property
     def pending(self) -> int:
         return len(self._queue)
 
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
     def __call__(self, prompt: Sequence[int]) -> list:
         with self._lock:
             self.prompts.append(list(prompt))
-            if not self._queue:
-                return []
-            return [ForcedTokens(self._queue.popleft(), self.end)]
+            if self._queue:
+                return [ForcedTokens(self._queue.popleft(), self.end)]
+            if self.responder is not None:
+                return [ForcedTokens(self._encode(self.responder(self.decode(prompt))), self.end)]
+            return []
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False)

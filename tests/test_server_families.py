@@ -1,0 +1,132 @@
+"""Every model family through the real server path: a tiny model with the family's tokenizer and
+template, its reply forced token by token, read back by the family's dialect, sent with the SDK.
+
+The cases are in :mod:`trimkit.testing.family_cases` (``benchmarks/bench_families.py`` prints the
+same matrix as a table); this file asserts each applicable one, streaming and not.
+"""
+
+from __future__ import annotations
+
+import anthropic
+import httpx
+import pytest
+
+pytest.importorskip("mlx_lm")
+
+from trimkit.backends.mlx import MLXBackend
+from trimkit.server import ServerSettings, create_app
+from trimkit.testing import LiveServer
+from trimkit.testing.family_cases import CASES, READ_A, UNDECLARED, case_named, request_for, run_case
+from trimkit.testing.families import FAMILIES, Reply, Script, family
+
+
+class Served:
+    def __init__(self, model_dir, **settings):
+        self.script = Script(model_dir)
+        self.backend = MLXBackend(str(model_dir), logits_processors=self.script).wait_ready(30)
+        app = create_app(ServerSettings(backend="mlx", model=str(model_dir), tier="large", **settings),
+                         backend=self.backend)
+        self.server = LiveServer(app).__enter__()
+        self.client = anthropic.Anthropic(base_url=self.server.url, api_key="unused", max_retries=0, timeout=120,
+                                          _strict_response_validation=True)
+
+    def close(self):
+        self.server.__exit__(None, None, None)
+        self.backend.close()
+
+
+@pytest.fixture(scope="module")
+def served(family_model):
+    made: dict[str, Served] = {}
+
+    def get(name: str, **settings) -> Served:
+        key = name + repr(sorted(settings.items()))
+        if key not in made:
+            made[key] = Served(family_model(name), **settings)
+        return made[key]
+
+    yield get
+    for each in made.values():
+        each.close()
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name.replace(" ", "-") for c in CASES])
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_family_case(name, case, stream, served):
+    fam = family(name)
+    if not case.applies(fam):
+        pytest.skip(f"{case.name} does not apply to {name}")
+    each = served(name)
+    outcome = run_case(each.client, each.script, fam, case, stream=stream, special_tokens=each.backend.special_tokens)
+    assert outcome.ok, outcome.detail
+
+
+@pytest.mark.parametrize("name", ["gemma4", "gpt_oss", "qwen3"])
+def test_thinking_streams_as_thinking_deltas_then_one_signature(name, served):
+    each = served(name)
+    case = case_named("thinking on")
+    each.script.push(*case.replies(family(name)))
+    with httpx.stream("POST", each.server.url + "/v1/messages", json={**request_for(case), "stream": True},
+                      timeout=60) as response:
+        raw = "".join(response.iter_text())
+    frames = [line for line in raw.split("\n") if line.startswith("data: ")]
+    import json
+
+    events = [json.loads(line[6:]) for line in frames]
+    first = events[2]  # message_start, ping, then the thinking block
+    assert first["type"] == "content_block_start"
+    assert first["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}
+    kinds = [e["delta"]["type"] for e in events if e["type"] == "content_block_delta" and e["index"] == 0]
+    assert kinds[-1] == "signature_delta" and set(kinds[:-1]) == {"thinking_delta"}
+    thought = "".join(e["delta"]["thinking"] for e in events
+                      if e["type"] == "content_block_delta" and e["delta"]["type"] == "thinking_delta")
+    assert thought.strip() == "The file comes first."
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
+def test_a_retry_that_fails_too_gives_the_client_the_text(stream, served):
+    each = served("qwen3_coder")
+    fam = family("qwen3_coder")
+    bad = fam.write(Reply(calls=(UNDECLARED,)), thinking=False)
+    each.script.push(bad, bad)
+    body = {**request_for(case_named("single call"))}
+    body.pop("thinking")
+    if stream:
+        with each.client.messages.stream(**body) as events:
+            message = events.get_final_message()
+    else:
+        message = each.client.messages.create(**body)
+    assert [b.type for b in message.content] == ["text"]
+    assert "<function=Frobnicate>" in message.content[0].text
+    assert message.stop_reason == "end_turn"
+    correction = each.script.decode(each.script.prompts[-1])
+    assert "Your call to Frobnicate was not made" in correction
+    assert correction.count("<function=Frobnicate>") == 1  # the failed call, shown as the model's turn
+    assert each.script.pending == 0
+
+
+def test_with_retries_off_a_failed_call_is_text_at_once(served):
+    each = served("qwen3_coder", retry_tool_calls=False)
+    fam = family("qwen3_coder")
+    each.script.push(fam.write(Reply(calls=(UNDECLARED,)), thinking=False), fam.write(Reply(calls=(READ_A,)),
+                                                                                        thinking=False))
+    body = request_for(case_named("single call"))
+    body.pop("thinking")
+    prompts = len(each.script.prompts)
+    message = each.client.messages.create(**body)
+    assert [b.type for b in message.content] == ["text"]
+    assert len(each.script.prompts) == prompts + 1
+    each.script.clear()
+
+
+def test_the_retry_usage_counts_both_generations(served):
+    each = served("glm47")
+    case = case_named("retry after an undeclared tool")
+    each.script.push(*case.replies(family("glm47")))
+    body = request_for(case)
+    extra = {"thinking": body.pop("thinking")}
+    message = each.client.messages.create(**body, extra_body=extra)
+    assert [b.type for b in message.content] == ["tool_use"]
+    second_prompt = len(each.script.prompts[-1])
+    assert message.usage.input_tokens + message.usage.cache_read_input_tokens > second_prompt
