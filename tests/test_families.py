@@ -59,6 +59,13 @@ def test_the_tokenizer_has_the_family_markers_as_single_tokens(name, backends):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_the_backend_recognises_each_familys_tool_format(name, backends):
+    backend, _ = backends(name)
+    assert backend.tool_dialect.name == family(name).dialect
+    assert backend.renders_tools
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_forced_generation_says_the_scripted_reply_token_for_token(name, backends):
     backend, script = backends(name)
     fam = family(name)

@@ -20,7 +20,7 @@ from .choose import kept_tools
 from .compact import CompactTool, compact_tool
 from .options import ToolOptions
 from .schemas import Schemas, properties_of
-from .section import _description_cut, _json_len, choice_sentence
+from .section import choice_sentence, removed_chars
 
 NOISE_KEYS = frozenset({"title", "$schema", "additionalProperties", "examples", "description"})
 
@@ -75,16 +75,8 @@ def native_tool(tool: Tool, compact: CompactTool) -> Tool:
 def native_tools(tools: Sequence[Tool], choice: ToolChoice | None, options: ToolOptions) -> NativeTools:
     kept = kept_tools(tools, choice, options)
     compacted = [compact_tool(t, options) for t in kept]
-    kept_ids = {id(t) for t in kept}
-    parameter_chars = 0
-    for tool, compact in zip(kept, compacted):
-        if compact.omitted_parameters:
-            properties = properties_of(Schemas(tool.input_schema).resolve(tool.input_schema)[0])
-            parameter_chars += sum(_json_len(properties[n]) for n in compact.omitted_parameters)
     return NativeTools(
-        tools=tuple(native_tool(t, c) for t, c in zip(kept, compacted)),
-        choice=choice_sentence(choice, tuple(t.name for t in kept)),
-        dropped_chars=sum(_json_len(t) for t in tools if id(t) not in kept_ids),
-        description_chars=sum(_description_cut(t, c) for t, c in zip(kept, compacted)),
-        parameter_chars=parameter_chars,
+        tuple(native_tool(t, c) for t, c in zip(kept, compacted)),
+        choice_sentence(choice, tuple(t.name for t in kept)),
+        *removed_chars(tools, kept, compacted),
     )

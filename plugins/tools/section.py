@@ -84,19 +84,22 @@ def _build(
         parallel=not (choice is not None and choice.disable_parallel_tool_use),
         choice=choice_sentence(choice, names),
     ).strip()
+    return ToolsSection(text, names, *removed_chars(tools, kept, compacted))
+
+
+def removed_chars(
+    tools: Sequence[Tool], kept: Sequence[Tool], compacted: Sequence[CompactTool]
+) -> tuple[int, int, int]:
+    """What showing ``compacted`` (made from ``kept``) instead of ``tools`` took out, in characters:
+    the tools dropped, the descriptions cut and the optional parameters left out (see :class:`ToolsSection`)."""
     kept_ids = {id(t) for t in kept}
     parameter_chars = 0
     for tool, compact in zip(kept, compacted):
         if compact.omitted_parameters:
             properties = properties_of(Schemas(tool.input_schema).resolve(tool.input_schema)[0])
             parameter_chars += sum(_json_len(properties[n]) for n in compact.omitted_parameters)
-    return ToolsSection(
-        text=text,
-        tool_names=names,
-        dropped_chars=sum(_json_len(t) for t in tools if id(t) not in kept_ids),
-        description_chars=sum(_description_cut(t, c) for t, c in zip(kept, compacted)),
-        parameter_chars=parameter_chars,
-    )
+    dropped = sum(_json_len(t) for t in tools if id(t) not in kept_ids)
+    return dropped, sum(_description_cut(t, c) for t, c in zip(kept, compacted)), parameter_chars
 
 
 class _SectionKey:

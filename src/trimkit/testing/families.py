@@ -73,8 +73,7 @@ class Family:
     a turn; the first is the tokenizer's ``eos_token``. ``dialect`` names the reader that
     should take this family's output (``trimkit.toolcalls.dialects``). ``reasons`` says
     whether the family writes reasoning at all; ``single_call`` that it makes one call a
-    turn; ``json_arguments`` that its arguments are JSON (so a small model's JSON slips
-    apply to it).
+    turn.
     """
 
     name: str
@@ -88,7 +87,6 @@ class Family:
     style: str = "byte_level"
     reasons: bool = True
     single_call: bool = False
-    json_arguments: bool = True
     writer: Callable[["Family", Reply, bool], list[Segment]] = field(default=None, repr=False)  # type: ignore[assignment]
     sample: str = ""
 
@@ -106,7 +104,9 @@ class Family:
         return self.writer(self, reply, thinking)
 
     def sloppy(self, call: Call) -> list[Segment]:
-        """A call as a small model slips on it (see the writers below)."""
+        """A call as a small model slips on it: JSON written the Python way (single quotes,
+        ``False``, a trailing comma) where the family's arguments are JSON, else the tool's
+        name in the wrong case."""
         return SLOPPY[self.name](call)
 
 
@@ -139,12 +139,14 @@ def _gemma_call(call: Call) -> list[Segment]:
     return out
 
 
+def _thought_and_text(reply: Reply, thinking: bool, open: str, close: str) -> list[Segment]:
+    """The reasoning between the family's markers (when thinking is on and there is some), then the text."""
+    out = [markup(open), plain(reply.thinking), markup(close)] if thinking and reply.thinking else []
+    return out + ([plain(reply.text)] if reply.text else [])
+
+
 def write_gemma4(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
-    out: list[Segment] = []
-    if thinking and reply.thinking:
-        out += [markup("<|channel>thought\n"), plain(reply.thinking), markup("<channel|>")]
-    if reply.text:
-        out.append(plain(reply.text))
+    out = _thought_and_text(reply, thinking, "<|channel>thought\n", "<channel|>")
     for call in reply.calls:
         out += _gemma_call(call)
     out.append(markup("<|tool_response>" if reply.calls else "<turn|>"))
@@ -243,11 +245,7 @@ def write_hermes(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
 
 
 def write_devstral(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
-    out: list[Segment] = []
-    if thinking and reply.thinking:
-        out += [markup("[THINK]"), plain(reply.thinking), markup("[/THINK]")]
-    if reply.text:
-        out.append(plain(reply.text))
+    out = _thought_and_text(reply, thinking, "[THINK]", "[/THINK]")
     for call in reply.calls:
         out += [markup(f"[TOOL_CALLS]{call.name}[ARGS]"), plain(_json(call.arguments))]
     out.append(markup("</s>"))
@@ -330,7 +328,7 @@ FAMILIES: dict[str, Family] = {
             special_tokens=("<pad>", "<eos>", "<bos>", "<|turn>", "<turn|>", "<|tool>", "<tool|>", "<|tool_call>",
                             "<tool_call|>", "<|tool_response>", "<tool_response|>", '<|"|>', "<|channel>",
                             "<channel|>", "<|think|>", "<|image|>"),
-            eos=("<turn|>", "<eos>", "<|tool_response>"), bos="<bos>", pad="<pad>", json_arguments=False,
+            eos=("<turn|>", "<eos>", "<|tool_response>"), bos="<bos>", pad="<pad>",
             writer=write_gemma4,
             sample='<|turn>model\n<|tool_call>call:Read{file_path:<|"|>/tmp/a.py<|"|>}<tool_call|>',
         ),
@@ -347,7 +345,7 @@ FAMILIES: dict[str, Family] = {
             special_tokens=("<|endoftext|>", "[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>",
                             "<|observation|>", "<think>", "</think>", "<tool_call>", "</tool_call>", "<arg_key>",
                             "</arg_key>", "<arg_value>", "</arg_value>", "<tool_response>", "</tool_response>"),
-            eos=("<|endoftext|>", "<|user|>", "<|observation|>"), pad="<|endoftext|>", json_arguments=False,
+            eos=("<|endoftext|>", "<|user|>", "<|observation|>"), pad="<|endoftext|>",
             writer=write_glm47,
             sample="<tool_call>Read<arg_key>file_path</arg_key><arg_value>/tmp/a.py</arg_value></tool_call>",
         ),
@@ -355,19 +353,19 @@ FAMILIES: dict[str, Family] = {
             name="minimax_m2", template_file="minimax_m2.jinja", dialect="minimax_m2",
             special_tokens=("]~!b[", "]~b]", "[e~[", "<think>", "</think>", "<minimax:tool_call>",
                             "</minimax:tool_call>"),
-            eos=("[e~[",), json_arguments=False, writer=write_minimax,
+            eos=("[e~[",), writer=write_minimax,
             sample='<invoke name="Read">\n<parameter name="file_path">/tmp/a.py</parameter>\n</invoke>',
         ),
         Family(
             name="qwen3_coder", template_file="qwen3_coder.jinja", dialect="qwen3_coder",
             special_tokens=CHATML, added_tokens=QWEN_ADDED, eos=("<|im_end|>", "<|endoftext|>"),
-            pad="<|endoftext|>", reasons=False, json_arguments=False, writer=write_qwen3_coder,
+            pad="<|endoftext|>", reasons=False, writer=write_qwen3_coder,
             sample="<tool_call>\n<function=Read>\n<parameter=file_path>\n/tmp/a.py\n</parameter>\n</function>",
         ),
         Family(
             name="qwen3", template_file="qwen3.jinja", dialect="qwen3_coder",
             special_tokens=CHATML, added_tokens=QWEN_ADDED, eos=("<|im_end|>", "<|endoftext|>"),
-            pad="<|endoftext|>", json_arguments=False, writer=write_qwen3,
+            pad="<|endoftext|>", writer=write_qwen3,
             sample="<think>\nLet me think.\n</think>\n\n<tool_call>\n<function=Read>\n<parameter=file_path>",
         ),
         Family(
