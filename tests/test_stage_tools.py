@@ -551,11 +551,8 @@ def test_full_pipeline_puts_the_section_last_in_the_system_prompt():
 # --------------------------------------------------------------------------- the model's own convention
 
 
-def run_native(body, tier: str = "small", **options) -> TrimState:
-    state = TrimState(request=decode_request(body), profile=ModelProfile.for_tier(tier, native_tools=True))
-    state.options = {**PIPELINE.options_for(STAGE, tier), **options}
-    STAGE.run(state)
-    return state
+def run_native(body, tier: str = "small", **options) -> TrimResult:
+    return PIPELINE.run_stage("tools", body, ModelProfile.for_tier(tier, native_tools=True), options=options)
 
 
 def test_a_template_that_renders_tools_gets_the_same_tools_compacted_as_json_schema():
@@ -597,5 +594,6 @@ def test_native_tool_choice_becomes_a_sentence_and_none_removes_the_tools():
 
 def test_native_removals_are_recorded_like_the_sections():
     body = request(claude_code_tools())
-    assert run_native(body)._removed.keys() == run(body)._removed.keys() == {
-        "tools_dropped", "tool_descriptions", "tool_parameters"}
+    native, taught = run_native(body).report.stages[0].removed, run(body).report.stages[0].removed
+    assert native.keys() == taught.keys() == {"tools_dropped", "tool_descriptions", "tool_parameters"}
+    assert native["tools_dropped"] == taught["tools_dropped"] > 0
