@@ -60,8 +60,10 @@ def test_the_tokenizer_has_the_family_markers_as_single_tokens(name, backends):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_backend_recognises_each_familys_tool_format(name, backends):
+    from trimkit.toolcalls.dialects import dialect_for
+
     backend, _ = backends(name)
-    assert backend.tool_dialect.name == family(name).dialect
+    assert dialect_for(backend.chat_template, backend.vocab).name == family(name).dialect
     assert backend.renders_tools
 
 

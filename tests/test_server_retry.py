@@ -55,9 +55,7 @@ BRACKETS = Dialect("brackets", lambda template, vocab: False, ("[[",), (), lambd
 
 
 class RecordingReplay(ReplayBackend):
-    """Replay turns with the bracket dialect, keeping every chat it was asked to generate from."""
-
-    tool_dialect = BRACKETS
+    """Replay turns, keeping every chat it was asked to generate from."""
 
     def __init__(self, turns, **options):
         super().__init__(turns, profile=ModelProfile(name="replay", context_window=200_000, tier="small"), **options)
@@ -73,6 +71,14 @@ TOOLS = [{"name": "Read", "description": "Read a file.",
           "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}}}]
 BODY = {"model": "claude-opus-4-8", "max_tokens": 200, "tools": TOOLS,
         "messages": [{"role": "user", "content": "read /a"}]}
+
+
+@pytest.fixture(autouse=True)
+def brackets(monkeypatch):
+    """The server reads every model's output with the bracket dialect."""
+    from trimkit.server import messages
+
+    monkeypatch.setattr(messages, "dialect_for", lambda template, vocab: BRACKETS)
 
 
 def serve(turns, **settings):

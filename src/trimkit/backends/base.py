@@ -19,7 +19,7 @@ from __future__ import annotations
 import abc
 import enum
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Literal, Union
+from typing import Any, AsyncIterator, Collection, Literal, Union
 
 from ..errors import BackendError
 from ..profile import ModelProfile
@@ -115,9 +115,11 @@ class Backend(abc.ABC):
     server sends tools in the model's own convention (``convention = "auto"``)."""
     special_tokens: frozenset[str] = frozenset()
     """The tokenizer's special tokens, which never reach a client as text."""
-    tool_dialect: Any = None
-    """How the model writes tool calls (a :class:`trimkit.toolcalls.dialects.Dialect`);
-    None is trimkit's XML convention."""
+    chat_template: str | None = None
+    """The chat template's source, from which the server recognises how the model writes
+    tool calls (:func:`trimkit.toolcalls.dialects.dialect_for`); None when unknown."""
+    vocab: Collection[str] = ()
+    """The tokenizer's tokens, for the same (some formats show in the vocabulary only)."""
 
     @abc.abstractmethod
     def status(self) -> BackendStatus:

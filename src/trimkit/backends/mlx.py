@@ -186,11 +186,8 @@ class MLXBackend(Backend):
         return template if isinstance(template, str) else None
 
     @functools.cached_property
-    def tool_dialect(self):
-        """How the model writes tool calls, from its template or vocabulary (:func:`~trimkit.toolcalls.dialects.dialect_for`)."""
-        from ..toolcalls.dialects import dialect_for
-
-        return dialect_for(self.chat_template, self.tokenizer.get_vocab())
+    def vocab(self) -> dict[str, int]:
+        return self.tokenizer.get_vocab()
 
     @property
     def special_tokens(self) -> frozenset[str]:

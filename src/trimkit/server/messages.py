@@ -12,6 +12,7 @@ from ..backends.base import Backend, BackendError, Finished, GenerationParams, T
 from .capture import Capture
 from ..pipeline import Pipeline
 from ..render import Chat, chat_messages, native_chat, thinking_setting
+from ..toolcalls.dialects import dialect_for
 from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
 from ..stage import ConfigError, PromptTooLong, TrimResult
 from ..wire import (
@@ -99,6 +100,7 @@ class MessageService:
         self.backend = backend
         self.pipeline = pipeline
         self.gate = GenerationGate(settings.max_queue, backend.max_concurrency)
+        self.dialect = dialect_for(backend.chat_template, backend.vocab)
         self.capture = Capture.from_settings(settings)
 
     # ------------------------------------------------------------------ preparing
@@ -195,7 +197,7 @@ class MessageService:
         return ResponseBuilder(
             prep.request.tools,
             prep.request.stop_sequences,
-            dialect=self.backend.tool_dialect,
+            dialect=self.dialect,
             thinking=bool(thinking_setting(prep.request)),
             thinking_open=self.opens_thinking(prep.chat),
             special_tokens=self.backend.special_tokens,
