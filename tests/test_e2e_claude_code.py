@@ -188,6 +188,7 @@ def test_claude_code_writes_a_file_through_a_model_family_in_its_own_format(clau
     The prompt must show the tools, the call and its result in the family's own format.
     """
     from trimkit.backends.mlx import MLXBackend
+    from trimkit.testing import live_app
     from trimkit.testing.families import Call, Reply, Script, build_family_model, family
 
     work, home = tmp_path / "work", tmp_path / "home"
@@ -207,8 +208,7 @@ def test_claude_code_writes_a_file_through_a_model_family_in_its_own_format(clau
     script = Script(model, responder=respond)
     backend = MLXBackend(str(model), logits_processors=script).wait_ready(60)
     try:
-        app = create_app(ServerSettings(backend="mlx", model=str(model)), backend=backend)
-        with LiveServer(app) as server:
+        with live_app("mlx", backend, model=str(model)) as server:
             done = run_claude(claude_bin, server.url, "create hello.txt containing hello world", work, home,
                               "--allowedTools", "Write")
     finally:

@@ -7,17 +7,15 @@ same matrix as a table); this file asserts each applicable one, streaming and no
 
 from __future__ import annotations
 
-import json
-
-import anthropic
 import httpx
 import pytest
 
 pytest.importorskip("mlx_lm")
 
+from tests.support.clients import sdk
+from tests.support.sse import sse_events
 from trimkit.backends.mlx import MLXBackend
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from trimkit.testing import live_app
 from trimkit.testing.family_cases import CASES, READ_A, UNDECLARED, case_named, request_for, run_case
 from trimkit.testing.families import FAMILIES, Reply, Script, family
 
@@ -48,11 +46,8 @@ class Served:
     def __init__(self, model_dir, **settings):
         self.script = Script(model_dir)
         self.backend = MLXBackend(str(model_dir), logits_processors=self.script).wait_ready(30)
-        app = create_app(ServerSettings(backend="mlx", model=str(model_dir), tier="large", **settings),
-                         backend=self.backend)
-        self.server = LiveServer(app).__enter__()
-        self.client = anthropic.Anthropic(base_url=self.server.url, api_key="unused", max_retries=0, timeout=120,
-                                          _strict_response_validation=True)
+        self.server = live_app("mlx", self.backend, model=str(model_dir), tier="large", **settings).__enter__()
+        self.client = sdk(self.server.url, timeout=120)
 
     def close(self):
         self.server.__exit__(None, None, None)
@@ -97,9 +92,7 @@ def test_thinking_streams_as_thinking_deltas_then_one_signature(name, served):
     each.script.push(*case.replies(family(name)))
     with httpx.stream("POST", each.server.url + "/v1/messages", json={**request_for(case), "stream": True},
                       timeout=60) as response:
-        raw = "".join(response.iter_text())
-    frames = [line for line in raw.split("\n") if line.startswith("data: ")]
-    events = [json.loads(line[6:]) for line in frames]
+        events = [data for _, data in sse_events("".join(response.iter_text()))]
     first = events[2]  # message_start, ping, then the thinking block
     assert first["type"] == "content_block_start"
     assert first["content_block"] == {"type": "thinking", "thinking": "", "signature": ""}

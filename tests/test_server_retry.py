@@ -11,14 +11,14 @@ from __future__ import annotations
 import json
 import re
 
-import anthropic
 import httpx
 import pytest
 
+from tests.support.clients import sdk
+from tests.support.sse import sse_events
 from trimkit.backends.replay import ReplayBackend
 from trimkit.profile import ModelProfile
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from trimkit.testing import live_app
 from trimkit.toolcalls.catalog import Catalog
 from trimkit.toolcalls.dialects.base import Dialect
 from trimkit.toolcalls.items import FailedCall
@@ -83,19 +83,16 @@ def brackets(monkeypatch):
 
 def serve(turns, **settings):
     backend = RecordingReplay(turns)
-    app = create_app(ServerSettings(backend="replay", **settings), backend=backend)
-    return backend, LiveServer(app)
+    return backend, live_app("replay", backend, **settings)
 
 
-def client(server) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server.url, api_key="k", max_retries=0, timeout=30,
-                               _strict_response_validation=True)
+def client(server):
+    return sdk(server.url)
 
 
 def sse(server, body) -> list[dict]:
     with httpx.stream("POST", server.url + "/v1/messages", json={**body, "stream": True}, timeout=30) as response:
-        raw = "".join(response.iter_text())
-    return [json.loads(line[6:]) for line in raw.split("\n") if line.startswith("data: ")]
+        return [data for _, data in sse_events("".join(response.iter_text()))]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["json", "sse"])
