@@ -132,3 +132,82 @@ def family_template(family_model):
         return loaded[name]
 
     return get
+
+
+# ---------------------------------------------------------------- real engines (marker: engines)
+
+
+class Supervised:
+    """One engine for the whole run, started on first use and again if a test killed it."""
+
+    def __init__(self, start):
+        self.start = start
+        self.engine = None
+
+    def get(self):
+        from trimkit.testing.engines import EngineUnavailable
+
+        if self.engine is not None and self.engine.alive():
+            return self.engine
+        if self.engine is not None:
+            self.engine.stop()
+        try:
+            self.engine = self.start()
+        except EngineUnavailable as exc:
+            pytest.skip(f"engine cannot be had on this machine: {exc}")
+        return self.engine
+
+    def stop(self):
+        if self.engine is not None:
+            self.engine.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_model_dir(tmp_path_factory):
+    """The tiny model every engine here loads; its end-of-turn token is pushed down, so each
+    answer runs to ``max_tokens`` (usage is exact and a stream lasts long enough to interrupt)."""
+    from trimkit.testing.tinymodel import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("engine-model"), eos_bias=-30)
+
+
+@pytest.fixture(scope="session")
+def engine_gguf(engine_model_dir, tmp_path_factory):
+    from trimkit.testing.gguf_export import write_gguf
+
+    return write_gguf(engine_model_dir, tmp_path_factory.mktemp("engine-gguf") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def _llama_supervisor(engine_gguf, tmp_path_factory):
+    from trimkit.testing.engines import start_llama_server
+
+    logs = tmp_path_factory.mktemp("llama-logs")
+    supervisor = Supervised(lambda: start_llama_server(engine_gguf, log_dir=logs))
+    yield supervisor
+    supervisor.stop()
+
+
+@pytest.fixture(scope="session")
+def _vllm_supervisor(engine_model_dir, tmp_path_factory):
+    from trimkit.testing.engines import start_vllm
+
+    logs = tmp_path_factory.mktemp("vllm-logs")
+    supervisor = Supervised(lambda: start_vllm(engine_model_dir, *VLLM_TOOL_OPTIONS, log_dir=logs))
+    yield supervisor
+    supervisor.stop()
+
+
+VLLM_TOOL_OPTIONS = ("--enable-auto-tool-choice", "--tool-call-parser", "hermes")
+
+
+@pytest.fixture
+def llama_engine(_llama_supervisor):
+    """llama.cpp's llama-server on 127.0.0.1 (built once into the cache; see trimkit.testing.engines)."""
+    return _llama_supervisor.get()
+
+
+@pytest.fixture
+def vllm_engine(_vllm_supervisor):
+    """vLLM's CPU build on 127.0.0.1 (installed once into the cache; see trimkit.testing.engines)."""
+    return _vllm_supervisor.get()

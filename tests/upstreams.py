@@ -63,6 +63,21 @@ def anthropic_event(event: str, **data: Any) -> bytes:
     return sse({"type": event, **data}, event)
 
 
+async def asgi_request_body(scope, receive, send) -> bytes | None:
+    """The whole body of an HTTP request; None for the lifespan protocol, which this answers."""
+    if scope["type"] == "lifespan":
+        while (message := await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return None
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 @dataclass
 class FakeUpstream:
     """An ASGI upstream with a scripted answer; use as ``with FakeUpstream(...) as up: up.url``."""
@@ -79,17 +94,9 @@ class FakeUpstream:
     answer: Callable[[dict[str, Any]], tuple[int, dict[str, Any]] | None] | None = None
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
+        body = await asgi_request_body(scope, receive, send)
+        if body is None:
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         if scope["method"] == "GET":
             await self._answer(send, 200, {"object": "list", "data": self.models})
