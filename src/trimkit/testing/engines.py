@@ -293,7 +293,7 @@ def stop_process_group(proc: subprocess.Popen, grace: float = 15) -> None:
 
 def _wait_ready(url: str, proc: subprocess.Popen, timeout: float, log: Path, what: str,
                 headers: dict[str, str]) -> None:
-    """Until ``GET /v1/models`` answers 200: both engines answer ``/health`` before the model is usable."""
+    """Until ``GET /v1/models`` answers 200 with the key: what trimkit probes first, so ready means ready for it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
