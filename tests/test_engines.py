@@ -23,7 +23,8 @@ from trimkit.testing.engines import start_llama_server
 
 from tests.engines import FaultProxy, trimkit_in_front
 from tests.fixtures.claude_code import first_request
-from tests.upstreams import sdk, sse_events
+from tests.support.clients import sdk
+from tests.support.sse import sse_events
 
 pytestmark = [pytest.mark.engines, pytest.mark.slow]
 
