@@ -14,7 +14,8 @@ per engine and trimkit backend (``openai``, ``anthropic``):
    trimkit adds (trim, render, one more HTTP hop), not prefill;
 2. turn 2 of a Claude-Code-shaped session through trimkit (the billing nonce changes
    every turn, as Claude Code's does): the prompt tokens the engine reports it
-   took from its prefix cache, with trimkit's trimming and with every stage off;
+   took from its prefix cache, with trimkit's trimming and with every stage off
+   (which keeps the nonce near the start of the prompt);
 3. with two llama-server processes behind one trimkit (``upstreams``), ``--requests``
    requests eight at a time, one engine killed after half have been answered:
    how many were answered, and what the others got.
@@ -92,16 +93,20 @@ def time_to_first_token(engine: Engine, backend: str, model: Path, runs: int) ->
 
 
 def turn_two(engine: Engine, backend: str, model: Path, stages: dict | None, label: str) -> None:
-    requests = cc.session_prefixes(1, nonce=lambda k: f"{k + 1:04d}")
+    """Its own user prompt per run, so turn 2 can find only this run's turn 1 in the engine's cache
+    (and turn 1 only what every run shares: the system prompt and tools before it)."""
+    prompt = f"{cc.SESSION_PROMPT} ({engine.kind}, {backend}, {label})"
+    requests = cc.session_prefixes(1, nonce=lambda k: f"{k + 1:04d}", prompt=prompt)
     config = settings(engine, backend, model, stages=stages or {})
     with LiveServer(create_app(config, pipeline=Pipeline(stages or {}))) as server:
         first_time, first = one_token_through_trimkit(server.url, requests[0])
         second_time, second = one_token_through_trimkit(server.url, requests[1])
-    before = first["input_tokens"] + (first.get("cache_read_input_tokens") or 0)
+    first_cached = first.get("cache_read_input_tokens") or 0
+    before = first["input_tokens"] + first_cached
     cached = second.get("cache_read_input_tokens") or 0
     total = second["input_tokens"] + cached
-    print(f"   {engine.kind:13}{backend:10}{label:11}{before:>8,}{total:>8,}{cached:>8,}{cached / before:>10.0%}"
-          f"{first_time:>8.2f}s{second_time:>8.2f}s")
+    print(f"   {engine.kind:13}{backend:10}{label:11}{before:>8,}{first_cached:>8,}{total:>8,}{cached:>8,}"
+          f"{cached / before:>10.0%}{first_time:>8.2f}s{second_time:>8.2f}s")
 
 
 def two_upstreams(gguf: Path, model: Path, requests: int, logs: Path) -> None:
@@ -168,8 +173,8 @@ def main() -> None:
                 for backend in ("openai", "anthropic"):
                     time_to_first_token(engine, backend, model, args.runs)
             print("\n2. turn 2 of a Claude-Code-shaped session: prompt tokens read from the engine's prefix cache")
-            print(f"   {'engine':13}{'backend':10}{'':11}{'turn 1':>8}{'turn 2':>8}{'cached':>8}{'of turn 1':>10}"
-                  f"{'turn 1':>9}{'turn 2':>9}")
+            print(f"   {'engine':13}{'backend':10}{'':11}{'turn 1':>8}{'cached':>8}{'turn 2':>8}{'cached':>8}"
+                  f"{'of turn 1':>10}{'turn 1':>9}{'turn 2':>9}")
             for engine in engines:
                 for backend in ("openai", "anthropic"):
                     turn_two(engine, backend, model, None, "trimmed")
