@@ -180,3 +180,21 @@ def test_serve_and_launch_take_capture_as_the_capture_dir_setting(flag, tmp_path
         config = load_config(env={}, overrides=overrides_from_args(args))
         assert config.settings.capture_dir == str(tmp_path)
         assert config.sources["capture_dir"] == "flag --capture-dir"
+
+
+def test_the_prompt_of_the_models_own_convention_shows_tools_and_calls():
+    from trimkit.render import Chat
+    from trimkit.server.capture import chat_text
+
+    chat = Chat([
+        {"role": "user", "content": "read /a"},
+        {"role": "assistant", "content": "Reading.", "tool_calls": [
+            {"id": "abcdefghi", "type": "function", "function": {"name": "Read", "arguments": {"file_path": "/a"}}}]},
+        {"role": "tool", "tool_call_id": "abcdefghi", "name": "Read", "content": "print(1)"},
+    ], tools=[{"type": "function", "function": {"name": "Read", "description": "Read a file.", "parameters": {}}}])
+    assert chat_text(chat) == (
+        '<|tools|>\n{"type": "function", "function": {"name": "Read", "description": "Read a file.", "parameters": {}}}\n'
+        "<|user|>\nread /a\n"
+        '<|assistant|>\nReading.\n{"name": "Read", "arguments": {"file_path": "/a"}}\n'
+        "<|tool|>\nprint(1)"
+    )

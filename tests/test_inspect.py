@@ -227,3 +227,20 @@ def test_a_bad_file_is_a_one_line_error(capsys, tmp_path, content, message):
     assert status != 0 and out == ""
     assert err.count("\n") == 1
     assert err.startswith(message.format(path=path)), err
+
+
+def test_a_model_whose_template_renders_tools_shows_the_prompt_as_its_template_writes_it(capsys, family_model):
+    out = inspect(capsys, str(EXAMPLE), "--model", str(family_model("qwen3_coder")), "--show")
+    line = next(line for line in out.splitlines() if line.startswith("tools offered to the model"))
+    assert line.startswith("tools offered to the model (through the model's chat template): ")
+    assert set(line.split(": ", 1)[1].split(", ")) == CORE_TOOLS
+    assert "<|im_start|>system\n" in out and "\n<tools>\n" in out and "<function>\n<name>Read</name>" in out
+    assert out.rstrip().endswith("<|im_start|>assistant")
+    assert "<function_calls>" not in out
+
+
+def test_convention_xml_teaches_trimkits_xml_even_through_such_a_template(capsys, family_model, monkeypatch):
+    monkeypatch.setenv("TRIMKIT_CONVENTION", "xml")
+    out = inspect(capsys, str(EXAMPLE), "--model", str(family_model("qwen3_coder")), "--show")
+    assert tools_line(out) and '<tool name="Read">' in out and "<function_calls>" in out
+    assert "<function>\n<name>Read</name>" not in out

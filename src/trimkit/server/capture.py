@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import re
@@ -33,6 +34,7 @@ from typing import Any, Iterable
 
 import msgspec
 
+from ..render import Chat
 from ..stage import TrimResult
 from ..wire import to_builtins
 from ..config.settings import ServerSettings
@@ -100,9 +102,19 @@ class Redactor:
         return value
 
 
-def chat_text(chat: list[dict[str, str]]) -> str:
-    """The chat messages as one text, each under a ``<|role|>`` line."""
-    return "\n".join(f"<|{m['role']}|>\n{m['content']}" for m in chat)
+def chat_text(chat: list[dict[str, Any]]) -> str:
+    """The chat messages as one text, each under a ``<|role|>`` line.
+
+    In the model's own convention, the tool definitions come first, under ``<|tools|>``,
+    and each assistant call follows its message's text as a line of JSON.
+    """
+    parts = []
+    if isinstance(chat, Chat) and chat.tools:
+        parts.append("<|tools|>\n" + "\n".join(json.dumps(t, ensure_ascii=False) for t in chat.tools))
+    for m in chat:
+        calls = [json.dumps(c.get("function", c), ensure_ascii=False) for c in m.get("tool_calls") or ()]
+        parts.append("\n".join([f"<|{m['role']}|>", m["content"], *calls]))
+    return "\n".join(parts)
 
 
 class Capture:
