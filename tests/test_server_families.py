@@ -138,3 +138,21 @@ def test_with_retries_off_a_failed_call_is_text_at_once(served):
     assert [b.type for b in message.content] == ["text"]
     assert len(each.script.prompts) == prompts + 1
     each.script.clear()
+
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_health_says_how_tools_reach_the_model_and_are_read_back(name, served):
+    health = httpx.get(served(name).server.url + "/health", timeout=10).json()
+    assert (health["convention"], health["tool_format"]) == ("native", family(name).dialect)
+
+
+def test_convention_xml_teaches_trimkits_xml_to_a_template_that_renders_tools(served):
+    each = served("qwen3_coder", convention="xml")
+    assert httpx.get(each.server.url + "/health", timeout=10).json()["convention"] == "xml"
+    each.script.push("<function_calls>\n<invoke name=\"Read\">\n<parameter name=\"file_path\">/a</parameter>\n"
+                     "</invoke>\n</function_calls>")
+    message = each.client.messages.create(**{k: v for k, v in request_for(case_named("single call")).items()
+                                             if k != "thinking"})
+    assert [(b.type, b.name, b.input) for b in message.content] == [("tool_use", "Read", {"file_path": "/a"})]
+    prompt = each.script.decode(each.script.prompts[-1])
+    assert '<tool name="Read">' in prompt and "<function>\n<name>Read</name>" not in prompt

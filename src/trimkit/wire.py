@@ -193,7 +193,9 @@ class Health(Struct, kw_only=True):
     answering for now) or ``error`` (never, without a change of configuration);
     ``detail`` says why in words. ``trimkit launch`` and ``trimkit doctor`` read
     this, and treat a server without ``status`` and ``context_window`` as another
-    program.
+    program. ``convention`` says how tools reach the model (``native``: through its
+    chat template; ``xml``: taught by trimkit) and ``tool_format`` how its calls are
+    read back (a dialect of :mod:`trimkit.toolcalls.dialects`).
     """
 
     status: Literal["ok", "loading", "error"]
@@ -204,6 +206,8 @@ class Health(Struct, kw_only=True):
     tier: str = ""
     context_window: int
     prefill_tps: float = 0.0
+    convention: str = ""
+    tool_format: str = ""
     upstreams: list["UpstreamHealth"] = []  # several engines behind one trimkit: each one's state
 
 

@@ -146,6 +146,8 @@ def create_app(
             tier=profile.tier,
             context_window=profile.context_window,
             prefill_tps=round(backend.profile.prefill_tps, 1),
+            convention="native" if profile.native_tools else "xml",
+            tool_format=service.dialect.name,
             upstreams=status.extra.get("upstreams", []),
         )
         return Response(content=encode(body), media_type="application/json", status_code=200 if status.ready else 503)
