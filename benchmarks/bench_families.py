@@ -9,8 +9,8 @@ special tokens and chat template. Then:
 2. a 20-turn Claude-Code-shaped session is trimmed and rendered through the family's
    template turn by turn, in the model's own convention and in trimkit's XML: the share of
    turns whose prompt starts with the previous turn's conversation, the share whose whole
-   prompt (generation prompt included) extends the previous prompt, and the smallest share
-   of the previous prompt's tokens a turn reuses.
+   prompt (generation prompt included) extends the previous prompt, and the most tokens of
+   the previous prompt a turn does not share (what the prefix cache must read again).
 
     python benchmarks/bench_families.py [--family NAME ...] [--details]
 """
@@ -81,20 +81,20 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return n
 
 
-def prefix_figures(model_dir: Path, *, native: bool) -> tuple[int, int, float]:
+def prefix_figures(model_dir: Path, *, native: bool, thinking: str = "adaptive") -> tuple[int, int, int, int]:
     tokenizer, template = load_chat_tokenizer(model_dir)
     pipeline = trimkit.Pipeline()
     profile = ModelProfile.for_tier("small", native_tools=native, context_window=1_000_000, prefill_tps=1e9)
     rendered = []
     for request in cc.session_prefixes(TURNS):
-        result = pipeline.trim({**request, "thinking": {"type": "adaptive"}}, profile)
+        result = pipeline.trim({**request, "thinking": {"type": thinking}}, profile)
         chat = native_chat(result.request) if native else chat_messages(result.request)
         rendered.append((template.text(chat), template.text(chat, generation_prompt=False)))
     history = sum(after.startswith(bare) for (_, bare), (after, _) in zip(rendered, rendered[1:]))
     whole = sum(after.startswith(full) for (full, _), (after, _) in zip(rendered, rendered[1:]))
     ids = [tokenizer.encode(full, add_special_tokens=False) for full, _ in rendered]
-    reuse = min(common_prefix(a, b) / len(a) for a, b in zip(ids, ids[1:]))
-    return history, whole, reuse
+    reread = max(len(a) - common_prefix(a, b) for a, b in zip(ids, ids[1:]))
+    return history, whole, reread, len(ids[-1])
 
 
 def main() -> None:
@@ -120,12 +120,12 @@ def main() -> None:
 
         print(f"\nprefix stability over a {TURNS}-turn Claude-Code-shaped session (thinking adaptive):\n")
         print(f"{'family':<14} {'convention':<10} {'conversation kept':>18} {'whole prompt extends':>21} "
-              f"{'least tokens reused':>20}")
+              f"{'most tokens re-read':>20} {'last prompt':>12}")
         for name in names:
             for native in (True, False):
-                history, whole, reuse = prefix_figures(dirs[name], native=native)
+                history, whole, reread, last = prefix_figures(dirs[name], native=native)
                 print(f"{name:<14} {'native' if native else 'xml':<10} {f'{history}/{TURNS}':>18} "
-                      f"{f'{whole}/{TURNS}':>21} {reuse:>19.1%}")
+                      f"{f'{whole}/{TURNS}':>21} {reread:>20} {last:>12,}")
     if args.details and details:
         print("\nfailures:")
         for line in details:
