@@ -42,6 +42,29 @@ def tiny_model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+def _client_command(name: str):
+    from trimkit.testing.clients import CLIENTS, ClientUnavailable, install
+
+    try:
+        return install(CLIENTS[name], "pinned")
+    except ClientUnavailable as exc:
+        pytest.skip(f"{name} cannot be installed here: {exc}")
+
+
+@pytest.fixture(scope="session")
+def claude_bin():
+    """Claude Code's command at the pinned version, installed from npm into the cache once
+    (``TRIMKIT_CLAUDE_BIN`` names another binary)."""
+    return _client_command("claude-code")
+
+
+@pytest.fixture(scope="session")
+def opencode_bin():
+    """OpenCode's command at the pinned version, installed from npm into the cache once
+    (``TRIMKIT_OPENCODE_BIN`` names another binary)."""
+    return _client_command("opencode")
+
+
 class RecordedClients:
     """Recordings of the real clients, made into the cache on first use (see trimkit.testing.recorder)."""
 

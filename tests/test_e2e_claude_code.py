@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -16,31 +15,6 @@ from tests.support.servers import replay_server
 from trimkit.wire import ToolResultBlock, ToolUseBlock
 
 pytestmark = pytest.mark.e2e
-
-CLAUDE_CODE_PACKAGE = "@anthropic-ai/claude-code"
-
-
-@pytest.fixture(scope="session")
-def claude_bin() -> Path:
-    """Claude Code's CLI, installed from npm once into a cache outside the repository."""
-    explicit = os.environ.get("TRIMKIT_CLAUDE_BIN")
-    if explicit:
-        return Path(explicit)
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not installed, so Claude Code cannot be installed")
-    prefix = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "trimkit-tests" / "claude-code"
-    binary = prefix / "node_modules" / ".bin" / "claude"
-    if not binary.exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), CLAUDE_CODE_PACKAGE],
-            check=True,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=600,
-        )
-    return binary
-
 
 def run_claude(claude_bin: Path, url: str, prompt: str, cwd: Path, home: Path, *extra: str, timeout: int = 180):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE"))}

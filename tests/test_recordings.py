@@ -71,8 +71,10 @@ def test_the_client_did_what_the_case_asked(recorded_clients, client, version, c
         assert kinds.count(RequestKind.COMPACTION) == 1 and kinds[-1] is RequestKind.COMPACTION
     if case == "subagent":
         assert any(SUBAGENT_PROMPT in prompt_text(decode_request(r.body)).rsplit("<|user|>", 1)[-1] for r in recs)
+    if case == "terminal_ui":
+        assert {RequestKind.TITLE, RequestKind.MAIN, RequestKind.SUGGESTION} <= set(kinds)
     for recording in recs:
-        assert not (recording.body.get("tools") and recording.kind.side), recording.id
+        assert not (recording.body.get("tools") and recording.kind is RequestKind.TITLE), recording.id
 
 
 @pytest.mark.parametrize("tier", TIERS)
@@ -90,7 +92,7 @@ def test_every_fact_the_client_stated_survives_trimming(recorded_clients, client
 def test_agent_loop_requests_shrink_and_side_requests_keep_their_own_prompt(recorded_clients, client, version, case):
     for recording in requests(recorded_clients, client, version, case):
         result = PIPELINE.trim(recording.body, ModelProfile.for_tier("small"))
-        if recording.kind.side:
+        if recording.kind is RequestKind.TITLE:
             assert result.carry.recognized_agent is None, recording.id
         elif recording.body.get("tools"):
             assert result.carry.recognized_agent == client, recording.id

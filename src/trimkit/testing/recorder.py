@@ -5,7 +5,7 @@ every week. This module runs the real binaries from npm (:mod:`trimkit.testing.c
 on a small git project, against a server on 127.0.0.1 that saves every request and
 answers it from a per-case script, and keeps the requests in a cache directory::
 
-    $XDG_CACHE_HOME/trimkit-tests/recordings/<client>-<version>/<case>/001.json
+    $XDG_CACHE_HOME/trimkit-tests/recordings/<client>-<version>/format-<N>/<case>/001.json
 
 Each file holds the request's ``path``, ``headers`` (keys redacted) and ``body``; each
 case directory has ``case.json`` with what the case put in front of the client (the
@@ -47,7 +47,7 @@ from ..request_kind import RequestKind, classify
 from ..wire import RequestDecodeError, decode_request
 from .clients import CLAUDE_CODE, CLIENTS, OPENCODE, ClientPackage, binary_version, cache_root, install
 
-FORMAT = 2
+FORMAT = 3
 """Bumped when the cases change, so older recordings are made again."""
 CLIENT_TIMEOUT = 180
 API_KEY = "trimkit-recorder-key"
@@ -300,6 +300,8 @@ class Run:
     """Further invocations in the same project and home (their whole argument lists)."""
     user_lines: list[str] = field(default_factory=list)
     """Lines of the user's own that the client wraps into its prompt (a style's heading)."""
+    typed: list[str] = field(default_factory=list)
+    """For the terminal UI: the prompts typed, one after the other (``prompt`` is the first)."""
 
 
 def _last_user(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -340,13 +342,17 @@ def side_reply(body: dict[str, Any], kind: RequestKind) -> Reply | None:
 
 @dataclass(frozen=True)
 class Case:
-    """A recorded situation: how to set it up and how the agent loop is answered."""
+    """A recorded situation: how to set it up and how the agent loop is answered.
+
+    An ``interactive`` case drives the client's terminal UI through tmux (the one way
+    to see what it sends on its own: titles with prompts, suggested next prompts)."""
 
     name: str
     client: str
     about: str
     prepare: Callable[[Path, Path], Run]
     answer: Callable[[dict[str, Any], Run], Reply]
+    interactive: bool = False
 
 
 def _plain(prompt: str, args: list[str] | None = None, **expect: Any) -> Callable[[Path, Path], Run]:
@@ -428,6 +434,10 @@ CASES: tuple[Case, ...] = (
          _with_mcp, _say("Use snake_case.")),
     Case("output_style", "claude-code", "a custom output style chosen in the project's settings",
          _with_output_style, _say("4")),
+    Case("terminal_ui", "claude-code", "two prompts typed into the terminal UI (tmux), prompt suggestions on",
+         lambda work, home: Run(work, home, "what is 2+2", typed=["what is 2+2", "and 3+3"],
+                                env={"CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION": "true"}),
+         _say("4"), interactive=True),
     Case("first_turn", "opencode", "the first turn in a git repo with an AGENTS.md (and its title request)",
          _plain("what is 2+2"), _say("4")),
     Case("tool_round_trip", "opencode", "a write call and its result",
@@ -485,12 +495,78 @@ def client_env(client: str, url: str, run: Run) -> dict[str, str]:
     return {**env, **run.env}
 
 
+TUI_SIZE = ("200", "50")
+TUI_TIMEOUT = 60
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = TUI_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def drive_terminal_ui(binary: Path, run: Run, env: dict[str, str], server: RecordingServer) -> tuple[int | None, str]:
+    """Type ``run.typed`` into the client's terminal UI in a tmux session; returns (status, screen).
+
+    The home directory is set up as after onboarding (theme chosen, the project trusted,
+    the API key approved), so the UI goes straight to its prompt. Each prompt is typed
+    once the one before has been answered and the UI has settled.
+    """
+    if shutil.which("tmux") is None:
+        return None, "tmux is not installed"
+    (run.home / ".claude.json").write_text(json.dumps({
+        "hasCompletedOnboarding": True, "theme": "dark", "numStartups": 5,
+        "customApiKeyResponses": {"approved": [API_KEY[-20:]], "rejected": []},
+        "projects": {str(run.work): {"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True}},
+    }))
+    session = f"trimkit-rec-{os.getpid()}-{next(_tool_ids)}"
+    command = ["env", "-i", *(f"{k}={v}" for k, v in {**env, "TERM": "xterm-256color"}.items()), str(binary)]
+    tmux = ["tmux", "-L", session]
+    subprocess.run([*tmux, "new-session", "-d", "-s", session, "-x", TUI_SIZE[0], "-y", TUI_SIZE[1],
+                    "-c", str(run.work), subprocess.list2cmdline(command)], check=True)
+
+    def screen() -> str:
+        return subprocess.run([*tmux, "capture-pane", "-p", "-t", session], capture_output=True, text=True).stdout
+
+    panes = subprocess.run([*tmux, "list-panes", "-t", session, "-F", "#{pane_pid}"], capture_output=True, text=True)
+    pids = [int(pid) for pid in panes.stdout.split()]
+
+    try:
+        ready = _wait(lambda: "❯" in screen() or "? for shortcuts" in screen())
+        for prompt in run.typed if ready else ():
+            answered = len(server.requests)
+            subprocess.run([*tmux, "send-keys", "-t", session, "-l", prompt])
+            subprocess.run([*tmux, "send-keys", "-t", session, "Enter"])
+            _wait(lambda: any(prompt in json.dumps(e["body"]) for e in server.requests[answered:]
+                              if isinstance(e["body"], dict) and kind_of(e["body"]) is RequestKind.MAIN))
+            settled = len(server.requests)
+            time.sleep(3)
+            _wait(lambda: len(server.requests) == settled, timeout=5)
+        return (0 if ready else None), screen()
+    finally:
+        subprocess.run([*tmux, "kill-server"], capture_output=True)
+        _wait(lambda: not any(_alive(pid) for pid in pids), timeout=15)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def record_case(case: Case, binary: Path, directory: Path) -> dict[str, Any]:
     """Run one case; its requests go to ``directory``. Returns its ``case.json`` manifest."""
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
-    with tempfile.TemporaryDirectory(prefix="trimkit-rec-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="trimkit-rec-", ignore_cleanup_errors=True) as tmp:
         root = Path(tmp)
         work, home = make_project(root), root / "home"
         home.mkdir()
@@ -503,6 +579,9 @@ def record_case(case: Case, binary: Path, directory: Path) -> dict[str, Any]:
         commands = [client_command(case.client, binary, run), *([str(binary), *args] for args in run.then)]
         status, output = 0, ""
         with RecordingServer(directory, responder) as server:
+            if case.interactive:
+                status, output = drive_terminal_ui(binary, run, client_env(case.client, server.url, run), server)
+                commands = []
             for command in commands:
                 try:
                     done = subprocess.run(
@@ -535,24 +614,34 @@ def record_client(package: ClientPackage, version: str = "pinned", root: Path | 
     """Record every case of ``package`` at ``version`` (installed from npm if needed).
 
     Recordings of the same version made by this :data:`FORMAT` are reused unless ``force``.
-    Returns the client-version directory.
+    A full recording is made aside and moved into place whole, so a reader (another test
+    run) never sees half of one. Returns the directory of the recordings.
     """
     binary = install(package, version)
     exact = binary_version(binary)
-    target = (root or recordings_root()) / f"{package.name}-{exact}"
-    marker = target / "recorded.json"
+    target = (root or recordings_root()) / f"{package.name}-{exact}" / f"format-{FORMAT}"
     cases = [c for c in cases_for(package.name) if not only or c.name in only]
-    target.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.with_name(target.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be recording the same version
-        if not force and not only and marker.exists():
-            if json.loads(marker.read_text()).get("format") == FORMAT:
-                return target
-        marker.unlink(missing_ok=True)
-        results = {case.name: record_case(case, binary, target / case.name) for case in cases}
-        if not only:
-            marker.write_text(json.dumps({"format": FORMAT, "client": package.name, "version": exact,
-                                          "cases": {n: m["requests"] for n, m in results.items()}}, indent=1))
+        if only:
+            for case in cases:
+                record_case(case, binary, target / case.name)
+            return target
+        if not force and (target / "recorded.json").exists():
+            return target
+        making = target.with_name(target.name + ".partial")
+        shutil.rmtree(making, ignore_errors=True)
+        results = {case.name: record_case(case, binary, making / case.name) for case in cases}
+        (making / "recorded.json").write_text(json.dumps(
+            {"format": FORMAT, "client": package.name, "version": exact,
+             "cases": {n: m["requests"] for n, m in results.items()}}, indent=1))
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        making.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
     return target
 
 
@@ -591,7 +680,8 @@ class Recording:
 def load_recordings(root: Path | None = None) -> list[Recording]:
     """Every complete recording under ``root`` (default :func:`recordings_root`), in a stable order."""
     root = root or recordings_root()
-    return [r for marker in sorted(root.glob("*/recorded.json")) for r in load_client_recordings(marker.parent)]
+    markers = sorted(root.glob(f"*/format-{FORMAT}/recorded.json"))
+    return [r for marker in markers for r in load_client_recordings(marker.parent)]
 
 
 def load_client_recordings(directory: Path) -> list[Recording]:
@@ -702,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
         target = record_client(CLIENTS[name], args.version, args.out, force=args.force, only=args.case)
         for manifest_file in sorted(target.glob("*/case.json")):
             manifest = json.loads(manifest_file.read_text())
-            print(f"{target.name:<24} {manifest['case']:<22} {manifest['requests']:>3} requests, "
+            print(f"{target.parent.name:<24} {manifest['case']:<22} {manifest['requests']:>3} requests, "
                   f"exit {manifest['exit_status']}, {manifest['seconds']} s")
     return 0
 
