@@ -513,3 +513,13 @@ def test_property_prefix_stable_when_turns_are_added(parts, tier):
         assert message.content and all(
             not isinstance(b, TextBlock) or b.text.strip() for b in message_blocks(message)
         )
+
+
+def test_a_system_message_paragraph_made_of_the_agents_known_lines_is_its_guidance():
+    """Lines the catalogue knows (here: the committed example's own guidance) are the agent's, dropped
+    on small tiers; a paragraph it does not know is kept."""
+    known = cc_text.SECTIONS.split("\n\n")[1].split("\n", 1)[1]
+    message = {"role": "system", "content": f"{known}\n\nFiles under /srv are read-only."}
+    assert categories(message["content"], bare=True) == ["guidance", "unknown"]
+    state = run(body(user("q"), message), tier="small")
+    assert known not in system_text(state.request) and "Files under /srv are read-only." in system_text(state.request)

@@ -77,6 +77,7 @@ class Actions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     file_read_notice: Action = "keep"
     model: Action = "keep"
     attribution: Action = "keep"
+    guidance: Action = "keep"
     unknown: Action = "keep"
 
     def __post_init__(self) -> None:
@@ -100,6 +101,7 @@ SMALL = Actions(
     file_read_notice="drop",
     model="drop",
     attribution="drop",
+    guidance="drop",
     unknown="unwrap",
 )
 MEDIUM = replace(SMALL, memory="unwrap")
@@ -121,6 +123,7 @@ HEADINGS = {
     "mcp_instructions": "# MCP server instructions",
     "model": "# Model",
     "attribution": "# Commit attribution",
+    "guidance": "# Agent guidance",
     "skills": "# Skills",
     "agents": "# Agent types",
     "hooks": "# Hook output",

@@ -10,7 +10,8 @@ preamble), so a reminder is parsed into :class:`Section` s, each with a category
 Classification looks at structure first (section headings, ``Contents of <path>``
 lines, the opening sentence) and then at keywords in the first line and the first
 few hundred characters, so it costs the same for a 20 KB CLAUDE.md as for a one-line
-nudge. Parses are memoized by text, since the same reminders come back every turn.
+nudge. Text that matches nothing is ``guidance`` when every line of it is a line the
+agent is known to write (:mod:`trimkit.agent_context`), else ``unknown``. Parses are memoized by text, since the same reminders come back every turn.
 
 A tag only opens a reminder at the start of a line: a file that merely mentions the
 tag (source code, a log) is text, not a reminder.
@@ -21,6 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+
+from trimkit.agent_context import KnownLines
 
 OPEN = "<system-reminder>"
 CLOSE = "</system-reminder>"
@@ -41,6 +44,7 @@ CATEGORIES = (
     "file_read_notice",
     "model",
     "attribution",
+    "guidance",
     "unknown",
 )
 
@@ -198,7 +202,14 @@ def classify(text: str) -> str:
         for category, needles in KEYWORDS:
             if any(needle in scope for needle in needles):
                 return category
-    return "unknown"
+    return "guidance" if _known_lines(text) else "unknown"
+
+
+def _known_lines(text: str) -> bool:
+    """Whether every line of ``text`` is a line the agent is known to write (its own guidance)."""
+    known = KnownLines.default()
+    lines = [line for line in text.split("\n") if line.strip()]
+    return bool(lines) and all(line in known for line in lines)
 
 
 def date_of(text: str) -> str | None:

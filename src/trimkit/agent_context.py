@@ -138,6 +138,12 @@ class KnownLines:
     def __init__(self, extra: Iterable[str] = ()):
         self.fingerprints = catalogue() | frozenset(extra)
 
+    @staticmethod
+    @cache
+    def default() -> "KnownLines":
+        """The catalogue alone (built once)."""
+        return KnownLines()
+
     @classmethod
     def with_text(cls, texts: Iterable[str]) -> "KnownLines":
         """The catalogue plus every line of ``texts``."""
@@ -274,7 +280,7 @@ def read_environment(text: str, known: KnownLines | None = None, *, env_heading:
     that section). ``env_heading=False`` reads a text that is itself the environment
     section.
     """
-    known = known or KnownLines()
+    known = known or KnownLines.default()
     lines = text.split("\n")
     span = git_span(lines)
     has_region = any(l.strip(BLANKS) == "<env>" or l.strip(BLANKS).lower() == "# environment" for l in lines)
