@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import threading
 
 import httpx
@@ -37,16 +39,25 @@ def test_a_client_that_closes_mid_stream_frees_the_model_before_another_step():
     assert after.status_code == 200 and backend.generations == 2
 
 
+def post_raw(url: str, body: dict) -> socket.socket:
+    """Send a request on a bare socket and read nothing: a client that waits, then may just go."""
+    host, port = url.removeprefix("http://").split(":")
+    data = json.dumps(body).encode()
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                 b"content-length: " + str(len(data)).encode() + b"\r\n\r\n" + data)
+    return sock
+
+
 def test_a_client_that_leaves_the_queue_never_reaches_the_model():
     backend = ValveBackend(chunks=2)
     with serve(backend) as live, httpx.Client(base_url=live.url, timeout=10) as client:
         first = threading.Thread(target=client.post, args=("/v1/messages",), kwargs={"json": base_request()})
         first.start()
         assert wait_until(lambda: backend.generations == 1)
-        with client.stream("POST", "/v1/messages", json=base_request(stream=True)) as queued:
-            lines = queued.iter_lines()
-            assert next(lines) == "event: message_start"
-            assert client.get("/health").json()["queue"] == 2
+        queued = post_raw(live.url, base_request(stream=True))
+        assert wait_until(lambda: client.get("/health").json()["queue"] == 2)
+        queued.close()
         assert wait_until(lambda: client.get("/health").json()["queue"] == 1)
         backend.open(10**6)
         first.join(60)
@@ -117,7 +128,12 @@ def test_repeated_backend_failures_end_only_their_own_request(failure):
             stream = round_ % 2 == 0
             failed = client.post("/v1/messages", json=base_request(stream=stream))
             served = client.post("/v1/messages", json=base_request(stream=stream))
-            if stream:
+            if stream and failure == "before_first_chunk":  # nothing streamed yet: the failure has its own status
+                assert failed.status_code == 500
+                assert failed.json() == {"type": "error", "error": {"type": "api_error", "message": message}}
+                assert sse_events(served.text)[-1][0] == "message_stop"
+                text = "".join(d["delta"]["text"] for n, d in sse_events(served.text) if n == "content_block_delta")
+            elif stream:
                 assert failed.status_code == 200
                 name, data = sse_events(failed.text)[-1]
                 assert name == "error" and data == {"type": "error", "error": {"type": "api_error", "message": message}}

@@ -16,6 +16,8 @@ side request: the user's next turn waits for it.
 
 from __future__ import annotations
 
+import json
+import re
 from enum import Enum
 from typing import Any
 
@@ -40,8 +42,7 @@ class RequestKind(str, Enum):
 
 SIDE_KINDS = frozenset({RequestKind.TITLE, RequestKind.SUGGESTION})
 
-_TITLE_SYSTEM = ("you are a title generator", "generate a concise, sentence-case title", "generate a title")
-_TITLE_USER = ("generate a title for this conversation",)
+_TITLE_SYSTEM = ("you are a title generator", "generate a concise, sentence-case title")
 _SUGGESTION_MARKERS = ("[suggestion mode", "suggest what the user might", "predict what the user")
 _COMPACTION_MARKERS = (
     "your task is to create a detailed summary of the conversation so far",
@@ -79,7 +80,7 @@ def classify(request: MessagesRequest) -> RequestKind:
     if not request.tools:
         if "title" in _schema_properties(request.output_config) and len(_schema_properties(request.output_config)) <= 2:
             return RequestKind.TITLE
-        if _mentions(system_head, _TITLE_SYSTEM) or _mentions(last_user[:HEAD_CHARS], _TITLE_USER):
+        if _mentions(system_head, _TITLE_SYSTEM):
             return RequestKind.TITLE
     tail = last_user[-4000:]
     if _mentions(tail, _SUGGESTION_MARKERS):
@@ -87,3 +88,26 @@ def classify(request: MessagesRequest) -> RequestKind:
     if _mentions(last_user, _COMPACTION_MARKERS) or _mentions(system_head, _COMPACTION_MARKERS):
         return RequestKind.COMPACTION
     return RequestKind.MAIN
+
+
+TITLE_WORDS = 6
+_SESSION = re.compile(r"<session>\s*(.*?)\s*</session>", re.S)
+
+
+def title_from_words(request: MessagesRequest) -> str:
+    """A title made of the user's first words, for answering a title request without the model.
+
+    Claude Code puts the user's words inside ``<session>`` and wants ``{"title": ...}``
+    (its ``output_config.format``); OpenCode quotes them in the last user block and wants
+    the bare title.
+    """
+    text = _last_user_text(request)
+    found = _SESSION.search(text)
+    words = found.group(1) if found else text.rsplit("\n", 1)[-1]
+    line = next((l for l in words.split("\n") if l.strip()), "").strip().strip('"').strip()
+    kept = line.split()[:TITLE_WORDS]
+    title = " ".join(kept).rstrip(".,;:!?") or "New session"
+    title = title[:1].upper() + title[1:]
+    if _schema_properties(request.output_config):
+        return json.dumps({"title": title}, ensure_ascii=False)
+    return title

@@ -37,6 +37,7 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     mlx_memory_limit: int | None = None
     mlx_cache_limit: int | None = None
     ping_interval: float = 10.0
+    quick_titles: bool = False
     model_patterns: list[str] = msgspec.field(default_factory=lambda: ["claude-*"])
     opus_model: str | None = None
     sonnet_model: str | None = None

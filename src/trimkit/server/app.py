@@ -101,7 +101,7 @@ def create_app(
         prep = service.prepare(await request.body())
         if prep.request.stream:
             return Stream(
-                service.start_stream(prep),
+                await until_disconnect(request, service.open_stream(prep)),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
             )

@@ -8,10 +8,11 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import AsyncIterator
 
-from ..backends.base import Backend, BackendError, Finished, GenerationParams, TextDelta
+from ..backends.base import Backend, BackendError, Finished, GenerationEvent, GenerationParams, TextDelta
 from .capture import Capture
 from ..pipeline import Pipeline
 from ..render import Chat, chat_messages, native_chat, thinking_setting
+from ..request_kind import RequestKind, classify, title_from_words
 from ..toolcalls.dialects import dialect_for
 from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
 from ..stage import ConfigError, PromptTooLong, TrimResult
@@ -45,6 +46,9 @@ class Prepared:
     prompt_tokens: int
     max_tokens: int
     body: bytes = b""
+    kind: RequestKind = RequestKind.MAIN
+    answer: str | None = None
+    """The text to answer with, when the request is answered without the model."""
 
 
 def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
@@ -77,6 +81,8 @@ class _Attempt:
 
     pieces: list[str] = field(default_factory=list)
     finished: Finished | None = None
+    stopped: bool = False
+    """Stopped to give the slot to the user's turn (a side request); it will start over."""
 
     @property
     def written(self) -> str:
@@ -162,7 +168,9 @@ class MessageService:
         if self.settings.max_output_tokens:
             wanted = min(wanted, self.settings.max_output_tokens)
         max_tokens = max(1, min(wanted, window - prompt_tokens))
-        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body)
+        kind = classify(request)
+        answer = title_from_words(request) if kind is RequestKind.TITLE and self.settings.quick_titles else None
+        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer)
 
     def trim(self, request: MessagesRequest, profile) -> TrimResult:
         """Trim, letting the prefill budget count what the backend already has cached.
@@ -206,16 +214,22 @@ class MessageService:
 
     # ------------------------------------------------------------------ generating
 
-    async def _events(self, prep: Prepared, builder: ResponseBuilder, outcome: dict) -> AsyncIterator[object]:
+    async def _events(self, prep: Prepared, builder: ResponseBuilder, outcome: dict,
+                      stop: asyncio.Event | None = None) -> AsyncIterator[object]:
         """Yield response events (and ``None`` while waiting, so the caller can ping).
 
         A tool call the builder holds back as failed gets one retry (:mod:`.retry`);
-        the retry's events continue the same response.
+        the retry's events continue the same response. When ``stop`` is set (a side
+        request asked to give its slot to the user's turn) the generation is closed and
+        ``outcome["stopped"]`` says so.
         """
         params = self.params(prep)
         first = _Attempt()
-        async for event in self._attempt(prep.chat, params, builder, first):
+        async for event in self._attempt(prep.chat, params, builder, first, stop, prep.answer):
             yield event
+        if first.stopped:
+            outcome["stopped"] = True
+            return
         attempts = [first]
         for event in builder.finish(first.finish):
             yield event
@@ -256,18 +270,29 @@ class MessageService:
         return retry if retry.params.max_tokens >= MIN_RETRY_TOKENS else None
 
     async def _attempt(self, chat: Chat, params: GenerationParams, builder: ResponseBuilder,
-                       attempt: "_Attempt") -> AsyncIterator[object]:
-        """One generation, its text fed to ``builder``; yields events, and ``None`` while waiting."""
-        generation = self.backend.generate(chat, params)
+                       attempt: "_Attempt", stop: asyncio.Event | None = None,
+                       answer: str | None = None) -> AsyncIterator[object]:
+        """One generation, its text fed to ``builder``; yields events, and ``None`` while waiting.
+
+        ``answer``, when given, is said instead of asking the model."""
+        generation = fixed_text(answer) if answer is not None else self.backend.generate(chat, params)
         first = asyncio.ensure_future(anext(generation))
+        stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
             while True:
-                done, _ = await asyncio.wait({first}, timeout=self.settings.ping_interval)
-                if done:
+                done, _ = await asyncio.wait({first, stopper} - {None}, timeout=self.settings.ping_interval,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if first in done:
                     break
+                if stopper is not None and stopper in done:
+                    attempt.stopped = True
+                    return
                 yield None
             item = first.result()
             while True:
+                if stop is not None and stop.is_set():
+                    attempt.stopped = True
+                    return
                 if isinstance(item, TextDelta):
                     attempt.pieces.append(item.text)
                     for event in builder.feed(item.text):
@@ -282,23 +307,73 @@ class MessageService:
         except StopAsyncIteration:
             pass
         finally:
-            if not first.done():
-                first.cancel()
-                await asyncio.gather(first, return_exceptions=True)
+            for pending in (first, stopper):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
             await generation.aclose()
 
+    def reserve(self, prep: Prepared) -> Ticket | None:
+        """A place in the queue (a 529 when it is full), or None when no model is needed."""
+        if prep.answer is not None:
+            return None
+        return self.gate.reserve(urgent=not prep.kind.side)
+
+    async def _generate(self, prep: Prepared, ticket: Ticket | None, outcome: dict) -> AsyncIterator[object]:
+        """The response events for ``prep``, ``None`` while waiting (for a slot, for the prefill).
+
+        The user's turn streams as the model writes. A side request is generated whole
+        before any event leaves, so that when the user's turn needs its slot it can stop,
+        step aside and start over later without its client having seen a word.
+        ``outcome["builder"]`` is the response builder that made the events.
+        """
+        builder = outcome["builder"] = self.builder(prep)
+        if ticket is None:
+            async for event in self._events(prep, builder, outcome):
+                yield event
+            return
+        while True:
+            waiting = asyncio.ensure_future(ticket.acquire())
+            try:
+                while not waiting.done():
+                    done, _ = await asyncio.wait({waiting}, timeout=self.settings.ping_interval)
+                    if not done:
+                        yield None
+            finally:
+                if not waiting.done():
+                    waiting.cancel()
+                    await asyncio.gather(waiting, return_exceptions=True)
+            waiting.result()
+            if ticket.urgent:
+                async for event in self._events(prep, builder, outcome):
+                    yield event
+                return
+            held: list[object] = []
+            async for event in self._events(prep, builder, outcome, stop=ticket.yield_requested):
+                if event is None:
+                    yield None
+                else:
+                    held.append(event)
+            if not outcome.pop("stopped", False):
+                for event in held:
+                    yield event
+                return
+            log.info("a %s request stepped aside for the user's turn", prep.kind.value)
+            ticket.step_aside()
+            builder = outcome["builder"] = self.builder(prep)
+
     async def create(self, prep: Prepared) -> MessagesResponse:
-        ticket = self.gate.reserve()
+        ticket = self.reserve(prep)
+        outcome: dict = {}
         try:
-            await ticket.acquire()
-            builder = self.builder(prep)
-            outcome: dict = {}
-            async for _ in self._events(prep, builder, outcome):
+            async for _ in self._generate(prep, ticket, outcome):
                 pass
         except BackendError as exc:
             raise ApiError(exc.status, str(exc), exc.error_type, lasting=exc.lasting) from None
         finally:
-            ticket.release()
+            if ticket is not None:
+                ticket.release()
+        builder = outcome["builder"]
         message = MessagesResponse(
             id=new_message_id(),
             model=prep.request.model,
@@ -315,12 +390,25 @@ class MessageService:
             extra = {"prompt_tokens": prep.prompt_tokens, "max_tokens": prep.max_tokens}
             await self.capture.save(prep.body, prep.trimmed, prep.chat, message, extra)
 
-    def start_stream(self, prep: Prepared) -> AsyncIterator[bytes]:
-        """Reserve a queue place now (so overload is a 529, not a broken stream), then stream."""
-        ticket = self.gate.reserve()
-        return self._stream(prep, ticket)
+    async def open_stream(self, prep: Prepared) -> AsyncIterator[bytes]:
+        """The SSE stream for ``prep``, once it has something to say.
 
-    async def _stream(self, prep: Prepared, ticket: Ticket) -> AsyncIterator[bytes]:
+        The stream opens (``message_start``) with the first event, or after
+        ``ping_interval`` of waiting for a slot or a long prefill, whichever is first. A
+        failure before then (a replay script used up, an engine refusing the request) is
+        raised here, to be answered with its own status: Claude Code shows such an answer
+        at once, while an ``error`` event after ``message_start`` reaches its user as an
+        "empty or malformed response", and a retryable status as minutes of retries.
+        """
+        ticket = self.reserve(prep)
+        stream = self._stream(prep, ticket)
+        try:
+            first = await anext(stream)
+        except BackendError as exc:
+            raise ApiError(exc.status, str(exc), exc.error_type, lasting=exc.lasting) from None
+        return _prepend(first, stream)
+
+    async def _stream(self, prep: Prepared, ticket: Ticket | None) -> AsyncIterator[bytes]:
         message_id = new_message_id()
         start = MessagesResponse(
             id=message_id,
@@ -328,22 +416,13 @@ class MessageService:
             content=[],
             usage=Usage(input_tokens=prep.prompt_tokens, output_tokens=1),
         )
+        opened = False
+        outcome: dict = {}
         try:
-            yield sse.message_start(start)
-            yield sse.PING
-            waiting = asyncio.ensure_future(ticket.acquire())
-            try:
-                while not waiting.done():
-                    done, _ = await asyncio.wait({waiting}, timeout=self.settings.ping_interval)
-                    if not done:
-                        yield sse.PING
-            finally:
-                if not waiting.done():
-                    waiting.cancel()
-            waiting.result()
-            builder = self.builder(prep)
-            outcome: dict = {}
-            async for event in self._events(prep, builder, outcome):
+            async for event in self._generate(prep, ticket, outcome):
+                if not opened:
+                    opened = True
+                    yield sse.message_start(start) + sse.PING
                 if event is None:
                     yield sse.PING
                 elif isinstance(event, BlockDelta):
@@ -352,8 +431,8 @@ class MessageService:
                     yield sse.block_start(event.index, event.block)
                 elif isinstance(event, BlockStop):
                     yield sse.block_stop(event.index)
-            usage = outcome["usage"]
-            yield sse.message_delta(
+            usage, builder = outcome["usage"], outcome["builder"]
+            closing = sse.message_delta(
                 builder.stop_reason,
                 builder.stop_sequence,
                 {
@@ -363,6 +442,7 @@ class MessageService:
                     "cache_read_input_tokens": usage.cache_read_input_tokens or 0,
                 },
             )
+            yield (b"" if opened else sse.message_start(start)) + closing
             await self._capture(prep, MessagesResponse(
                 id=message_id, model=prep.request.model, content=builder.content,
                 stop_reason=builder.stop_reason, stop_sequence=builder.stop_sequence, usage=usage,
@@ -371,9 +451,26 @@ class MessageService:
         except asyncio.CancelledError:
             raise
         except BackendError as exc:
+            if not opened:
+                raise
             yield sse.error(exc.error_type, str(exc))
         except Exception as exc:  # a failure after the stream began must end it cleanly
+            if not opened:
+                raise
             log.exception("stream failed")
             yield sse.error("api_error", f"Internal server error ({type(exc).__name__})")
         finally:
-            ticket.release()
+            if ticket is not None:
+                ticket.release()
+
+
+async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk
+
+
+async def fixed_text(text: str) -> AsyncIterator[GenerationEvent]:
+    """A generation that says ``text``, for a request answered without the model (the
+    usage then counts the prompt as rendered, and the text a token per four characters)."""
+    yield TextDelta(text)
