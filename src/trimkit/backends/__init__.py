@@ -49,9 +49,11 @@ def make_backend(settings: "ServerSettings") -> Backend:
                 allow_download=settings.download,
             )
         except Exception as exc:  # a missing or broken model: keep serving /health with the reason
-            from .failed import FailedBackend
+            from ..errors import ModelNotFoundError
+            from .failed import GENERIC_FIX, FailedBackend
 
-            failed = FailedBackend("mlx", settings.model, f"{type(exc).__name__}: {exc}")
+            fix = None if isinstance(exc, ModelNotFoundError) else GENERIC_FIX
+            failed = FailedBackend("mlx", settings.model, f"{type(exc).__name__}: {exc}", fix)
             log.error("trimkit: %s", failed.reason)
             return failed
     if settings.backend in ("openai", "anthropic"):

@@ -11,11 +11,17 @@ from ..profile import ModelProfile
 from .base import Backend, BackendError, BackendStatus, Readiness
 
 
+GENERIC_FIX = "check the model's files, or serve another model with --model MODEL (`trimkit doctor` suggests one)"
+
+
 class FailedBackend(Backend):
-    def __init__(self, name: str, model: str, reason: str):
+    """``fix`` ends the reason, so a client that shows only the message still says what to do;
+    ``None`` when the reason names the fix already (a missing model's ``hf download``)."""
+
+    def __init__(self, name: str, model: str, reason: str, fix: str | None = GENERIC_FIX):
         self.name = name
         self.profile = ModelProfile(name=model)
-        self.reason = f"failed to load model {model}: {reason}"
+        self.reason = f"failed to load model {model}: {reason}" + (f"; fix: {fix}" if fix else "")
 
     def status(self) -> BackendStatus:
         return BackendStatus(Readiness.FAILED, detail=self.reason)

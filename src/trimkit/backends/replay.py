@@ -57,7 +57,11 @@ class ReplayBackend(Backend):
         with self._lock:
             if self._next >= len(self.turns):
                 if not self.loop or not self.turns:
-                    raise BackendError(f"replay script exhausted after {len(self.turns)} turns")
+                    raise BackendError(
+                        f"replay script exhausted: all {len(self.turns)} turns were served and the client asked "
+                        "for another; give --script a script with a turn for every request the client makes",
+                        lasting=True,
+                    )
                 self._next = 0
             turn = self.turns[self._next]
             self._next += 1
