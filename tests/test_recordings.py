@@ -4,7 +4,7 @@ The ``recorded_clients`` fixture runs Claude Code (the pinned version and the ne
 npm) and OpenCode through :mod:`trimkit.testing.recorder` once and keeps the requests in
 the cache. A test here fails when a client version moves something trimkit would then
 lose: the working directory, platform, shell, OS, git status, CLAUDE.md, the date, the
-user's words or text the user appended to the system prompt.
+user's words, text the user appended to the system prompt or a sub-agent's answer.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def facts(recording, original: str) -> dict[str, str]:
         "date": date.group(1) if date else None,
         "user's words": f["user_words"],
         "appended text": f.get("appended"),
+        "sub-agent's answer": f.get("subagent_answer"),
     }
     return {name: text for name, text in wanted.items() if text and text in original}
 

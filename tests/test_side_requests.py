@@ -16,7 +16,9 @@ import httpx
 import pytest
 
 from tests.fixtures import client_shapes as shapes
-from tests.fixtures.hardening import base_request, profile, serve, sse_events, wait_until
+from tests.fixtures.hardening import base_request, profile, serve
+from tests.support.polling import wait_until
+from tests.support.sse import sse_events
 from trimkit import decode_request
 from trimkit.backends.base import Finished, TextDelta
 from trimkit.backends.replay import ReplayBackend

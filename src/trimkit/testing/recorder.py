@@ -47,7 +47,7 @@ from ..request_kind import RequestKind, classify
 from ..wire import RequestDecodeError, decode_request
 from .clients import CLAUDE_CODE, CLIENTS, OPENCODE, ClientPackage, binary_version, cache_root, install
 
-FORMAT = 3
+FORMAT = 4
 """Bumped when the cases change, so older recordings are made again."""
 CLIENT_TIMEOUT = 180
 API_KEY = "trimkit-recorder-key"
@@ -385,13 +385,14 @@ def _read_then_done(body: dict[str, Any], run: Run) -> Reply:
 
 
 SUBAGENT_PROMPT = "List the Python files under src and report their names."
+SUBAGENT_ANSWER = "The only Python file is src/cart.py, two lines long."
 
 
 def _subagent(body: dict[str, Any], run: Run) -> Reply:
     if _any_result(body):
         return Reply.text("The sub-agent found src/cart.py.")
     if any(SUBAGENT_PROMPT in b.get("text", "") for b in _last_user(body) if b.get("type") == "text"):
-        return Reply.text("src/cart.py")
+        return Reply.text(SUBAGENT_ANSWER)
     name = _tool_named(body, "Agent", "Task", "task")
     if name is None:
         return Reply.text("No sub-agents here.")
@@ -427,7 +428,7 @@ CASES: tuple[Case, ...] = (
                                 then=[["-p", "/compact", "--continue"]]),
          _read_then_done),
     Case("subagent", "claude-code", "a sub-agent (Agent/Task tool) and its own request",
-         _plain("find the Python files, using a sub-agent"), _subagent),
+         _plain("find the Python files, using a sub-agent", subagent_answer=SUBAGENT_ANSWER), _subagent),
     Case("append_system_prompt", "claude-code", "--append-system-prompt text",
          _plain("what is 2+2", ["--append-system-prompt", APPENDED], appended=APPENDED), _say("4")),
     Case("mcp_instructions", "claude-code", "an MCP server whose initialize answer carries instructions",
@@ -707,18 +708,16 @@ def load_client_recordings(directory: Path) -> list[Recording]:
 
 
 def _system_texts(body: dict[str, Any]) -> list[str]:
-    """What the client itself wrote: the system prompt's blocks, the ``role: "system"``
-    messages and the ``<system-reminder>`` blocks of user messages."""
+    """What the client wrote as its own instructions: the system prompt's blocks and the
+    ``role: "system"`` messages. (Reminders in user messages carry results and notices,
+    data that must never read as known.)"""
     system = body.get("system")
     texts = [system] if isinstance(system, str) else [b.get("text", "") for b in system or ()]
     for message in body.get("messages") or ():
-        content = message.get("content")
-        blocks = [content] if isinstance(content, str) else [b.get("text", "") for b in content or ()
-                                                           if b.get("type") == "text"]
         if message.get("role") == "system":
-            texts.extend(blocks)
-        elif message.get("role") == "user":
-            texts.extend(b for b in blocks if b.lstrip().startswith("<system-reminder>"))
+            content = message.get("content")
+            texts.extend([content] if isinstance(content, str) else [b.get("text", "") for b in content or ()
+                                                                   if b.get("type") == "text"])
     return texts
 
 
