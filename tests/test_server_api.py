@@ -132,7 +132,7 @@ def test_unknown_fields_and_beta_headers_are_accepted():
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]},
             {"role": "system", "content": "be brief"},
-            {"role": "user", "content": [{"type": "mystery_block", "x": 1}, {"type": "text", "text": "go"}]},
+            {"role": "user", "content": [{"type": "container_upload", "file_id": "file_1"}, {"type": "text", "text": "go"}]},
         ],
         "thinking": {"type": "adaptive"},
         "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},

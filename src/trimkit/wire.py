@@ -1,9 +1,12 @@
 """The Anthropic Messages wire format as msgspec Structs, in one place.
 
-Decoding is lenient the way the real API is: unknown top-level fields are
-ignored, and a content block of a type this module does not know is kept as an
-:class:`UnknownBlock` holding the original object, so it round-trips unchanged.
-Use :func:`decode_request` and :func:`to_builtins` rather than calling msgspec
+Decoding accepts what the real API accepts and refuses what it refuses:
+unknown top-level fields are ignored; a content block of a type the API knows
+(:data:`API_BLOCK_TYPES`, beta types included) but this module does not model is
+kept as an :class:`UnknownBlock` holding the original object, so it round-trips
+unchanged, while a type the API does not know is an error; values must have their
+JSON types (``"max_tokens": "5"`` is refused, as the API does). Use
+:func:`decode_request` and :func:`to_builtins` rather than calling msgspec
 directly: they handle that unknown-block wrapping.
 """
 
@@ -94,6 +97,14 @@ Block = Union[
 KNOWN_BLOCK_TYPES = frozenset(
     {"text", "image", "document", "tool_use", "tool_result", "thinking", "redacted_thinking"}
 )
+API_BLOCK_TYPES = KNOWN_BLOCK_TYPES | frozenset({
+    "search_result", "server_tool_use", "web_search_tool_result", "web_fetch_tool_result",
+    "code_execution_tool_result", "bash_code_execution_tool_result", "text_editor_code_execution_tool_result",
+    "tool_search_tool_result", "container_upload", "advisor_tool_result", "mcp_tool_use", "mcp_tool_result",
+    "mcp_tool_listing", "compaction", "tool_addition", "tool_removal", "fallback", "tool_reference",
+})
+"""Every content block type the Messages API takes in a request, its beta types included (as
+the ``anthropic`` SDK 2.14 lists them; ``tests/test_validation.py`` compares with the installed SDK)."""
 
 # --------------------------------------------------------------------------- request
 
@@ -226,14 +237,16 @@ class UpstreamHealth(Struct, kw_only=True):
 NESTED_TOO_DEEPLY = "request body is nested too deeply"
 
 
-def _wrap_unknown(blocks: list[Any]) -> list[Any]:
+def _wrap_unknown(blocks: list[Any], where: str) -> list[Any]:
     out = []
-    for block in blocks:
+    for j, block in enumerate(blocks):
         if isinstance(block, dict):
             kind = block.get("type")
             if kind == "tool_result" and isinstance(block.get("content"), list):
-                block = {**block, "content": _wrap_unknown(block["content"])}
+                block = {**block, "content": _wrap_unknown(block["content"], f"{where}.{j}.content")}
             elif isinstance(kind, str) and kind not in KNOWN_BLOCK_TYPES:
+                if kind not in API_BLOCK_TYPES:
+                    raise RequestDecodeError(f"{where}.{j}.type: unknown content block type {kind!r}")
                 block = {"type": "__unknown__", "data": block}
         out.append(block)
     return out
@@ -243,9 +256,9 @@ def _prepare(raw: dict[str, Any]) -> dict[str, Any]:
     messages = raw.get("messages")
     if isinstance(messages, list):
         fixed = []
-        for msg in messages:
+        for i, msg in enumerate(messages):
             if isinstance(msg, dict) and isinstance(msg.get("content"), list):
-                msg = {**msg, "content": _wrap_unknown(msg["content"])}
+                msg = {**msg, "content": _wrap_unknown(msg["content"], f"messages.{i}.content")}
             fixed.append(msg)
         raw = {**raw, "messages": fixed}
     return raw
@@ -276,12 +289,12 @@ def _decode_request(data: bytes | str | dict[str, Any] | MessagesRequest) -> Mes
     if not isinstance(data, dict):
         raise RequestDecodeError("request body must be a JSON object")
     try:
-        return msgspec.convert(_prepare(data), MessagesRequest, strict=False)
+        return msgspec.convert(_prepare(data), MessagesRequest)
     except msgspec.ValidationError as exc:
         raise RequestDecodeError(str(exc)) from None
 
 
-_typed_decoder = msgspec.json.Decoder(MessagesRequest, strict=False)
+_typed_decoder = msgspec.json.Decoder(MessagesRequest)
 
 
 def _unwrap(obj: Any) -> Any:

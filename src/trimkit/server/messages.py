@@ -20,8 +20,6 @@ from ..wire import (
     MessagesRequest,
     MessagesResponse,
     RequestDecodeError,
-    ToolResultBlock,
-    ToolUseBlock,
     Usage,
     decode_request,
 )
@@ -29,6 +27,7 @@ from . import sse
 from .errors import ApiError
 from .gate import GenerationGate, Ticket
 from .retry import MIN_RETRY_TOKENS, plan_retry
+from .validation import check_request
 from ..config.settings import ServerSettings
 
 log = logging.getLogger("trimkit.server")
@@ -49,30 +48,6 @@ class Prepared:
     kind: RequestKind = RequestKind.MAIN
     answer: str | None = None
     """The text to answer with, when the request is answered without the model."""
-
-
-def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
-    """What the API requires beyond the types: the messages Structs already enforce the rest."""
-    if needs_max_tokens and request.max_tokens is None:
-        raise ApiError(400, "max_tokens: Field required")
-    if not request.messages:
-        raise ApiError(400, "messages: at least one message is required")
-    for i, message in enumerate(request.messages):
-        if isinstance(message.content, list):
-            for j, block in enumerate(message.content):
-                if isinstance(block, ToolUseBlock) and (not block.id or not block.name):
-                    raise ApiError(400, f"messages.{i}.content.{j}: tool_use requires an id and a name")
-                if isinstance(block, ToolResultBlock) and not block.tool_use_id:
-                    raise ApiError(400, f"messages.{i}.content.{j}: tool_result requires a tool_use_id")
-    if request.tools:
-        names = [tool.name for tool in request.tools]
-        if len(set(names)) != len(names):
-            raise ApiError(400, "tools: tool names must be unique")
-    for name, value in (("temperature", request.temperature), ("top_p", request.top_p)):
-        if value is not None and not 0.0 <= value <= 1.0:
-            raise ApiError(400, f"{name}: must be between 0 and 1")
-    if request.top_k is not None and request.top_k < 0:
-        raise ApiError(400, "top_k: must be 0 or more")
 
 
 @dataclass

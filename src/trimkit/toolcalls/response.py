@@ -51,8 +51,8 @@ import msgspec
 from .catalog import Catalog
 from .dialects import DEFAULT, Dialect
 from .items import FailedCall, Item, ParsedCall, Reasoning
-from .parser import Needles
 from .scan import TokenFilter
+from .stops import StopMatcher
 from ..wire import Block, TextBlock, ThinkingBlock, Tool, ToolUseBlock
 
 _ID_ALPHABET = string.ascii_letters + string.digits
@@ -89,40 +89,6 @@ class BlockStop:
 
 
 ResponseEvent = Union[BlockStart, BlockDelta, BlockStop]
-
-
-class StopMatcher:
-    """Finds the first of several stop strings in streamed text, split anywhere.
-
-    The match reported is the first to be complete in the stream (at equal ends, the
-    longer one), so it does not depend on how the text was chunked.
-    """
-
-    def __init__(self, stops: list[str]):
-        self.stops = [s for s in dict.fromkeys(stops) if s]
-        self._needles = Needles(*self.stops)
-        self._held = ""
-
-    def feed(self, text: str) -> tuple[str, str | None]:
-        """The text that is certainly not part of a stop string, and the stop string matched."""
-        window = self._held + text
-        best: tuple[int, int, str] | None = None
-        for stop in self.stops:
-            i = window.find(stop)
-            if i >= 0:
-                key = (i + len(stop), -len(stop), stop)
-                if best is None or key < best:
-                    best = key
-        if best is not None:
-            self._held = ""
-            return window[: best[0] - len(best[2])], best[2]
-        keep = self._needles.held(window, 0)
-        self._held = window[len(window) - keep :] if keep else ""
-        return window[: len(window) - keep], None
-
-    def flush(self) -> str:
-        held, self._held = self._held, ""
-        return held
 
 
 class _Thought:

@@ -9,7 +9,7 @@ worst, however many markers there are.
 Build it from fixed markup (a dialect's tags, a tokenizer's special tokens), never
 from strings a client sends: it keeps a node per prefix of every marker, so a
 client's megabyte-long stop sequence would cost that much memory and time per
-position. Stop sequences are matched by :class:`~trimkit.toolcalls.response.StopMatcher`.
+position. Stop sequences are matched by :class:`~trimkit.toolcalls.stops.StopMatcher`.
 """
 
 from __future__ import annotations
