@@ -78,7 +78,7 @@ _HOOK = re.compile(
     r"stopped continuation|cancelled)\b",
     re.I,
 )
-_DATE = re.compile(r"(?:Today's date is|Today's date:|Current date:?)\s*([^\n]*?)\.?[ \t]*$", re.M | re.I)
+_DATE_LABEL = re.compile(r"Today's date is|Today's date:|Current date:?", re.I)
 
 HEAD_CHARS = 400
 
@@ -196,7 +196,7 @@ def classify(text: str) -> str:
     first_line = head.split("\n", 1)[0]
     if _HOOK.search(first_line):
         return "hooks"
-    if _DATE.match(head):
+    if _DATE_LABEL.match(head):
         return "date"
     for scope in (first_line.lower(), head.lower()):
         for category, needles in KEYWORDS:
@@ -213,9 +213,21 @@ def _known_lines(text: str) -> bool:
 
 
 def date_of(text: str) -> str | None:
-    """The date a date section states ("2025-10-14"); ``None`` when it has no usual form."""
-    match = _DATE.search(text)
-    return match.group(1).strip() or None if match else None
+    """The date a date section states ("2025-10-14"); ``None`` when it has no usual form.
+
+    The rest of the label's line (or of the next line with text), less one full stop.
+    Read with string methods: a lazy regex ending in ``\\.?[ \\t]*$`` retried its tail at
+    every character of a long line and cost time quadratic in the line's length.
+    """
+    label = _DATE_LABEL.search(text)
+    if label is None:
+        return None
+    start = label.end()
+    while start < len(text) and text[start].isspace():
+        start += 1
+    end = text.find("\n", start)
+    line = text[start : end if end >= 0 else len(text)].rstrip(" \t")
+    return line.removesuffix(".").strip() or None
 
 
 # --------------------------------------------------------------------------- parsing

@@ -83,8 +83,42 @@ def _drop_dangling_headings(lines: list[str]) -> list[str]:
     return lines
 
 
+_EXAMPLE_OPEN = re.compile(r"<(examples?)\b")
+
+
 def _strip_examples(text: str) -> str:
-    return re.sub(r"<(examples?)\b[^>]*>.*?</\1>", "", text, flags=re.S)
+    """``text`` without its ``<example …>…</example>`` and ``<examples>…</examples>`` elements.
+
+    What ``re.sub(r"<(examples?)\\b[^>]*>.*?</\\1>", "", text, flags=re.S)`` does, in one
+    pass: that regex scans to the end of the text for every tag left open, so a
+    description of unclosed tags cost time quadratic in its length. Here each
+    search for a tag's ``>`` or its closing tag starts where the last one ended,
+    and a closing tag missing once is missing for every later opening too.
+    """
+    out: list[str] = []
+    pos = 0
+    tag_end = -1  # the next ">" at or after the latest opening tag, or -2 when there is none
+    closing: dict[str, int] = {}  # the next closing tag of each name, or -1 when none is left
+    for match in _EXAMPLE_OPEN.finditer(text):
+        start = match.start()
+        if start < pos:
+            continue
+        if tag_end < match.end() and tag_end != -2:
+            found = text.find(">", match.end())
+            tag_end = found if found >= 0 else -2
+        if tag_end == -2:
+            break
+        name = match.group(1)
+        close = closing.get(name, 0)
+        if 0 <= close <= tag_end:
+            close = text.find(f"</{name}>", tag_end + 1)
+            closing[name] = close
+        if close < 0:
+            continue
+        out.append(text[pos:start])
+        pos = close + len(name) + 3
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _paragraphs(text: str) -> list[str]:
