@@ -95,7 +95,7 @@ def prefix_stability() -> None:
                 previous = None
                 continue
             text = prompt_text(result.request)
-            if result.carry.extra.get("budget", {}).get("dropped_turns"):
+            if result.carry.budget and result.carry.budget.dropped_turns:
                 cut += 1
                 previous = None
                 continue

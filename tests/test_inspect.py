@@ -98,8 +98,13 @@ def test_a_request_without_tools_has_no_tools_line(capsys, tmp_path):
     path = tmp_path / "plain.json"
     path.write_text(json.dumps({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}))
     out = inspect(capsys, str(path))
-    assert "tools offered" not in out
+    assert "tools offered" not in out and "system prompt recognised" not in out
     assert total_line(out)["before"] == total_line(out)["after"]
+
+
+def test_the_table_names_the_agent_whose_system_prompt_was_recognised(capsys):
+    out = inspect(capsys, str(EXAMPLE), "--tier", "large")
+    assert "system prompt recognised: claude-code" in out.splitlines()
 
 
 # ---------------------------------------------------------------- --json

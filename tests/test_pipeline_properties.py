@@ -143,7 +143,7 @@ def test_a_longer_conversation_starts_with_the_shorter_ones_prompt(conv, tier, d
     shorter = cut_to(request, earlier)
     a = PIPELINE.trim(shorter, ROOMY[tier])
     b = PIPELINE.trim(request, ROOMY[tier])
-    assert not b.carry.extra.get("budget", {}).get("dropped_turns")
+    assert not b.carry.budget.dropped_turns
     assert prompt_text(b.request).startswith(prompt_text(a.request))
 
 

@@ -8,10 +8,12 @@ import anthropic
 import httpx
 import pytest
 
+from trimkit import hookimpl
 from trimkit.backends.base import BackendError, Finished, TextDelta
 from trimkit.backends.replay import ReplayBackend
 from trimkit.profile import ModelProfile
 from trimkit.server import ServerSettings
+from trimkit.server.errors import ApiError
 
 from tests.support.clients import created_and_streamed, sdk
 from tests.support.servers import replay_server
@@ -272,31 +274,87 @@ def test_non_loopback_bind_without_key_is_refused():
 
 
 class CachingReplay(ReplayBackend):
-    """A replay backend that claims a given number of prompt tokens are already cached."""
+    """A replay backend that claims a given number of prompt tokens are already cached,
+    and counts the questions the server's pipeline asks it."""
 
     cached = 0
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.asked = self.counted = 0
+
     def cached_prefix_tokens(self, messages):
+        self.asked += 1
         return self.cached
 
+    def count_tokens(self, messages):
+        self.counted += 1
+        return super().count_tokens(messages)
 
-def test_budget_counts_what_the_backend_already_has_cached():
-    from tests.fixtures import claude_code as cc
+
+class TrimCounter:
+    """Counts the pipeline's finished trims."""
+
+    trims = 0
+
+    @hookimpl
+    def trimkit_trimmed(self, result):
+        self.trims += 1
+
+
+def caching_service(**settings):
     from trimkit.pipeline import Pipeline
     from trimkit.server.messages import MessageService
 
     profile = ModelProfile(name="r", context_window=200_000, prefill_tps=400, tier="small")
-    backend = CachingReplay([], profile=profile)
-    service = MessageService(ServerSettings(backend="replay"), backend, Pipeline())
+    backend, counter = CachingReplay([], profile=profile), TrimCounter()
+    settings = ServerSettings(backend="replay", **settings)
+    service = MessageService(settings, backend, Pipeline(settings.stages, plugins=[counter]))
+    return service, backend, counter
+
+
+def test_budget_counts_what_the_backend_already_has_cached_in_one_run_of_the_pipeline():
+    from tests.fixtures import claude_code as cc
+
+    service, backend, counter = caching_service()
     body = json.dumps(cc.session_prefixes(6)[-1]).encode()
 
     cold = service.prepare(body)
-    assert cold.trimmed.carry.extra["budget"]["dropped_turns"] > 0
+    assert cold.trimmed.carry.budget.dropped_turns > 0
+    assert (counter.trims, backend.asked, backend.counted) == (1, 1, 1)
 
     backend.cached = 10**6
     warm = service.prepare(body)
-    assert warm.trimmed.carry.extra["budget"]["dropped_turns"] == 0
+    assert warm.trimmed.carry.budget.dropped_turns == 0
     assert warm.prompt_tokens > cold.prompt_tokens
+    assert (counter.trims, backend.asked, backend.counted) == (2, 2, 2)
+
+
+def test_a_request_that_fits_is_trimmed_and_counted_once_and_the_cache_not_asked():
+    service, backend, counter = caching_service()
+    prep = service.prepare(json.dumps({"model": "claude-x", "max_tokens": 50, "messages": USER}).encode())
+    assert (counter.trims, backend.asked, backend.counted) == (1, 0, 1)
+    assert prep.prompt_tokens == prep.trimmed.carry.budget.prompt_tokens == backend.count_tokens(prep.chat)
+    assert prep.max_tokens == prep.trimmed.carry.budget.max_tokens == 50
+
+
+def test_the_servers_overrides_reach_the_budget_through_the_plugin_hooks():
+    service, backend, counter = caching_service(tier="large", context_window=1000, max_output_tokens=300)
+    prep = service.prepare(json.dumps({"model": "claude-x", "max_tokens": 5000, "messages": USER}).encode())
+    assert (prep.trimmed.profile.tier, prep.trimmed.profile.context_window) == ("large", 1000)
+    assert prep.max_tokens == prep.trimmed.request.max_tokens == 300
+    assert service.pipeline.options_for("budget", "large").max_output_tokens == 300
+    assert backend.profile.context_window == 200_000  # the backend's own profile is left alone
+    assert service.profile().context_window == 1000
+
+
+def test_without_a_budget_stage_the_server_counts_and_refuses_a_prompt_beyond_the_window():
+    service, backend, counter = caching_service(stages={"disabled": ["budget"]}, context_window=20)
+    short = service.prepare(json.dumps({"model": "claude-x", "max_tokens": 5000, "messages": USER}).encode())
+    assert short.trimmed.carry.budget is None and short.max_tokens == 5000
+    long = [{"role": "user", "content": "word " * 200}]
+    with pytest.raises(ApiError, match=r"prompt is too long: \d+ tokens > 19 maximum"):
+        service.prepare(json.dumps({"model": "claude-x", "max_tokens": 50, "messages": long}).encode())
 
 
 class SlowReplay(ReplayBackend):

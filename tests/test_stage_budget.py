@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures import claude_code as cc
-from trimkit import ModelProfile, Pipeline, PromptTooLong, TrimResult, decode_request, encode
+from trimkit import BudgetResult, ModelProfile, Pipeline, PromptTooLong, TrimResult, decode_request, encode
 from trimkit.plugins.budget.fitting import (
     BudgetOptions,
     Conversation,
@@ -141,13 +141,7 @@ def test_fitting_prompt_only_gets_max_tokens_capped():
     tokens = tokens_of(req)
     assert encode(msgspec.structs.replace(result.request, max_tokens=64000)) == encode(req)
     assert result.request.max_tokens == 2000 - tokens
-    assert result.carry.extra["budget"] == {
-        "prompt_tokens": tokens,
-        "budget_tokens": 2000 - 1024,
-        "dropped_turns": 0,
-        "cut_results": 0,
-        "max_tokens": 2000 - tokens,
-    }
+    assert result.carry.budget == BudgetResult(prompt_tokens=tokens, max_tokens=2000 - tokens, budget_tokens=2000 - 1024)
     assert result.report.stages[0].removed == {}
 
 
@@ -163,7 +157,7 @@ def test_disabled_stage_changes_nothing():
     req = request(*(exchange(i, lines(str(i), 60)) for i in range(10)), last="go on")
     result = run_budget(req, enabled=False)
     assert encode(result.request) == encode(req)
-    assert "budget" not in result.carry.extra
+    assert result.carry.budget is None
 
 
 def test_tier_options_set_the_result_cap():
@@ -226,9 +220,9 @@ def test_a_result_is_cut_the_same_wherever_it_appears():
 def test_long_results_are_cut_before_any_turn_is_dropped():
     req = request(exchange(1, lines("a", 30)), exchange(2, lines("big", 300)), exchange(3, "ok"), last="done?")
     result = run_budget(req, tool_result_max_tokens=400)
-    budget = result.carry.extra["budget"]
-    assert budget["cut_results"] == 1 and budget["dropped_turns"] == 0
-    assert budget["prompt_tokens"] == tokens_of(result.request) <= 2000 - 1024
+    budget = result.carry.budget
+    assert budget.cut_results == 1 and budget.dropped_turns == 0
+    assert budget.prompt_tokens == tokens_of(result.request) <= 2000 - 1024
     assert result.report.stages[0].removed["tool_results"] > 5000
     assert "turns" not in result.report.stages[0].removed
     assert len(result.request.messages) == len(req.messages)
@@ -353,8 +347,8 @@ def test_unreachable_prefill_target_is_not_an_error():
     slow = ModelProfile(name="slow", context_window=20_000, prefill_tps=10.0)
     req = request(*(exchange(i, lines(str(i), 12)) for i in range(10)), last="y " * 1500)
     result = run_budget(req, slow)
-    budget = result.carry.extra["budget"]
-    assert budget["budget_tokens"] == 20_000 - 1024 and budget["dropped_turns"] == 0
+    budget = result.carry.budget
+    assert budget.budget_tokens == 20_000 - 1024 and budget.dropped_turns == 0
     assert encode(msgspec.structs.replace(result.request, max_tokens=64000)) == encode(req)
 
 
@@ -364,10 +358,64 @@ def test_cached_tokens_raise_the_prefill_allowance():
     assert 800 < tokens_of(req) < 1400
     cold = run_budget(req, profile)
     warm = run_budget(req, profile, cached_tokens=600)
-    assert cold.carry.extra["budget"]["dropped_turns"] > 0
-    assert cold.carry.extra["budget"]["prompt_tokens"] <= 800
-    assert warm.carry.extra["budget"]["dropped_turns"] == 0
-    assert warm.carry.extra["budget"]["budget_tokens"] == 1400
+    assert cold.carry.budget.dropped_turns > 0
+    assert cold.carry.budget.prompt_tokens <= 800
+    assert warm.carry.budget.dropped_turns == 0
+    assert warm.carry.budget.budget_tokens == 1400
+
+
+class Backend:
+    """What a server offers the budget through the profile: exact counts and its cache."""
+
+    def __init__(self, extra_tokens: int = 0, cached: int = 0):
+        self.extra_tokens, self.cached = extra_tokens, cached
+        self.counted: list[MessagesRequest] = []
+        self.asked: list[MessagesRequest] = []
+
+    def profile(self, **fields) -> ModelProfile:
+        return ModelProfile(name="served", count_prompt=self.count_prompt, cached_prefix=self.cached_prefix, **fields)
+
+    def count_prompt(self, req: MessagesRequest) -> int:
+        self.counted.append(req)
+        return tokens_of(req) + self.extra_tokens
+
+    def cached_prefix(self, req: MessagesRequest) -> int:
+        self.asked.append(req)
+        return self.cached
+
+
+def test_the_backends_count_of_the_final_prompt_sets_max_tokens():
+    backend = Backend(extra_tokens=40)
+    req = request(exchange(1, lines("a", 5)), last="thanks")
+    result = run_budget(req, backend.profile(context_window=2000, prefill_tps=1000.0))
+    assert [counted.messages for counted in backend.counted] == [result.request.messages]
+    exact = tokens_of(req) + 40
+    assert (result.carry.budget.prompt_tokens, result.carry.budget.max_tokens) == (exact, 2000 - exact)
+    assert result.request.max_tokens == 2000 - exact
+    assert backend.asked == []  # nothing had to be cut, so the cache was not asked
+
+
+def test_a_prompt_the_backend_counts_beyond_the_window_is_too_long():
+    backend = Backend(extra_tokens=2000)
+    req = request(exchange(1, "ok"), last="hi", max_tokens=100)
+    with pytest.raises(PromptTooLong) as info:
+        run_budget(req, backend.profile(context_window=2000, prefill_tps=1000.0))
+    assert (info.value.tokens, info.value.maximum) == (tokens_of(req) + 2000, 1999)
+
+
+def test_when_it_must_cut_the_budget_asks_the_backend_what_it_has_cached_once():
+    req = request(*(exchange(i, lines(str(i), 12)) for i in range(5)), last="go")
+    fields = {"context_window": 100_000, "prefill_tps": 100.0}
+    cold_backend, warm_backend = Backend(cached=0), Backend(cached=10**6)
+    cold = run_budget(req, cold_backend.profile(**fields))
+    warm = run_budget(req, warm_backend.profile(**fields))
+    uncut = encode(msgspec.structs.replace(req, max_tokens=None))
+    for backend in (cold_backend, warm_backend):
+        (asked,) = backend.asked  # the window alone fits it: the whole prompt is the candidate
+        assert encode(msgspec.structs.replace(asked, max_tokens=None)) == uncut
+    assert cold.carry.budget.dropped_turns > 0 and cold.carry.budget.cached_tokens == 0
+    assert warm.carry.budget.dropped_turns == 0 and warm.carry.budget.cached_tokens == 10**6
+    assert encode(msgspec.structs.replace(warm.request, max_tokens=None)) == uncut
 
 
 # --------------------------------------------------------------------------- determinism and purity
@@ -380,7 +428,7 @@ def test_same_input_same_bytes_and_input_untouched():
     second = run_budget(decode_request(before), TINY)
     assert encode(first.request) == encode(second.request)
     assert encode(req) == before
-    assert first.carry.extra["budget"]["dropped_turns"] > 0
+    assert first.carry.budget.dropped_turns > 0
     assert first.report.stages[0].removed["turns"] > 0
 
 
@@ -485,10 +533,10 @@ def test_claude_code_session_is_cut_and_stays_valid():
     req = without_tools(cc.session(40))
     profile = ModelProfile.for_tier("small", context_window=16384)
     result = run_budget(req, profile)
-    budget = result.carry.extra["budget"]
+    budget = result.carry.budget
     out = result.request.messages
-    assert budget["dropped_turns"] > 0 and budget["cut_results"] >= 0
-    assert budget["prompt_tokens"] == tokens_of(result.request, profile) <= budget["budget_tokens"]
+    assert budget.dropped_turns > 0 and budget.cut_results >= 0
+    assert budget.prompt_tokens == tokens_of(result.request, profile) <= budget.budget_tokens
     assert_valid(out)
     assert out[-1] == req.messages[-1]
     assert cc.SESSION_PROMPT in "".join(texts(out[0]))
@@ -521,5 +569,5 @@ def test_fitting_session_reuses_the_pipelines_measurements(monkeypatch):
     profile = ModelProfile(name="big", context_window=1_000_000, prefill_tps=1e9)
     monkeypatch.setattr(budget_module, "Measure", lambda *a, **k: pytest.fail("the budget stage measured on its own"))
     result = run_budget(req, profile)
-    assert result.carry.extra["budget"]["dropped_turns"] == 0
-    assert result.report.stages[-1].tokens_after == result.carry.extra["budget"]["prompt_tokens"]
+    assert result.carry.budget.dropped_turns == 0
+    assert result.report.stages[-1].tokens_after == result.carry.budget.prompt_tokens

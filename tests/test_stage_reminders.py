@@ -240,8 +240,6 @@ def test_move_puts_first_turn_context_into_the_system_prompt_in_a_fixed_order():
     )
     assert "rerun once" not in encode(state.request).decode()  # memory: drop on small
     assert texts(state, 0) == ["what does stock.py do?"]
-    assert state.carry.date == "2025-06-03"
-    assert len(state.carry.project_instructions) == 2 and "make codegen" in state.carry.project_instructions[0]
 
 
 def test_medium_unwraps_memory_in_place():
@@ -275,7 +273,6 @@ def test_move_only_from_the_first_user_message():
     assert texts(state, 2) == [
         "# Project instructions (/srv/inventory/api/CLAUDE.md)\n\nRouters live in api/routes; one module per resource."
     ]
-    assert state.carry.project_instructions == []
 
 
 def test_a_second_user_message_before_the_first_answer_is_not_moved():
@@ -411,7 +408,6 @@ def test_first_request_small_tier():
     assert texts(state, 0) == ["what is 2+2"]
     assert texts(state, 1) == [cc_text.SESSION_START_HOOK]
     assert set(state.report.removed) >= {"skills", "agents", "deferred_tools"}
-    assert state.carry.date == cc_text.TODAY
 
 
 @pytest.mark.parametrize("tier", ["small", "medium"])

@@ -1,12 +1,15 @@
 """The budget stage: fit the context window and the prefill-time target, then cap ``max_tokens``.
 
-The logic lives in :mod:`trimkit.plugins.budget.fitting`; this stage reads its options, passes the
-profile and ``state.cached_tokens``, and records what it cut. Later stages (and
-the server) find ``prompt_tokens``, ``budget_tokens``, ``dropped_turns``,
-``cut_results`` and ``max_tokens`` in ``state.carry.extra["budget"]``.
+The logic lives in :mod:`trimkit.plugins.budget.fitting`; this stage reads its options
+(:class:`~trimkit.plugins.budget.fitting.BudgetOptions`), passes the profile and
+``state.cached_tokens``, and records what it cut. It alone decides the prompt's limit
+and ``max_tokens``: later stages and the server read its decision from
+``state.carry.budget`` (a :class:`~trimkit.stage.BudgetResult`). A server lets it
+count the prompt exactly and ask what the backend has cached through the profile
+(``ModelProfile.count_prompt``, ``ModelProfile.cached_prefix``).
 """
 
-from trimkit import Stage, hookimpl
+from trimkit import BudgetResult, Stage, hookimpl
 from .fitting import BudgetOptions, fit
 
 
@@ -17,13 +20,14 @@ def run(state):
     state.request = fitted.request
     state.removed("tool_results", fitted.result_chars_cut)
     state.removed("turns", fitted.turn_chars_dropped)
-    state.carry.extra["budget"] = {
-        "prompt_tokens": fitted.prompt_tokens,
-        "budget_tokens": fitted.budget,
-        "dropped_turns": fitted.dropped_turns,
-        "cut_results": fitted.cut_results,
-        "max_tokens": fitted.max_tokens,
-    }
+    state.carry.budget = BudgetResult(
+        prompt_tokens=fitted.prompt_tokens,
+        max_tokens=fitted.max_tokens,
+        budget_tokens=fitted.budget,
+        dropped_turns=fitted.dropped_turns,
+        cut_results=fitted.cut_results,
+        cached_tokens=fitted.cached_tokens,
+    )
 
 
 @hookimpl

@@ -101,6 +101,8 @@ class Fitted:
     cut_results: int = 0
     result_chars_cut: int = 0
     turn_chars_dropped: int = 0
+    cached_tokens: int = 0
+    """The cached prefix the limits counted: as given, or as the profile's ``cached_prefix`` said."""
 
 
 def limits_for(
@@ -378,16 +380,50 @@ def fit(
 
     Sizes are taken with ``measure`` (the pipeline passes its own, so the budget
     and the report agree and unchanged messages are not measured twice).
-    Raises :class:`PromptTooLong` when even the smallest form exceeds the maximum.
+
+    When the prompt must be cut and the profile can say what the backend has
+    cached (``profile.cached_prefix``), the cut is weighed against that: the
+    request is fitted to the window alone, the backend is asked how much of that
+    prompt it already holds, and the request is fitted again counting those
+    tokens as free, so a long conversation whose earlier turns are cached is not
+    cut for prefill time it will not spend.
+
+    The final prompt is counted with ``profile.count_prompt`` when there is one
+    (the backend's own tokens), and ``max_tokens`` is what the window leaves.
+    Raises :class:`PromptTooLong` when even the smallest form exceeds the maximum,
+    or when the counted prompt fills the window.
     """
     measure = measure or Measure(profile)
-    window = profile.context_window
-    limits = limits_for(window, profile.prefill_tps, request.max_tokens, options, cached_tokens)
     tokens = measure.request(request)[1]
+    fitted = _fit(request, tokens, profile, options, cached_tokens, measure)
+    if profile.cached_prefix is not None and (fitted.dropped_turns or fitted.cut_results):
+        window_only = _fit(request, tokens, profile, options, profile.context_window, measure)
+        cached = profile.cached_prefix(window_only.request)
+        if cached > cached_tokens:
+            fitted = _fit(request, tokens, profile, options, cached, measure)
+    return _with_max_tokens(fitted, profile)
+
+
+def _fit(
+    request: MessagesRequest, tokens: int, profile: ModelProfile, options: BudgetOptions, cached_tokens: int,
+    measure: Measure,
+) -> Fitted:
+    limits = limits_for(profile.context_window, profile.prefill_tps, request.max_tokens, options, cached_tokens)
     fitted = Fitted(request, tokens, limits, limits.target)
     if tokens > limits.target:
         fitted = _cut(request, tokens, profile.count_tokens, measure, limits, options)
-    fitted.max_tokens = max(1, min(limits.output_wanted, window - fitted.prompt_tokens))
+    fitted.cached_tokens = cached_tokens
+    return fitted
+
+
+def _with_max_tokens(fitted: Fitted, profile: ModelProfile) -> Fitted:
+    """``fitted`` with its prompt counted as the backend counts it and ``max_tokens`` set."""
+    window = profile.context_window
+    if profile.count_prompt is not None:
+        fitted.prompt_tokens = profile.count_prompt(fitted.request)
+        if fitted.prompt_tokens >= window:
+            raise PromptTooLong(fitted.prompt_tokens, window - 1)
+    fitted.max_tokens = max(1, min(fitted.limits.output_wanted, window - fitted.prompt_tokens))
     if fitted.request.max_tokens != fitted.max_tokens:
         fitted.request = replace(fitted.request, max_tokens=fitted.max_tokens)
     return fitted

@@ -31,10 +31,6 @@ Project instructions always survive: ``project = "drop"`` is a configuration err
 The user's own words are never inside reminders and are never touched. A user message
 is never removed (one left with nothing holds ``(no content)``); a ``role: "system"``
 message left with nothing is removed, since it holds no turn.
-
-Project instructions and the date found in the first turn are also left in
-``state.carry`` (``project_instructions``, ``date``), and a moved environment section in
-``state.carry.environment`` when the system prompt held none.
 """
 
 from __future__ import annotations
@@ -133,7 +129,6 @@ HEADINGS = {
     "file_read_notice": "# Files read",
     "unknown": "# Context",
 }
-ENVIRONMENT_HEADING = "# Environment\n"
 UNWRAPPED_HEADINGS = ("project", "memory", "mcp_instructions")
 PROJECT_KIND = "project instructions"
 
@@ -273,8 +268,6 @@ class _Editor:
         self.state = state
         self.movable = False
         self.moved: dict[str, list[str]] = {}
-        self.project: list[str] = []
-        self.date: str | None = None
 
     def user_text(self, text: str) -> str:
         return self._rewrite(text, split(text))
@@ -303,21 +296,12 @@ class _Editor:
 
     def _apply(self, reminder: Reminder) -> tuple[str, ...] | None:
         """What replaces ``reminder`` in the text; ``None`` when it stays as it is."""
-        if self.movable:
-            self._note_facts(reminder)
         result = plan(reminder.sections, reminder.tagged, self.actions, self.movable)
         for category, chars in result.removed:
             self.state.removed(category, chars)
         for category, clean in result.moved:
             self.moved.setdefault(category, []).append(clean)
         return result.pieces
-
-    def _note_facts(self, reminder: Reminder) -> None:
-        for section in reminder.sections:
-            if section.category == "project" and section.clean and section.clean not in self.project:
-                self.project.append(section.clean)
-            elif section.category == "date" and self.date is None and section.clean:
-                self.date = date_of(section.clean) or section.clean
 
     def system_texts(self) -> list[str]:
         """One text per moved category, in the fixed category order; repeats dropped."""
@@ -348,18 +332,7 @@ def run(state: TrimState) -> None:
         else:
             new_messages.append(rewrite_message(message, editor.user_text))
 
-    carry = state.carry
-    carry.project_instructions = [
-        *carry.project_instructions,
-        *(p for p in editor.project if p not in carry.project_instructions),
-    ]
-    if editor.date and not carry.date:
-        carry.date = editor.date
-
     moved = editor.system_texts()
-    environment = next((text for text in moved if text.startswith(ENVIRONMENT_HEADING)), None)
-    if environment and not carry.environment:
-        carry.environment = environment
     if not moved and len(new_messages) == len(messages) and all(a is b for a, b in zip(new_messages, messages)):
         return
     changes: dict[str, Any] = {"messages": new_messages}

@@ -6,10 +6,10 @@ which speaks only of the tools the client offers, then keeps every line of the o
 that is neither a fact trimkit reads nor the agent's own known text (text the user
 appended, an output style, project instructions, a section a newer version added:
 see :mod:`trimkit.agent_context`), and ends with the environment facts and the git
-snapshot (``prompts/environment.j2``). The large tier keeps the original text. Either
-way ``state.carry.environment`` gets the rendered environment section and
-``state.carry.recognized_agent`` the agent's name. A system prompt that is not
-recognised (an SDK user's own) is left exactly as it came.
+snapshot (``prompts/environment.j2``). The large tier keeps the original text (as a
+list of blocks). Either way ``state.carry.recognized_agent`` gets the agent's name
+(``trimkit inspect`` shows it). A system prompt that is not recognised (an SDK user's
+own) is left exactly as it came.
 
 Options: :class:`SystemPromptOptions`.
 
@@ -98,8 +98,9 @@ class OfferedTools(NamedTuple):
 
 
 class Prepared(NamedTuple):
+    """A recognised prompt: the agent's name and the replacement (None where the tier keeps the original)."""
+
     agent: str
-    environment: str
     replacement: TextBlock | None
 
 
@@ -132,17 +133,16 @@ def prepare(
     agent = recognize("\n\n".join(texts), _known(template, known_text))
     if agent is None:
         return None
+    if not template:
+        return Prepared(agent.agent, None)
     env = agent.environment.merged(Environment(**dict(tool_facts)))
     git = env.git.truncated(max_git_status_lines, max_recent_commits) if env.git else None
     environment = render_template("environment.j2", env=env, git=git).strip("\n")
-    replacement = None
-    if template:
-        text = render_template(
-            template, env=env, git=git, environment=environment, agent=agent.agent,
-            kept=agent.kept, tools=OfferedTools.of(tool_names),
-        )
-        replacement = TextBlock(text=text.strip("\n"))
-    return Prepared(agent.agent, environment, replacement)
+    text = render_template(
+        template, env=env, git=git, environment=environment, agent=agent.agent,
+        kept=agent.kept, tools=OfferedTools.of(tool_names),
+    )
+    return Prepared(agent.agent, TextBlock(text=text.strip("\n")))
 
 
 def run(state) -> None:
@@ -160,7 +160,6 @@ def run(state) -> None:
     if prepared is None:
         return
     state.carry.recognized_agent = prepared.agent
-    state.carry.environment = prepared.environment or None
     if prepared.replacement is not None:
         state.request = msgspec.structs.replace(state.request, system=[prepared.replacement])
         before = sum(map(len, texts)) + 2 * (len(texts) - 1)

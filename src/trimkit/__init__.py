@@ -12,7 +12,7 @@ from .errors import TrimkitError
 from .hookspecs import hookimpl
 from .pipeline import Pipeline, trim
 from .profile import ModelProfile
-from .stage import Carry, ConfigError, PromptTooLong, Stage, TrimReport, TrimResult, TrimState
+from .stage import BudgetResult, Carry, ConfigError, PromptTooLong, Stage, TrimReport, TrimResult, TrimState
 from .wire import MessagesRequest, decode_request, encode, to_builtins
 from .resources import install_checkout_finder
 
@@ -21,6 +21,7 @@ install_checkout_finder()
 __version__ = "0.1.0"
 
 __all__ = [
+    "BudgetResult",
     "Carry",
     "ConfigError",
     "MessagesRequest",

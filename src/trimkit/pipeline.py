@@ -64,7 +64,9 @@ class Pipeline:
                     self.pm.register(module, name=name)
         if entry_points:
             self.pm.load_setuptools_entrypoints(hookspecs.PROJECT)
-        for plugin in plugins:
+        self._built_with = {"plugins": list(plugins), "block": list(block), "entry_points": entry_points,
+                            "builtins": builtins}
+        for plugin in self._built_with["plugins"]:
             self.pm.register(plugin)
         self.config = dict(config or {})
         self.stages = self._resolve_stages()
@@ -123,6 +125,16 @@ class Pipeline:
             for tier in TIERS:
                 layers[(stage.name, tier)] = Layers.of(stage, tier, mine, table)
         return layers
+
+    def with_plugins(self, *plugins: object) -> "Pipeline":
+        """A new pipeline built as this one was, with ``plugins`` registered after its own.
+
+        For a caller that adds hooks to a pipeline it was handed (the server adds
+        its own plugin); this one is left as it is.
+        """
+        built = self._built_with
+        return Pipeline(self.config, plugins=[*built["plugins"], *plugins], block=built["block"],
+                        entry_points=built["entry_points"], builtins=built["builtins"])
 
     def options_for(self, stage: Stage | str, tier: str) -> Any:
         """A stage's options for a tier, as its options Struct (or a dict for an untyped stage)."""

@@ -13,7 +13,10 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+if TYPE_CHECKING:
+    from .wire import MessagesRequest
 
 from .errors import ModelError
 
@@ -60,6 +63,15 @@ class ModelProfile:
     tokenizer: Any = None  # tokenizers.Tokenizer, kept untyped so importing this needs no tokenizers
     native_tools: bool = False
     token_counts: "TokenCountCache" = field(default_factory=lambda: TokenCountCache(), repr=False, compare=False)
+    count_prompt: "Callable[[MessagesRequest], int] | None" = field(default=None, repr=False, compare=False)
+    """Exact tokens of a trimmed request's rendered prompt, as the backend will prefill it.
+
+    Set by a server (through ``trimkit_prepare_profile``); the budget stage counts
+    its final prompt with it, so ``max_tokens`` fits the real window."""
+    cached_prefix: "Callable[[MessagesRequest], int] | None" = field(default=None, repr=False, compare=False)
+    """How many leading tokens of a trimmed request's rendered prompt the backend already
+    holds in its KV cache. Set by a server; the budget stage asks only when it must cut,
+    since cached tokens cost no prefill time."""
 
     def count_tokens(self, text: str) -> int:
         if not text:

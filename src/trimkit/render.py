@@ -264,6 +264,11 @@ def native_chat(request: MessagesRequest) -> Chat:
     return Chat(out, tools=function_tools(request), thinking=thinking_setting(request))
 
 
+def chat_for(request: MessagesRequest, native_tools: bool) -> Chat:
+    """The request as chat messages in the convention a profile says (``ModelProfile.native_tools``)."""
+    return native_chat(request) if native_tools else chat_messages(request)
+
+
 def prompt_text(request: MessagesRequest) -> str:
     """A canonical plain-text rendering: what a model would read, tools included."""
     return "\n".join(f"<|{m['role']}|>\n{m['content']}" for m in chat_messages(request))

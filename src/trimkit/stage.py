@@ -16,7 +16,7 @@ from .profile import ModelProfile
 from .wire import MessagesRequest, to_builtins
 
 __all__ = [
-    "Carry", "ConfigError", "PromptTooLong", "Size", "Stage", "StageReport", "TrimReport", "TrimResult", "TrimState",
+    "BudgetResult", "Carry", "ConfigError", "PromptTooLong", "Size", "Stage", "StageReport", "TrimReport", "TrimResult", "TrimState",
 ]
 
 
@@ -52,16 +52,39 @@ class Stage:
     order: int = 500
 
 
+class BudgetResult(msgspec.Struct, frozen=True, kw_only=True):
+    """What the budget stage decided for a request; the server generates with it.
+
+    ``prompt_tokens`` is the fitted prompt's size: the backend's own count of the
+    rendered prompt when the profile can ask for one (``ModelProfile.count_prompt``),
+    else the pipeline's measure. ``max_tokens`` is the output the request may
+    generate within the window. ``budget_tokens`` is the limit the prompt was fitted
+    to; ``cached_tokens`` the leading prompt tokens counted as already in the
+    backend's cache.
+    """
+
+    prompt_tokens: int
+    max_tokens: int
+    budget_tokens: int
+    dropped_turns: int = 0
+    cut_results: int = 0
+    cached_tokens: int = 0
+
+
 @dataclass
 class Carry:
-    """Facts one stage leaves for later ones (the hand-over between stages)."""
+    """Facts stages leave for later stages and for the caller, in typed fields.
 
-    project_instructions: list[str] = field(default_factory=list)
-    date: str | None = None
-    environment: str | None = None
+    ``recognized_agent``: the agent whose system prompt the ``system_prompt`` stage
+    recognised (``trimkit inspect`` shows it). ``tool_names``: the tools the model
+    is shown (``tools`` stage; ``trimkit inspect`` and captures list them).
+    ``budget``: what the ``budget`` stage decided (the server reads it), None when
+    that stage did not run.
+    """
+
     recognized_agent: str | None = None
     tool_names: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    budget: BudgetResult | None = None
 
 
 @dataclass

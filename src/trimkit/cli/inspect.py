@@ -93,6 +93,8 @@ def render_table(result) -> str:
         f"total: {report.before.chars:,} → {report.after.chars:,} chars ({ratio:.1f}× smaller), "
         f"{report.before.tokens:,} → {report.after.tokens:,} {count}, {report.ms:.2f} ms, tier {report.tier}"
     )
+    if result.carry.recognized_agent:
+        lines.append(f"system prompt recognised: {result.carry.recognized_agent}")
     tools = result.carry.tool_names
     if tools:
         how = " (through the model's chat template)" if result.profile.native_tools else ""

@@ -70,7 +70,6 @@ def create_app(
 ) -> Litestar:
     owns_backend = backend is None
     backend = backend or make_backend(settings)
-    pipeline = pipeline or Pipeline(settings.stages)
     service = MessageService(settings, backend, pipeline)
     expected = settings.api_key.encode() if settings.api_key else None
 

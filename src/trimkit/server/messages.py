@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 from ..backends.base import Backend, BackendError, Finished, GenerationEvent, GenerationParams, TextDelta
 from .capture import Capture
+from .plugin import ServerPlugin
 from ..pipeline import Pipeline
-from ..render import Chat, chat_messages, native_chat, thinking_setting
+from ..profile import ModelProfile
+from ..render import Chat, chat_for, thinking_setting
 from ..request_kind import RequestKind, classify, title_from_words
 from ..toolcalls.dialects import dialect_for
 from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
@@ -43,7 +45,8 @@ class Prepared:
     trimmed: TrimResult
     chat: Chat
     prompt_tokens: int
-    max_tokens: int
+    max_tokens: int | None
+    """Decided by the budget stage; the client's own only when that stage is disabled."""
     body: bytes = b""
     kind: RequestKind = RequestKind.MAIN
     answer: str | None = None
@@ -76,10 +79,15 @@ class _Attempt:
 
 
 class MessageService:
-    def __init__(self, settings: ServerSettings, backend: Backend, pipeline: Pipeline):
+    def __init__(self, settings: ServerSettings, backend: Backend, pipeline: Pipeline | None = None):
+        """``pipeline`` defaults to one built from ``settings.stages``; either way the
+        server's own plugin (:class:`~trimkit.server.plugin.ServerPlugin`) joins it."""
         self.settings = settings
         self.backend = backend
-        self.pipeline = pipeline
+        self.plugin = ServerPlugin(settings, backend)
+        self.pipeline = (
+            pipeline.with_plugins(self.plugin) if pipeline else Pipeline(settings.stages, plugins=[self.plugin])
+        )
         self.gate = GenerationGate(settings.max_queue, backend.max_concurrency)
         self.dialect = dialect_for(backend.chat_template, backend.vocab)
         self.capture = Capture.from_settings(settings)
@@ -95,23 +103,15 @@ class MessageService:
 
     def native_tools(self) -> bool:
         """Whether tools go through the model's own template (``convention``; see docs/config.md)."""
-        return self.settings.convention != "xml" and self.backend.renders_tools
+        return self.plugin.native_tools()
 
-    def profile(self):
-        profile = self.backend.profile
-        if self.settings.tier:
-            profile = replace(profile, tier=self.settings.tier)
-        if self.settings.context_window:
-            profile = replace(profile, context_window=self.settings.context_window)
-        if profile.native_tools != self.native_tools():
-            profile = replace(profile, native_tools=self.native_tools())
-        return profile
+    def profile(self) -> ModelProfile:
+        """The profile requests are trimmed with: the backend's, with the settings' overrides."""
+        return self.pipeline.profile_for(self.backend.profile)
 
     def chat(self, trimmed: TrimResult) -> Chat:
         """The trimmed request as chat messages, in the convention the profile says."""
-        if trimmed.profile.native_tools:
-            return native_chat(trimmed.request)
-        return chat_messages(trimmed.request)
+        return chat_for(trimmed.request, trimmed.profile.native_tools)
 
     def prepare(self, body: bytes, *, needs_max_tokens: bool = True) -> Prepared:
         try:
@@ -125,45 +125,35 @@ class MessageService:
         if not status.ready:
             raise ApiError(500 if status.failed else 529, f"The model is not ready: {status.detail}",
                            lasting=status.failed)
-        profile = self.profile()
         try:
-            trimmed = self.trim(request, profile)
-            chat = self.chat(trimmed)
-            prompt_tokens = self.backend.count_tokens(chat)
+            trimmed = self.pipeline.trim(request, self.backend.profile)
         except PromptTooLong as exc:
             raise ApiError(400, str(exc)) from None
         except ConfigError as exc:
             raise ApiError(500, f"trimkit configuration error: {exc}", lasting=True) from None
         except RecursionError:  # stages walk blocks and schemas recursively
             raise ApiError(400, "request is nested too deeply to process") from None
-        window = profile.context_window
-        if prompt_tokens >= window:
-            raise ApiError(400, f"prompt is too long: {prompt_tokens} tokens > {window - 1} maximum")
-        wanted = trimmed.request.max_tokens or request.max_tokens or 4096
-        if self.settings.max_output_tokens:
-            wanted = min(wanted, self.settings.max_output_tokens)
-        max_tokens = max(1, min(wanted, window - prompt_tokens))
+        chat = self.chat(trimmed)
+        prompt_tokens, max_tokens = self.tokens(trimmed, chat)
         kind = classify(request)
         answer = title_from_words(request) if kind is RequestKind.TITLE and self.settings.quick_titles else None
         return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer)
 
-    def trim(self, request: MessagesRequest, profile) -> TrimResult:
-        """Trim, letting the prefill budget count what the backend already has cached.
+    def tokens(self, trimmed: TrimResult, chat: Chat) -> tuple[int, int | None]:
+        """The prompt's tokens and the output allowed: what the budget stage decided.
 
-        The budget stage holds uncached tokens to the prefill target. When it had to
-        cut, ask the backend how much of the window-limited prompt is already in its
-        prefix cache and trim again with that figure, so a long conversation whose
-        earlier turns are cached is not cut for prefill time it will not spend.
+        Without a budget stage nothing fitted the prompt or chose ``max_tokens``: the
+        backend counts the prompt, one the window cannot hold is refused, and the
+        client's ``max_tokens`` goes through.
         """
-        trimmed = self.pipeline.trim(request, profile)
-        budget = trimmed.carry.extra.get("budget") or {}
-        if not (budget.get("dropped_turns") or budget.get("cut_results")):
-            return trimmed
-        relaxed = self.pipeline.trim(request, profile, cached_tokens=profile.context_window)
-        cached = self.backend.cached_prefix_tokens(self.chat(relaxed))
-        if cached <= 0:
-            return trimmed
-        return self.pipeline.trim(request, profile, cached_tokens=cached)
+        budget = trimmed.carry.budget
+        if budget is not None:
+            return budget.prompt_tokens, budget.max_tokens
+        prompt_tokens = self.backend.count_tokens(chat)
+        window = trimmed.profile.context_window
+        if prompt_tokens >= window:
+            raise ApiError(400, str(PromptTooLong(prompt_tokens, window - 1)))
+        return prompt_tokens, trimmed.request.max_tokens
 
     def count_tokens(self, body: bytes) -> int:
         return self.prepare(body, needs_max_tokens=False).prompt_tokens
