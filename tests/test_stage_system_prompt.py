@@ -301,6 +301,7 @@ def test_compact_prompt_sizes(tier, limit):
     assert "gitStatus" in text and "Recent commits:\n3f2a9c1 Fix rounding in cart totals" in text
     assert text.endswith("0c9e7aa Initial import")
     assert "powered by the model" not in text and "knowledge cutoff" not in text
+    assert result.carry.recognized_agent == "claude-code"
     original = sum(len(b["text"]) for b in claude_code_system()) + 4
     assert result.report.stages[0].removed == {"system_prompt": original - len(text)}
 
@@ -316,6 +317,7 @@ def test_large_keeps_the_original_system():
     req = decode_request(request(claude_code_system()))
     result = trim(req, "large")
     assert result.request.system == req.system
+    assert result.carry.recognized_agent == "claude-code"
     assert "Working directory: /home/dev/shop" in system_of(result)
     assert result.report.stages[0].removed == {}
 
@@ -336,6 +338,7 @@ def test_unrecognised_prompt_is_untouched(prompt, tier):
         req = request(system)
         result = trim(req, tier)
         assert encode(result.request) == encode(decode_request(req))
+        assert result.carry.recognized_agent is None
 
 
 def test_no_system_prompt():
@@ -376,6 +379,7 @@ def test_mode_keep_and_replace():
     req = request(claude_code_system())
     kept = trim(req, "small", {"mode": "keep"})
     assert encode(kept.request) == encode(decode_request(req))
+    assert kept.carry.recognized_agent == "claude-code"
     replaced = trim(req, "large", {"mode": "replace"})
     assert system_of(replaced) == system_of(trim(req, "medium"))
 
