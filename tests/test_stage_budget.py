@@ -506,8 +506,8 @@ def test_output_fits_or_raises_and_stays_valid(
     assert_valid(out.messages)
     assert out.messages[-1] in (req.messages[-1], short.messages[-1])
     assert fitted.prompt_tokens == tokens_of(out) <= limits.maximum
-    assert fitted.budget in (limits.target, limits.maximum)
-    assert fitted.prompt_tokens <= fitted.budget
+    assert fitted.budget_tokens in (limits.target, limits.maximum)
+    assert fitted.prompt_tokens <= fitted.budget_tokens
     if fitted.prompt_tokens > limits.target:
         assert smallest > limits.target
     assert 1 <= out.max_tokens == fitted.max_tokens <= window - fitted.prompt_tokens

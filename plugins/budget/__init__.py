@@ -9,7 +9,7 @@ count the prompt exactly and ask what the backend has cached through the profile
 (``ModelProfile.count_prompt``, ``ModelProfile.cached_prefix``).
 """
 
-from trimkit import BudgetResult, Stage, hookimpl
+from trimkit import Stage, hookimpl
 from .fitting import BudgetOptions, fit
 
 
@@ -20,14 +20,7 @@ def run(state):
     state.request = fitted.request
     state.removed("tool_results", fitted.result_chars_cut)
     state.removed("turns", fitted.turn_chars_dropped)
-    state.carry.budget = BudgetResult(
-        prompt_tokens=fitted.prompt_tokens,
-        max_tokens=fitted.max_tokens,
-        budget_tokens=fitted.budget,
-        dropped_turns=fitted.dropped_turns,
-        cut_results=fitted.cut_results,
-        cached_tokens=fitted.cached_tokens,
-    )
+    state.carry.budget = fitted.result()
 
 
 @hookimpl

@@ -40,7 +40,7 @@ from typing import Annotated, Callable, Iterable
 import msgspec
 from msgspec.structs import replace
 
-from trimkit import ModelProfile, PromptTooLong
+from trimkit import BudgetResult, ModelProfile, PromptTooLong
 from trimkit.measure import Measure
 from trimkit.render import tool_names
 from trimkit.wire import Message, MessagesRequest, TextBlock, ToolResultBlock, ToolUseBlock
@@ -94,7 +94,7 @@ class Fitted:
     request: MessagesRequest
     prompt_tokens: int
     limits: Limits
-    budget: int
+    budget_tokens: int
     """The limit the prompt was fitted to: the target, or the maximum when the target is out of reach."""
     max_tokens: int = 0
     dropped_turns: int = 0
@@ -103,6 +103,10 @@ class Fitted:
     turn_chars_dropped: int = 0
     cached_tokens: int = 0
     """The cached prefix the limits counted: as given, or as the profile's ``cached_prefix`` said."""
+
+    def result(self) -> BudgetResult:
+        """The decision the server reads (``state.carry.budget``): the fields named alike."""
+        return BudgetResult(**{name: getattr(self, name) for name in BudgetResult.__struct_fields__})
 
 
 def limits_for(
@@ -455,7 +459,7 @@ def _cut(
             candidate = replace(shortened, messages=conversation.without(units)) if units else shortened
             measured = measure.request(candidate)[1] if units else total
             if measured <= limit:
-                fitted.request, fitted.prompt_tokens, fitted.budget = candidate, measured, limit
+                fitted.request, fitted.prompt_tokens, fitted.budget_tokens = candidate, measured, limit
                 fitted.dropped_turns = len(units)
                 fitted.turn_chars_dropped = sum(sizes[u][0] for u in units)
                 return fitted
