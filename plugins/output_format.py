@@ -1,19 +1,21 @@
 """The output_format stage: teach a requested JSON output format in the prompt.
 
 Clients ask for structured output with ``output_config.format`` (Claude Code's
-title request sends ``{"type": "json_schema", "schema": {...}}``). A local model
-has no constrained decoding behind that field, so this stage states the schema in
-the system prompt instead. Requests without a format pass through unchanged.
+title request sends ``{"type": "json_schema", "schema": {...}}``). This stage
+states the schema in the system prompt, so the model knows what to write; on the
+MLX backend a grammar also holds the output to the schema (:mod:`trimkit.constrain`),
+and an upstream engine gets it as its structured-output field, but a model that
+was told the schema writes better JSON than one that is only held to it.
+Requests without a format pass through unchanged.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import msgspec
 
 from trimkit import Stage, hookimpl
 from trimkit.rewrite import appended_system
+from trimkit.wire import output_schema
 
 INSTRUCTION = (
     "Reply with a single JSON object that matches this JSON Schema, and nothing else: "
@@ -21,17 +23,8 @@ INSTRUCTION = (
 )
 
 
-def requested_schema(output_config: Any) -> dict | None:
-    if not isinstance(output_config, dict):
-        return None
-    fmt = output_config.get("format")
-    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
-        return fmt["schema"]
-    return None
-
-
 def run(state) -> None:
-    schema = requested_schema(state.request.output_config)
+    schema = output_schema(state.request)
     if schema is None:
         return
     text = f"{INSTRUCTION}\n{msgspec.json.encode(schema).decode()}"

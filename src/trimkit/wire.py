@@ -333,6 +333,18 @@ def system_text(request: MessagesRequest) -> str:
     return "\n\n".join(b.text for b in request.system)
 
 
+def output_schema(request: MessagesRequest) -> dict[str, JSON] | None:
+    """The JSON schema the client wants the text to match (``output_config.format``), if any.
+
+    Claude Code's title request sends ``{"type": "json_schema", "schema": {...}}``.
+    """
+    config = request.output_config
+    fmt = config.get("format") if isinstance(config, dict) else None
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        return fmt["schema"]
+    return None
+
+
 def block_text(block: Block) -> str:
     """The text a model would read from a block; empty for blocks with no text."""
     if isinstance(block, TextBlock):

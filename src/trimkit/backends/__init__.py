@@ -47,6 +47,7 @@ def make_backend(settings: "ServerSettings") -> Backend:
                 memory_limit=settings.mlx_memory_limit,
                 cache_limit=settings.mlx_cache_limit,
                 allow_download=settings.download,
+                grammar_cache_entries=settings.constrain_cache_entries,
             )
         except Exception as exc:  # a missing or broken model: keep serving /health with the reason
             from ..errors import ModelNotFoundError

@@ -20,6 +20,7 @@ from typing import Any, AsyncIterator
 import httpx
 import msgspec
 
+from ..constrain.engines import anthropic_fields
 from .base import BackendError, ChatMessages, GenerationEvent, GenerationParams, TextDelta
 from .upstream import UpstreamBackend
 from .upstream_stream import Turn, decode_chunk, sampling, sse_events
@@ -86,7 +87,7 @@ class AnthropicBackend(UpstreamBackend):
         }
         if system:
             body["system"] = "\n\n".join(system)
-        return body | sampling(params, self.dropped_sampling)
+        return body | sampling(params, self.dropped_sampling) | anthropic_fields(params.constraint)
 
     async def read(self, response: httpx.Response, turn: Turn) -> AsyncIterator[GenerationEvent]:
         tool_blocks: set[int] = set()

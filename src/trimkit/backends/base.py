@@ -21,6 +21,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Collection, Literal, Union
 
+from ..constrain import Constraint
 from ..errors import BackendError
 from ..profile import ModelProfile
 
@@ -42,10 +43,13 @@ TOKENS_PER_MESSAGE = 4  # role markers a chat template adds around each message
 
 @dataclass
 class GenerationParams:
+    """How to sample, and ``constraint``: the shape the output must have, for backends that can enforce it."""
+
     max_tokens: int
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
+    constraint: Constraint | None = None
 
 
 @dataclass

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from ..chat_template import ChatTemplate
+from ..constrain import UnsupportedSchema, lark_grammar
 from ..profile import ModelProfile
 from ..render import Chat
 from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
                    GenerationParams, Readiness, TextDelta)
 from .locate import resolve_model_path
+from .mlx_grammar import DEFAULT_CACHE_ENTRIES, GrammarEngine, log as constrain_log
 from .prefill_meter import PrefillMeter
 from .prompt_cache import PromptCache
 
@@ -100,10 +102,12 @@ class MLXBackend(Backend):
         prefill_step_size: int = DEFAULT_PREFILL_STEP,
         allow_download: bool = False,
         logits_processors: Callable[[list[int]], list] | None = None,
+        grammar_cache_entries: int = DEFAULT_CACHE_ENTRIES,
     ):
         """``logits_processors``, if given, is called once per generation with the prompt's
         token ids and returns mlx-lm logits processors for that generation (tests use it to
-        force a scripted reply; constrained decoding would too)."""
+        force a scripted reply). A request's constraint adds its grammar's processor after
+        those (``grammar_cache_entries`` compiled grammars are kept)."""
         from mlx_lm.utils import load_config
 
         self.model_id = model
@@ -118,6 +122,7 @@ class MLXBackend(Backend):
         self._vocab_size = int(config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size") or 0) \
             or len(self.tokenizer.get_vocab())
         self.prefill_step_size = prefill_step_size
+        self.grammars = GrammarEngine(self.tokenizer, self._vocab_size, cache_entries=grammar_cache_entries)
         self.prefill_meter = PrefillMeter(self.profile)
         self.logits_processors = logits_processors
         self.load_seconds: float | None = None
@@ -363,6 +368,8 @@ class MLXBackend(Backend):
         )
         generated: list[int] = []
         response = None
+        processors = list(self.logits_processors(prompt)) if self.logits_processors else []
+        processors += self._constraint_processors(params)
         steps = stream_generate(
             self.model,
             self.tokenizer,
@@ -372,7 +379,7 @@ class MLXBackend(Backend):
             prompt_cache=cache,
             prefill_step_size=self.prefill_step_size,
             prompt_progress_callback=on_prefill_progress,
-            logits_processors=self.logits_processors(prompt) if self.logits_processors else None,
+            logits_processors=processors or None,
         )
         try:
             with contextlib.closing(steps):
@@ -400,6 +407,22 @@ class MLXBackend(Backend):
                 prefill_tps=response.prompt_tps,
             )
         )
+
+    def _constraint_processors(self, params: GenerationParams) -> list[Any]:
+        """The logits processor enforcing ``params.constraint``; none when there is none or it cannot be compiled."""
+        constraint = params.constraint
+        if constraint is None:
+            return []
+        what = ", ".join(constraint.kinds)
+        try:
+            grammar = lark_grammar(constraint)
+        except UnsupportedSchema as exc:
+            constrain_log.warning("constrained decoding off for this request (%s): %s", what, exc)
+            return []
+        if grammar is None:
+            return []
+        processor = self.grammars.processor(grammar, what)
+        return [processor] if processor is not None else []
 
     def _keep_cache(self, tokens: list[int], cache: list[Any]) -> None:
         """Store ``cache`` under the tokens it holds, if they can be told exactly."""

@@ -23,6 +23,7 @@ from typing import Any, AsyncIterator
 import httpx
 import msgspec
 
+from ..constrain.engines import openai_fields
 from .base import ChatMessages, GenerationEvent, GenerationParams, TextDelta
 from .upstream import UpstreamBackend
 from .upstream_stream import Turn, decode_chunk, sampling, sse_events
@@ -80,7 +81,7 @@ class OpenAIBackend(UpstreamBackend):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        return body | sampling(params, self.dropped_sampling)
+        return body | sampling(params, self.dropped_sampling) | openai_fields(params.constraint)
 
     async def read(self, response: httpx.Response, turn: Turn) -> AsyncIterator[GenerationEvent]:
         async for _, data in sse_events(response):

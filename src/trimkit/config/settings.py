@@ -47,6 +47,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     convention: Literal["auto", "native", "xml"] = "auto"
     retry_tool_calls: bool = True
     stages: dict[str, Any] = msgspec.field(default_factory=dict)
+    constrain_tool_calls: bool = True
+    constrain_tool_choice: bool = True
+    constrain_json_output: bool = True
+    constrain_cache_entries: int = 16
     capture_dir: str | None = None
     capture_keep: int = 50
     log_level: str = "warning"

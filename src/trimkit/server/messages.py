@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 from ..backends.base import Backend, BackendError, Finished, GenerationEvent, GenerationParams, TextDelta
+from ..constrain import Constraint, ConstraintKinds, constraint_for
 from .capture import Capture
 from .plugin import ServerPlugin
 from ..pipeline import Pipeline
@@ -24,6 +25,7 @@ from ..wire import (
     RequestDecodeError,
     Usage,
     decode_request,
+    output_schema,
 )
 from . import sse
 from .errors import ApiError
@@ -51,6 +53,7 @@ class Prepared:
     kind: RequestKind = RequestKind.MAIN
     answer: str | None = None
     """The text to answer with, when the request is answered without the model."""
+    constraint: Constraint | None = None
 
 
 @dataclass
@@ -137,7 +140,33 @@ class MessageService:
         prompt_tokens, max_tokens = self.tokens(trimmed, chat)
         kind = classify(request)
         answer = title_from_words(request) if kind is RequestKind.TITLE and self.settings.quick_titles else None
-        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer)
+        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer,
+                        self.constraint(request, trimmed, chat))
+
+    def constraint(self, request: MessagesRequest, trimmed: TrimResult, chat: Chat) -> Constraint | None:
+        """What the output must fit: the tools the prompt shows, ``tool_choice``, a JSON output schema.
+
+        Calls may name only the tools the tools stage showed the model (all of them
+        when that stage left the tools as JSON), with their full input schemas, in
+        the dialect the prompt is written in: the model's own when its template
+        renders the tools, else trimkit's XML.
+        """
+        settings = self.settings
+        kinds = ConstraintKinds(
+            tool_calls=settings.constrain_tool_calls,
+            tool_choice=settings.constrain_tool_choice,
+            json_output=settings.constrain_json_output,
+        )
+        shown = trimmed.carry.tool_names if trimmed.request.tools is None else None
+        return constraint_for(
+            request.tools,
+            request.tool_choice,
+            output_schema(request),
+            shown=shown,
+            kinds=kinds,
+            dialect=self.dialect.name if trimmed.profile.native_tools else "xml",
+            thinking_open=self.opens_thinking(chat),
+        )
 
     def tokens(self, trimmed: TrimResult, chat: Chat) -> tuple[int, int | None]:
         """The prompt's tokens and the output allowed: what the budget stage decided.
@@ -160,7 +189,8 @@ class MessageService:
 
     def params(self, prep: Prepared) -> GenerationParams:
         r = prep.request
-        return GenerationParams(max_tokens=prep.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k)
+        sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
+        return GenerationParams(max_tokens=prep.max_tokens, constraint=prep.constraint, **sampling)
 
     def opens_thinking(self, chat: Chat) -> bool:
         return bool(self.backend.opens_thinking(chat))

@@ -1,0 +1,91 @@
+"""One request's constraint as a grammar, in llguidance's Lark dialect.
+
+:func:`lark_grammar` is the whole of it: the start rule says where calls may be
+(anywhere after free text, from the first token, or nowhere) and what the
+output must be (JSON for a schema); the dialect's rules (:mod:`.dialects`) say
+what a call is. Grammars are plain text, built here without the engine, and
+memoized on the constraint's content, so a client that sends the same tools on
+every turn costs one lookup.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+
+import msgspec
+
+from .dialects import CALL_GRAMMARS, literal
+from .spec import Constraint
+from .values import UnsupportedSchema, avoiding, json_value, lark_regex
+
+CACHE_SIZE = 64
+THINK_END = "</think>"
+
+
+def _text_before(opener: str) -> list[str]:
+    """Rules for free text that ends with the first ``opener`` (``head``) or never holds it (``FREE``)."""
+    return [
+        f"head[lazy]: {lark_regex('(?s:.*)' + re.escape(opener))}",
+        f"FREE: {lark_regex(avoiding([opener]))}",
+    ]
+
+
+def build(constraint: Constraint) -> str | None:
+    """The grammar for ``constraint``, or None when it constrains nothing.
+
+    Raises :class:`~.values.UnsupportedSchema` for what cannot be expressed
+    (an unknown dialect, a schema shape the dialect cannot write).
+    """
+    lines = ["%llguidance {}"]
+    output = constraint.output_schema
+    if output is not None:
+        lines.append(f"output: {json_value(output)}")
+    calls = constraint.calls_allowed
+    if calls or constraint.choice == "none":
+        dialect = CALL_GRAMMARS.get(constraint.dialect)
+        if dialect is None:
+            raise UnsupportedSchema(f"no call grammar for the {constraint.dialect} dialect")
+    if calls:
+        tools = constraint.callable_tools
+        lines.append(dialect.rules(tools, constraint.parallel))
+        opener = literal(dialect.opener)
+        if constraint.forced:
+            body = f"{opener} calls"
+        elif output is not None:
+            body = f"output | {opener} calls"
+        else:
+            lines += _text_before(dialect.opener)
+            body = "FREE | head calls"
+    elif output is not None:
+        body = "output"
+    elif constraint.choice == "none":
+        lines.append(f"FREE: {lark_regex(avoiding([dialect.opener]))}")
+        body = "FREE"
+    else:
+        return None
+    if constraint.thinking_open and (constraint.forced or output is not None):
+        lines.append(f"think[lazy]: {lark_regex('(?s:.*)' + re.escape(THINK_END))}")
+        body = f'think "\\n"{{0,2}} ({body})'
+    lines.insert(1, f"start: {body}")
+    return "\n".join(lines) + "\n"
+
+
+_cache: OrderedDict[bytes, str | None] = OrderedDict()
+_lock = threading.Lock()
+
+
+def lark_grammar(constraint: Constraint) -> str | None:
+    """:func:`build`, memoized (LRU, :data:`CACHE_SIZE` entries) on the constraint's content."""
+    key = msgspec.json.encode(constraint.key())
+    with _lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+    grammar = build(constraint)
+    with _lock:
+        _cache[key] = grammar
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+    return grammar
