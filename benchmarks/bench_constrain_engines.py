@@ -46,6 +46,28 @@ from tests.fixtures.claude_code_tools import tools as claude_code_tools  # noqa:
 CLOSERS = ('"', "}", "]")
 WALKS = 20
 STEPS = 200
+COMPILE_LIMIT = 60  # seconds; a compile that takes longer counts as failed
+
+
+class time_limit:
+    """Raise TimeoutError in the block after ``seconds`` (SIGALRM; the engines release the GIL)."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def __enter__(self):
+        import signal
+
+        def expire(*_):
+            raise TimeoutError(f"took over {self.seconds} s")
+
+        signal.signal(signal.SIGALRM, expire)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc):
+        import signal
+
+        signal.alarm(0)
 
 
 def schemas() -> dict[str, dict]:
@@ -269,8 +291,10 @@ def coverage(engine: Engine) -> tuple[str, str]:
 
     compiled_ok, enforced, failures = 0, 0, []
     for name, schema in schemas().items():
+        print(f"  {engine.name}: {name}", end="\r", file=sys.stderr, flush=True)
         try:
-            compiled = engine.compile_json(schema)
+            with time_limit(COMPILE_LIMIT):
+                compiled = engine.compile_json(schema)
         except Exception as exc:
             failures.append(f"{name}: {str(exc).splitlines()[0][:80]}")
             continue
@@ -295,6 +319,41 @@ def coverage(engine: Engine) -> tuple[str, str]:
     return f"{compiled_ok}/{total} compile, {enforced}/{total} never invalid", "; ".join(failures[:4]) or "-"
 
 
+def mask_cost(engine: Engine) -> str:
+    """Compile the whole tool list as one schema; the mean and worst time to compute a mask."""
+    start = time.perf_counter()
+    compiled = engine.compile_json(union_schema())
+    compile_s = time.perf_counter() - start
+    rnd = random.Random(1)
+    times: list[float] = []
+    while len(times) < STEPS:
+        _, more = walk(engine, compiled, rnd, STEPS - len(times))
+        times += more or [0.0]
+    return f"{compile_s:.2f} s / {statistics.mean(times) * 1e6:.0f} µs mean, {max(times) * 1e3:.1f} ms max"
+
+
+def in_child(work, seconds: int) -> str:
+    """``work()`` in a forked process, given up after ``seconds`` (an engine's compile cannot be interrupted)."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+
+    def run():
+        try:
+            results.put(work())
+        except Exception as exc:
+            results.put(f"failed: {str(exc).splitlines()[0][:60]}")
+
+    child = context.Process(target=run, daemon=True)
+    child.start()
+    child.join(seconds)
+    if child.is_alive():
+        child.kill()
+        return f"no result in {seconds} s (compile still running)"
+    return results.get() if not results.empty() else "failed (no result)"
+
+
 def main() -> None:
     import mlx.core as mx
 
@@ -307,6 +366,7 @@ def main() -> None:
     print(f"vocabularies: tiny {small.size:,} tokens, big {big.size:,} tokens\n")
     rows = []
     for cls in ENGINES:
+        print(f"{cls.name}...", file=sys.stderr, flush=True)
         try:
             engine, engine_big = cls(small), cls(big)
         except Exception as exc:
@@ -314,22 +374,13 @@ def main() -> None:
             continue
         cover, failures = coverage(engine)
         try:
-            engine.compile_toolcall(union_schema())
+            with time_limit(COMPILE_LIMIT):
+                engine.compile_toolcall(union_schema())
             toolcall = "yes"
         except Exception as exc:
             toolcall = f"no ({str(exc).splitlines()[0][:60]})"
-        t0 = time.perf_counter()
-        try:
-            compiled = engine_big.compile_json(union_schema())
-            compile_s = time.perf_counter() - t0
-            rnd = random.Random(1)
-            times: list[float] = []
-            while len(times) < STEPS:
-                _, more = walk(engine_big, compiled, rnd, STEPS - len(times))
-                times += more or [0.0]
-            cost = f"{compile_s:.2f} s / {statistics.mean(times) * 1e6:.0f} µs mean, {max(times) * 1e3:.1f} ms max"
-        except Exception as exc:
-            cost = f"failed: {str(exc).splitlines()[0][:60]}"
+        print(f"  {cls.name}: the tool list on {big.size:,} tokens", file=sys.stderr, flush=True)
+        cost = in_child(lambda: mask_cost(engine_big), COMPILE_LIMIT * 5)
         rows.append((cls.name, cover, toolcall, cost, failures))
     print(f"{'engine':<14} {'JSON Schema (26 schemas)':<36} {'free text + call':<18} {'150K vocab: compile / mask':<40}")
     for name, cover, toolcall, cost, _ in rows:
@@ -355,7 +406,13 @@ def mask_application(mx, vocab: Vocab) -> None:
         bits = (mx.array(words[0])[:, None] >> mx.arange(32, dtype=mx.int32)) & 1
         return mx.where(bits.reshape(-1)[: vocab.size].astype(mx.bool_), logits, -mx.inf)
 
-    ways = {"numpy unpack + mx.where (trimkit)": numpy_where, "mlx shifts + mx.where": mlx_shifts}
+    from trimkit.backends.mlx_grammar import mask_logits
+
+    ways = {
+        "byte rows added (trimkit)": lambda: mask_logits(logits, words[0]),
+        "numpy unpack + mx.where": numpy_where,
+        "mlx shifts + mx.where": mlx_shifts,
+    }
     try:
         from xgrammar.kernels.apply_token_bitmask_mlx import apply_token_bitmask_mlx
 

@@ -100,8 +100,9 @@ def _after(rests: list[str], heads: set[str]) -> str:
 def json_avoiding(schema: Any, markers: Iterable[str]) -> Any:
     """``schema`` with every string it allows restricted to text without ``markers``.
 
-    Property names of open objects (``additionalProperties``) are not restricted:
-    the engine takes no ``propertyNames``; such keys are rare and short.
+    Property names of open objects are strings too: their ``additionalProperties``
+    become a ``patternProperties`` entry for the same pattern (the engine takes no
+    ``propertyNames``).
     """
     return _restrict(schema, f"^(?:{avoiding(markers)})$")
 
@@ -129,6 +130,11 @@ def _restrict(schema: Any, pattern: str | None) -> Any:
     for key in _SUBSCHEMA_MAPS:
         if isinstance(out.get(key), dict):
             out[key] = {name: _restrict(s, pattern) for name, s in out[key].items()}
+    if pattern is not None and _allows_objects(out) and "patternProperties" not in out:
+        extra = out.get("additionalProperties", True)
+        if extra is not False:
+            out["patternProperties"] = {pattern: {} if extra is True else extra}
+            out["additionalProperties"] = False
     if pattern is not None and _allows_strings(out) and "enum" not in out and "const" not in out:
         if "pattern" in out or "format" in out:
             rest = {k: v for k, v in out.items() if k not in ("pattern", "format")}
@@ -140,12 +146,16 @@ def _restrict(schema: Any, pattern: str | None) -> Any:
 
 
 def _allows_strings(schema: Schema) -> bool:
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return kind == "string"
-    if isinstance(kind, list):
-        return "string" in kind
-    return False
+    return _allows(schema, "string")
+
+
+def _allows_objects(schema: Schema) -> bool:
+    return _allows(schema, "object") or (schema.get("type") is None and "properties" in schema)
+
+
+def _allows(schema: Schema, kind: str) -> bool:
+    declared = schema.get("type")
+    return declared == kind or (isinstance(declared, list) and kind in declared)
 
 
 def json_value(schema: Any, markers: Iterable[str] = ()) -> str:
