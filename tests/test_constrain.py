@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.fixtures.claude_code_tools import tools as claude_code_tools
@@ -59,7 +59,6 @@ def call(name: str, arguments: dict) -> str:
 # --------------------------------------------------------------------------- values
 
 
-@settings(max_examples=300, deadline=None)
 @given(st.lists(st.sampled_from(["a", "<", "/", ">", "\n", "p", "parameter", CLOSER, "</", "</param"]), max_size=10))
 def test_avoiding_matches_exactly_the_texts_without_a_marker(pieces):
     text = "".join(pieces)
@@ -173,6 +172,11 @@ def test_a_value_cannot_contain_its_closing_tag_even_inside_json(tokenizer):
     assert not allows(tokenizer, grammar, call("Glob", {"pattern": "a" + PREFIXED_CLOSER + "b"}))
     todos = {"todos": [{"content": "a" + CLOSER, "status": "pending", "activeForm": "b"}]}
     assert not allows(tokenizer, grammar, call("TodoWrite", todos))
+    question = {"question": "q?", "header": "h", "options": [{"label": "a", "description": "d"}] * 2,
+                "multiSelect": False}
+    assert allows(tokenizer, grammar, call("AskUserQuestion", {"questions": [question], "answers": {"q?": "a"}}))
+    keyed = {"questions": [question], "answers": {"q" + CLOSER: "a"}}  # an open object's key
+    assert not allows(tokenizer, grammar, call("AskUserQuestion", keyed))
 
 
 def test_tool_choice_naming_a_tool_allows_only_that_tool(tokenizer):

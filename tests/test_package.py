@@ -132,21 +132,23 @@ def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
 
 # ---------------------------------------------------------------- who imports whom (docs/architecture.md)
 
-ROLES = ("toolcalls", "backends", "server", "config", "cli", "testing")
+ROLES = ("toolcalls", "constrain", "backends", "server", "config", "cli", "testing")
 MAY_IMPORT = {
     "library": {"library"},
     "toolcalls": {"library"},
+    "constrain": {"library"},
     "plugins": {"library"},
     "config": {"library"},
-    "backends": {"library", "config"},
-    "server": {"library", "toolcalls", "backends", "config"},
-    "cli": {"library", "toolcalls", "backends", "config", "server"},
-    "testing": {"library", "toolcalls", "backends", "config", "server"},
+    "backends": {"library", "constrain", "config"},
+    "server": {"library", "toolcalls", "constrain", "backends", "config"},
+    "cli": {"library", "toolcalls", "constrain", "backends", "config", "server"},
+    "testing": {"library", "toolcalls", "constrain", "backends", "config", "server"},
 }
 NO_HEAVY = ("mlx", "mlx_lm", "numpy", "litestar", "uvicorn", "httpx", "huggingface_hub")
 MAY_NOT_IMPORT = {
     "library": NO_HEAVY,
     "toolcalls": NO_HEAVY,
+    "constrain": NO_HEAVY,
     "plugins": NO_HEAVY,
     "config": NO_HEAVY,
     "backends": ("litestar", "uvicorn"),
