@@ -274,3 +274,44 @@ def test_anthropic_engines_get_tool_choice_and_output_config():
 def test_a_constraint_records_what_it_constrains():
     assert Constraint(tools=(ToolSchema("A", {}),), choice="any").kinds == ["tool_choice=any"]
     assert Constraint(tools=(ToolSchema("A", {}),)).kinds == ["tool_calls"]
+
+
+# --------------------------------------------------------------------------- native dialects
+
+
+HERMES_CALL = '<tool_call>\n{"name": "Read", "arguments": {"file_path": "/a", "limit": 3}}\n</tool_call>'
+QWEN_CALL = (
+    "<tool_call>\n<function=Read>\n<parameter=file_path>\n/a/b\n</parameter>\n"
+    "<parameter=limit>\n3\n</parameter>\n</function>\n</tool_call>"
+)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "good", "bad"),
+    [
+        ("hermes", HERMES_CALL, [HERMES_CALL.replace("Read", "Nope"), HERMES_CALL.replace('"/a"', '"/a</tool_call>"'),
+                                 HERMES_CALL.replace(', "limit": 3', ', "limit": "3"')]),
+        ("qwen3_coder", QWEN_CALL, [QWEN_CALL.replace("Read", "Nope"), QWEN_CALL.replace("/a/b", "a</parameter>b"),
+                                    QWEN_CALL.replace("\n3\n", "\nthree\n")]),
+    ],
+)
+def test_native_dialects_hold_calls_to_the_schema_in_their_own_markup(tokenizer, dialect, good, bad):
+    forced = build(constraint_for(TOOLS, ToolChoice(type="any"), None, dialect=dialect))
+    assert allows(tokenizer, forced, good) and allows(tokenizer, forced, good + "\n" + good)
+    assert not any(allows(tokenizer, forced, text) for text in bad)
+    auto = build(constraint_for(TOOLS, None, None, dialect=dialect))
+    assert allows(tokenizer, auto, "Reading it.\n" + good) and allows(tokenizer, auto, "No call.")
+
+
+def test_a_dialect_without_a_call_grammar_leaves_calls_alone_but_keeps_json_output():
+    assert build(constraint_for(TOOLS, ToolChoice(type="any"), None, dialect="gemma4")) is None
+    grammar = build(constraint_for(TOOLS, ToolChoice(type="any"), {"type": "object"}, dialect="gemma4"))
+    assert grammar is not None and "start: output" in grammar
+
+
+def test_every_call_grammar_names_a_dialect_the_reader_knows():
+    from trimkit.constrain import CALL_GRAMMARS
+    from trimkit.toolcalls import dialect_named
+
+    for name, grammar in CALL_GRAMMARS.items():
+        assert grammar.opener in dialect_named(name).call_markers

@@ -155,5 +155,83 @@ def xml_rules(tools: Sequence[ToolSchema], parallel: bool) -> str:
 XML = CallGrammar(name="xml", opener=convention.CALLS_OPEN, rules=xml_rules)
 
 
-CALL_GRAMMARS: dict[str, CallGrammar] = {grammar.name: grammar for grammar in (XML,)}
+# --------------------------------------------------------------------------- hermes
+
+
+TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
+
+
+def hermes_rules(tools: Sequence[ToolSchema], parallel: bool) -> str:
+    """``calls`` for Hermes-style JSON (Qwen2.5, Qwen3): ``{"name": …, "arguments": {…}}`` per ``<tool_call>``."""
+    if not tools:
+        raise UnsupportedSchema("no tools to call")
+    options = []
+    for tool in tools:
+        properties(tool.schema)  # the same root shapes as the other dialects
+        options.append({
+            "type": "object",
+            "properties": {"name": {"const": tool.name}, "arguments": tool.schema},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        })
+    body = json_value({"anyOf": options}, (TOOL_CALL_END,))
+    more = f" ({literal(chr(10) + TOOL_CALL + chr(10))} hcall {literal(chr(10) + TOOL_CALL_END)})*" if parallel else ""
+    return f'hcall: {body}\ncalls: "\\n" hcall {literal(chr(10) + TOOL_CALL_END)}{more}'
+
+
+HERMES = CallGrammar(name="hermes", opener=TOOL_CALL, rules=hermes_rules)
+
+
+# --------------------------------------------------------------------------- qwen3_coder
+
+
+QWEN_VALUE_END = "\n</parameter>"
+
+
+def qwen_value(rule: str, schema: Any, root: Schema) -> list[str]:
+    """Rules for one Qwen3-Coder argument value, its own line, then ``</parameter>``."""
+    closers = ("</parameter>", "</function>", TOOL_CALL_END)
+    strings = string_alternatives(schema)
+    if not strings:
+        return [f"{rule}: {json_value(with_definitions(schema, root), closers)} {literal(QWEN_VALUE_END)}"]
+    literals = [literal(v + QWEN_VALUE_END) for alt in strings for v in alt.get("enum", [alt.get("const")])
+                if isinstance(v, str)]
+    shapes = [raw_text(alt, closers) for alt in strings if "enum" not in alt and "const" not in alt]
+    rules, options = [], list(dict.fromkeys(literals))
+    for n, shape in enumerate(dict.fromkeys([None] if None in shapes else shapes)):
+        body = lark_regex(avoiding(closers))
+        if shape is not None:
+            body = f"({body} & {shape})"
+        rules += [f"{rule.upper()}_{n}: {body} {literal(QWEN_VALUE_END)}", f"{rule}_{n}[lazy]: {rule.upper()}_{n}"]
+        options.append(f"{rule}_{n}")
+    if not options:
+        raise UnsupportedSchema("a string value with no allowed text")
+    return [f"{rule}: {' | '.join(options)}", *rules]
+
+
+def qwen3_coder_rules(tools: Sequence[ToolSchema], parallel: bool) -> str:
+    """``calls`` for Qwen3-Coder: ``<function=X>``, one ``<parameter=k>`` per argument, each value on its own lines."""
+    lines, names = [], []
+    for i, tool in enumerate(tools):
+        props, required = properties(tool.schema)
+        params = []
+        for k, (name, sub) in enumerate(props.items()):
+            rule = f"q{i}_a{k}"
+            lines += qwen_value(f"{rule}_v", sub, tool.schema)
+            lines.append(f"{rule}: {literal(f'<parameter={name}>' + chr(10))} {rule}_v \"\\n\"")
+            params.append(rule if name in required else f"{rule}?")
+        lines.append(f"q{i}: {literal(tool.name + '>' + chr(10))} {' '.join(params)} {literal('</function>' + chr(10))}")
+        names.append(f"q{i}")
+    if not names:
+        raise UnsupportedSchema("no tools to call")
+    lines.append(f"qcall: {literal('<function=')} ({' | '.join(names)}) {literal(TOOL_CALL_END)}")
+    more = f" ({literal(chr(10) + TOOL_CALL + chr(10))} qcall)*" if parallel else ""
+    lines.append(f'calls: "\\n" qcall{more}')
+    return "\n".join(lines)
+
+
+QWEN3_CODER = CallGrammar(name="qwen3_coder", opener=TOOL_CALL, rules=qwen3_coder_rules)
+
+
+CALL_GRAMMARS: dict[str, CallGrammar] = {grammar.name: grammar for grammar in (XML, HERMES, QWEN3_CODER)}
 """Every dialect whose calls can be constrained, by the name the reading side uses."""

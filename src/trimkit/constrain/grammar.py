@@ -13,12 +13,13 @@ from __future__ import annotations
 import re
 import threading
 from collections import OrderedDict
+from dataclasses import replace
 
 import msgspec
 
 from .dialects import CALL_GRAMMARS, literal
 from .spec import Constraint
-from .values import UnsupportedSchema, avoiding, json_value, lark_regex
+from .values import avoiding, json_value, lark_regex
 
 CACHE_SIZE = 64
 THINK_END = "</think>"
@@ -35,18 +36,18 @@ def _text_before(opener: str) -> list[str]:
 def build(constraint: Constraint) -> str | None:
     """The grammar for ``constraint``, or None when it constrains nothing.
 
-    Raises :class:`~.values.UnsupportedSchema` for what cannot be expressed
-    (an unknown dialect, a schema shape the dialect cannot write).
+    A dialect without a call grammar (:data:`~.dialects.CALL_GRAMMARS`) leaves
+    calls unconstrained; JSON output is still held to its schema. Raises
+    :class:`~.values.UnsupportedSchema` for a schema the dialect cannot write.
     """
     lines = ["%llguidance {}"]
     output = constraint.output_schema
     if output is not None:
         lines.append(f"output: {json_value(output)}")
-    calls = constraint.calls_allowed
-    if calls or constraint.choice == "none":
-        dialect = CALL_GRAMMARS.get(constraint.dialect)
-        if dialect is None:
-            raise UnsupportedSchema(f"no call grammar for the {constraint.dialect} dialect")
+    dialect = CALL_GRAMMARS.get(constraint.dialect)
+    calls = constraint.calls_allowed and dialect is not None
+    if dialect is None and constraint.choice == "none":
+        constraint = replace(constraint, choice="auto")
     if calls:
         tools = constraint.callable_tools
         lines.append(dialect.rules(tools, constraint.parallel))
