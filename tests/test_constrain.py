@@ -8,6 +8,7 @@ and the renderer agree by test, not by hope.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -269,6 +270,13 @@ def test_anthropic_engines_get_tool_choice_and_output_config():
         "output_config": {"format": {"type": "json_schema", "schema": schema}}
     }
     assert anthropic_fields(None) == {}
+
+
+def test_a_call_without_arguments_is_encoded_with_an_empty_input():
+    from trimkit.wire import MessagesResponse, ToolUseBlock, encode
+
+    body = json.loads(encode(MessagesResponse(id="m", model="x", content=[ToolUseBlock(id="t", name="EnterPlanMode")])))
+    assert body["content"][0]["input"] == {}
 
 
 def test_a_constraint_records_what_it_constrains():

@@ -124,7 +124,7 @@ def test_every_tool_choice_any_request_over_claude_codes_tools_gives_schema_vali
     assert len(called) >= 2  # the calls spread over the tools: the grammar does not favour one
 
 
-@pytest.mark.parametrize("name", ["Bash", "TodoWrite", "AskUserQuestion", "WebFetch"])
+@pytest.mark.parametrize("name", ["Bash", "TodoWrite", "AskUserQuestion", "WebFetch", "EnterPlanMode"])
 def test_tool_choice_naming_a_tool_calls_that_tool_with_valid_input(client, name):
     message = create(client, claude_code_request("go", tool_choice={"type": "tool", "name": name}))
     uses = tool_uses(message)

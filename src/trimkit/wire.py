@@ -301,6 +301,8 @@ def _unwrap(obj: Any) -> Any:
     if isinstance(obj, dict):
         if obj.get("type") == "__unknown__" and "data" in obj:
             return obj["data"]
+        if obj.get("type") == "tool_use" and "input" not in obj:
+            obj = {**obj, "input": {}}  # required by the API even when empty, which omit_defaults drops
         return {k: _unwrap(v) for k, v in obj.items()}
     if isinstance(obj, list):
         return [_unwrap(v) for v in obj]
@@ -308,7 +310,10 @@ def _unwrap(obj: Any) -> Any:
 
 
 def to_builtins(obj: Any) -> Any:
-    """Plain JSON-ready data for a Struct, with unknown blocks restored to their original form."""
+    """Plain JSON-ready data for a Struct, with unknown blocks restored to their original form.
+
+    A ``tool_use`` block always carries ``input``, ``{}`` for a tool without arguments.
+    """
     return _unwrap(msgspec.to_builtins(obj))
 
 
