@@ -24,12 +24,12 @@ jsonschema = pytest.importorskip("jsonschema")
 
 from tests.fixtures import claude_code as cc
 from tests.fixtures.claude_code_tools import tools as claude_code_tools
+from tests.support.clients import sdk
 from trimkit import convention
 from trimkit.backends.mlx import MLXBackend
 from trimkit.backends.mlx_grammar import GrammarEngine, unpack_mask
 from trimkit.constrain import constraint_for, lark_grammar
-from trimkit.server import ServerSettings, create_app
-from trimkit.testing import LiveServer
+from trimkit.testing import live_app
 from trimkit.testing.grammar_models import build_closing_model
 from trimkit.wire import Tool, ToolChoice
 
@@ -61,11 +61,9 @@ def backend(tmp_path_factory):
 
 @contextmanager
 def serve(backend: MLXBackend, **settings):
-    app = create_app(ServerSettings(backend="mlx", model=str(backend.path), **settings), backend=backend)
-    with LiveServer(app) as server:
-        yield anthropic.Anthropic(
-            base_url=server.url, api_key="unused", max_retries=0, timeout=120, _strict_response_validation=True
-        )
+    """A strict SDK client of a live server on ``backend``, which stays the caller's to close."""
+    with live_app("mlx", backend, model=str(backend.path), **settings) as server:
+        yield sdk(server.url, timeout=120)
 
 
 @pytest.fixture(scope="module")
