@@ -314,6 +314,8 @@ class MLXBackend(Backend):
             self._load_error = f"{type(exc).__name__}: {exc}"
         finally:
             self._loaded.set()
+        if self._load_error is None:
+            self.grammars.prepare()  # llguidance's tokenizer (about a second at 150 K tokens), before the first request needs it
         while (job := self._jobs.get()) is not None:
             try:
                 if (refusal := self._refusal()) is not None:

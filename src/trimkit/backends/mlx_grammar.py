@@ -64,9 +64,17 @@ class GrammarEngine:
 
     @property
     def tokenizer(self):
+        """llguidance's tokenizer, built on first use (:meth:`prepare` builds it ahead)."""
         if self._tokenizer is None:
             self._tokenizer = llg_tokenizer(self._hf_tokenizer, self.vocab_size)
         return self._tokenizer
+
+    def prepare(self) -> None:
+        """Build the tokenizer now (the model loader calls this), logging rather than raising."""
+        try:
+            self.tokenizer
+        except Exception as exc:
+            log.warning("constrained decoding unavailable for this model: %s", _first_line(exc))
 
     def matcher(self, grammar: str):
         """A fresh matcher for ``grammar``; raises ``ValueError`` with the engine's reason if it is refused."""
@@ -109,7 +117,17 @@ def unpack_mask(words: np.ndarray, vocab_size: int) -> np.ndarray:
     return np.unpackbits(words.view(np.uint8), bitorder="little")[:vocab_size].view(np.bool_)
 
 
-_byte_rows = None
+_byte_rows: dict[Any, Any] = {}
+
+
+def byte_rows(dtype: Any) -> Any:
+    """The 256 × 8 table of additive masks, one row per byte value, in ``dtype`` (made once per dtype)."""
+    import mlx.core as mx
+
+    if dtype not in _byte_rows:
+        bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(bool)
+        _byte_rows[dtype] = mx.array(np.where(bits, 0.0, -np.inf).astype(np.float32)).astype(dtype)
+    return _byte_rows[dtype]
 
 
 def mask_logits(logits: Any, words: np.ndarray) -> Any:
@@ -120,13 +138,8 @@ def mask_logits(logits: Any, words: np.ndarray) -> Any:
     """
     import mlx.core as mx
 
-    global _byte_rows
-    if _byte_rows is None:
-        bits = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1, bitorder="little").astype(bool)
-        _byte_rows = mx.array(np.where(bits, 0.0, -np.inf).astype(np.float32))
     width = logits.shape[-1]
-    rows = _byte_rows.astype(logits.dtype)[mx.array(words.view(np.uint8).reshape(-1))]
-    bias = rows.reshape(-1)
+    bias = byte_rows(logits.dtype)[mx.array(words.view(np.uint8))].reshape(-1)
     if bias.shape[0] < width:  # logits wider than the tokenizer's vocabulary: those tokens are never allowed
         bias = mx.concatenate([bias, mx.full((width - bias.shape[0],), -mx.inf, dtype=logits.dtype)])
     return logits + bias[:width]
@@ -148,7 +161,8 @@ class GrammarProcessor:
         self.what = what
         self.steps = 0
         self.active = True
-        self._words = np.full((1, (vocab_size + 31) // 32), -1, dtype=np.int32)
+        self._words = np.full((vocab_size + 31) // 32, -1, dtype=np.int32)
+        self._address = self._words.ctypes.data
 
     def __call__(self, tokens: Any, logits: Any) -> Any:
         if not self.active:
@@ -157,12 +171,10 @@ class GrammarProcessor:
             if not self.matcher.consume_token(int(tokens[-1].item())):
                 return self._give_up(logits, self.matcher.get_error() or "token refused")
         self.steps += 1
-        from llguidance.numpy import fill_next_token_bitmask
-
-        fill_next_token_bitmask(self.matcher, self._words)
+        self.matcher.unsafe_compute_mask_ptr(self._address, self._words.nbytes)
         if self.matcher.is_error():
             return self._give_up(logits, self.matcher.get_error())
-        return mask_logits(logits, self._words[0])
+        return mask_logits(logits, self._words)
 
     @property
     def accepting(self) -> bool:
