@@ -106,8 +106,9 @@ class MLXBackend(Backend):
     ):
         """``logits_processors``, if given, is called once per generation with the prompt's
         token ids and returns mlx-lm logits processors for that generation (tests use it to
-        force a scripted reply). A request's constraint adds its grammar's processor after
-        those (``grammar_cache_entries`` compiled grammars are kept)."""
+        force a scripted reply, which then goes unconstrained). Otherwise a request's
+        constraint is enforced by its grammar's processor (``grammar_cache_entries``
+        compiled grammars are kept)."""
         from mlx_lm.utils import load_config
 
         self.model_id = model
@@ -370,8 +371,10 @@ class MLXBackend(Backend):
         )
         generated: list[int] = []
         response = None
-        processors = list(self.logits_processors(prompt)) if self.logits_processors else []
-        processors += self._constraint_processors(params)
+        if self.logits_processors:  # a scripted reply is decided already: a grammar on top could only refuse it
+            processors = list(self.logits_processors(prompt))
+        else:
+            processors = self._constraint_processors(params)
         steps = stream_generate(
             self.model,
             self.tokenizer,
