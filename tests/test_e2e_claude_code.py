@@ -13,6 +13,7 @@ import pytest
 import trimkit
 from tests.support.servers import replay_server
 from trimkit.wire import ToolResultBlock, ToolUseBlock
+from tests.support.agents import TrimRecorder, run_launch, work_and_home, write_file_script
 
 pytestmark = pytest.mark.e2e
 
@@ -37,29 +38,13 @@ def run_claude(claude_bin: Path, url: str, prompt: str, cwd: Path, home: Path, *
     )
 
 
-class Recorder:
-    """A plugin that keeps every trim the server does: the hook API used as a test probe."""
-
-    def __init__(self):
-        self.results: list[trimkit.TrimResult] = []
-
-    @trimkit.hookimpl
-    def trimkit_trimmed(self, result):
-        self.results.append(result)
-
-
 def test_claude_code_writes_a_file_through_a_scripted_tool_call(claude_bin, tmp_path):
     work, home = tmp_path / "work", tmp_path / "home"
     work.mkdir()
     home.mkdir()
     target = work / "hello.txt"
-    script = [
-        "I'll create the file.\n<function_calls>\n<invoke name=\"Write\">\n"
-        f"<parameter name=\"file_path\">{target}</parameter>\n"
-        "<parameter name=\"content\">hello world</parameter>\n</invoke>\n</function_calls>",
-        "Created hello.txt containing hello world.",
-    ]
-    recorder = Recorder()
+    script = write_file_script("Write", "file_path", target)
+    recorder = TrimRecorder()
     with replay_server(script, name="replay", window=65_536, pipeline=trimkit.Pipeline(plugins=[recorder])) as server:
         done = run_claude(claude_bin, server.url, "create hello.txt containing hello world", work, home,
                           "--allowedTools", "Write")
@@ -108,29 +93,12 @@ def test_claude_code_runs_against_the_tiny_mlx_model(claude_bin, tmp_path):
 
 def test_launch_claude_runs_claude_code_on_the_replay_backend(claude_bin, tmp_path):
     """``trimkit launch claude`` as a user runs it: it starts the server, Claude Code writes the file."""
-    import sys
-
-    from trimkit.testing import free_port
-
-    work, home = tmp_path / "work", tmp_path / "home"
-    work.mkdir()
-    home.mkdir()
+    work, home = work_and_home(tmp_path)
     target = work / "hello.txt"
-    script = tmp_path / "script.json"
-    script.write_text(json.dumps([
-        "I'll create the file.\n<function_calls>\n<invoke name=\"Write\">\n"
-        f"<parameter name=\"file_path\">{target}</parameter>\n"
-        "<parameter name=\"content\">hello world</parameter>\n</invoke>\n</function_calls>",
-        "Created hello.txt containing hello world.",
-    ]))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE", "TRIMKIT_"))}
     env.update(HOME=str(home), TRIMKIT_CLAUDE_BIN=str(claude_bin), DISABLE_AUTOUPDATER="1")
-    port = free_port()
-    done = subprocess.run(
-        [sys.executable, "-m", "trimkit.cli", "launch", "claude", "--backend", "replay", "--script", str(script),
-         "--port", str(port), "--", "-p", "create hello.txt containing hello world", "--allowedTools", "Write"],
-        cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180,
-    )
+    done = run_launch("claude", write_file_script("Write", "file_path", target),
+                      ["-p", "create hello.txt containing hello world", "--allowedTools", "Write"], env, work, tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert target.read_text() == "hello world"
     assert "Created hello.txt containing hello world." in done.stdout

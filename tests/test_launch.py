@@ -117,6 +117,7 @@ def test_print_env_variable_by_variable(clean_env, script, capsys):
         "ANTHROPIC_SMALL_FAST_MODEL": "replay",
         "CLAUDE_CODE_SUBAGENT_MODEL": "replay",
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_DISABLE_TERMINAL_TITLE": "1",
         "CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION": "false",
         "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",
         "API_TIMEOUT_MS": "3000000",

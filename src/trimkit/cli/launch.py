@@ -25,11 +25,15 @@ The environment (``--print-env`` prints it instead of running anything):
   32,768). ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` is an eighth of it (4,096 to 32,000):
   Claude Code keeps that much free for the answer, and 13,000 tokens more, before
   it compacts.
-- ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` (no title requests, telemetry or
-  update checks), ``CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION=false`` (no extra request
-  per turn), ``CLAUDE_CODE_ATTRIBUTION_HEADER=0`` (no per-request nonce in the
-  system prompt) and ``API_TIMEOUT_MS=3000000`` (50 minutes: a long prefill on a
-  laptop must not time out).
+- No side requests, as measured with the real binaries (2.1.197 and 2.1.332, in
+  ``-p`` mode and in the terminal UI; tests/test_e2e_launch_env.py runs it again):
+  ``CLAUDE_CODE_DISABLE_TERMINAL_TITLE=1`` stops the title request everywhere;
+  ``CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1`` stops it only in ``-p`` mode on
+  2.1.197 (and is what keeps telemetry and update checks off);
+  ``CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION=false`` keeps the suggested-next-prompt
+  request off. ``CLAUDE_CODE_ATTRIBUTION_HEADER=0`` takes the per-request
+  ``x-anthropic-billing-header`` block out of the system prompt, and
+  ``API_TIMEOUT_MS=3000000`` (50 minutes) lets a long prefill on a laptop finish.
 """
 
 from __future__ import annotations
@@ -45,8 +49,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, NamedTuple, TextIO
 
 import msgspec
 
@@ -85,13 +90,16 @@ class PortTaken(LaunchError):
         self.url = url
 
 
-class ClaudeNotFound(LaunchError):
-    """Claude Code cannot be run: ``problem`` says why, ``fix`` is the command that installs it."""
+class ClientNotFound(LaunchError):
+    """The client cannot be run: ``problem`` says why, ``fix`` is the command that installs it."""
 
     def __init__(self, problem: str, fix: str | None = None):
         super().__init__(f"{problem}; install it with: {fix}" if fix else problem, Exit.NOT_INSTALLED)
         self.problem = problem
         self.fix = fix
+
+
+ClaudeNotFound = ClientNotFound
 
 
 # A child ``trimkit serve`` that exits with one of these has printed its one-line reason last.
@@ -185,6 +193,7 @@ def claude_env(url: str, token: str, model_id: str, window: int, max_output: int
     env.update(dict.fromkeys(MODEL_VARIABLES, model_id))
     env.update(
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+        CLAUDE_CODE_DISABLE_TERMINAL_TITLE="1",
         CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION="false",
         CLAUDE_CODE_ATTRIBUTION_HEADER="0",
         API_TIMEOUT_MS=str(API_TIMEOUT_MS),
@@ -230,16 +239,21 @@ def format_env(env: dict[str, str], fmt: str, about: str) -> str:
 # ---------------------------------------------------------------- processes
 
 
-def find_claude() -> str:
-    explicit = os.environ.get(CLAUDE_BIN_ENV)
+def find_client(name: str, command: str, bin_env: str, install: str) -> str:
+    """The client's command: the file ``$bin_env`` names, else ``command`` on ``PATH``."""
+    explicit = os.environ.get(bin_env)
     if explicit:
         if not (os.path.isfile(explicit) and os.access(explicit, os.X_OK)):
-            raise ClaudeNotFound(f"{CLAUDE_BIN_ENV}={explicit} is not an executable file")
+            raise ClientNotFound(f"{bin_env}={explicit} is not an executable file")
         return explicit
-    found = shutil.which("claude")
+    found = shutil.which(command)
     if found is None:
-        raise ClaudeNotFound("Claude Code is not installed (no `claude` on PATH)", INSTALL_CLAUDE_CODE)
+        raise ClientNotFound(f"{name} is not installed (no `{command}` on PATH)", install)
     return found
+
+
+def find_claude() -> str:
+    return find_client("Claude Code", "claude", CLAUDE_BIN_ENV, INSTALL_CLAUDE_CODE)
 
 
 class Progress:
@@ -410,27 +424,29 @@ def client_environment(env: dict[str, str]) -> dict[str, str]:
 
 
 def print_env(config: Config, fmt: str, out: TextIO) -> int:
-    settings = config.settings
-    url = base_url(settings.host, settings.port)
-    token = settings.api_key or PLACEHOLDER_TOKEN
-    health = server_health(url)
-    if health is not None:
-        model_id, window = served_model_id(url, token), health.context_window
-        about = f"Claude Code on the trimkit server running at {url} (context window {window:,})"
-    else:
-        model_id, window = configured_model_id(settings), configured_context_window(settings)
-        about = f"Claude Code on `trimkit serve` at {url} (not running now; context window {window:,} from the configuration)"
-    env = claude_env(url, token, model_id, window, output_tokens(window, settings.max_output_tokens))
-    print(format_env(env, fmt, about), file=out)
+    served, about = configured_server(config)
+    env = claude_env(served.url, served.token, served.model_id, served.window, served.max_output)
+    print(format_env(env, fmt, f"Claude Code on {about}"), file=out)
     return 0
 
 
-def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAULT_WAIT) -> int:
+class Served(NamedTuple):
+    """The server a client is pointed at: its URL, the key to send, the model's name and sizes."""
+
+    url: str
+    token: str
+    model_id: str
+    window: int
+    max_output: int
+
+
+@contextmanager
+def running_server(config: Config, wait: float = DEFAULT_WAIT) -> Iterator[Served]:
+    """The trimkit server that answers on the configured port, else a child ``trimkit serve``
+    (stopped again afterwards), once its model has loaded."""
     settings = config.settings
     url = base_url(settings.host, settings.port)
     token = settings.api_key or PLACEHOLDER_TOKEN
-    claude = find_claude()
-    progress = Progress()
     child: ChildServer | None = None
     try:
         if server_health(url) is not None:
@@ -438,17 +454,48 @@ def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAU
         else:
             child = ChildServer(config)
             print(f"trimkit: started trimkit serve on {url} (log: {child.log})", file=sys.stderr)
-        health = wait_until_ready(url, child, wait, progress)
+        health = wait_until_ready(url, child, wait, Progress())
         window = health.context_window
-        env = claude_env(url, token, served_model_id(url, token), window,
-                         output_tokens(window, settings.max_output_tokens))
-        return run_client([claude, *claude_args], client_environment(env))
+        yield Served(url, token, served_model_id(url, token), window, output_tokens(window, settings.max_output_tokens))
     finally:
         if child is not None and child.stop():
             print(f"trimkit: stopped the server{child.tidy_log()}", file=sys.stderr)
 
 
+def configured_server(config: Config) -> tuple[Served, str]:
+    """What a client would be pointed at, from the running server or else the configuration
+    alone (nothing is started); and a sentence saying which."""
+    settings = config.settings
+    url = base_url(settings.host, settings.port)
+    token = settings.api_key or PLACEHOLDER_TOKEN
+    health = server_health(url)
+    if health is not None:
+        model_id, window = served_model_id(url, token), health.context_window
+        about = f"the trimkit server running at {url} (context window {window:,})"
+    else:
+        model_id, window = configured_model_id(settings), configured_context_window(settings)
+        about = f"`trimkit serve` at {url} (not running now; context window {window:,} from the configuration)"
+    return Served(url, token, model_id, window, output_tokens(window, settings.max_output_tokens)), about
+
+
+def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAULT_WAIT) -> int:
+    claude = find_claude()
+    with running_server(config, wait) as served:
+        env = claude_env(served.url, served.token, served.model_id, served.window, served.max_output)
+        return run_client([claude, *claude_args], client_environment(env))
+
+
 def cmd_launch(args: Any, config: Config) -> int:
+    if args.client == "opencode":
+        from . import launch_opencode
+
+        if args.print_env:
+            raise LaunchError("OpenCode is configured by a file: use --print-config", Exit.USAGE)
+        if args.print_config:
+            return launch_opencode.print_config(config, sys.stdout)
+        return launch_opencode.launch_opencode(config, list(args.client_args), wait=args.wait)
+    if args.print_config:
+        raise LaunchError("Claude Code is configured by its environment: use --print-env", Exit.USAGE)
     if args.print_env:
         return print_env(config, args.print_env, sys.stdout)
     return launch_claude(config, list(args.client_args), wait=args.wait)

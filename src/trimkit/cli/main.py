@@ -120,14 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     from .launch import DEFAULT_WAIT, PRINT_FORMATS
 
     l = sub.add_parser(
-        "launch", parents=[common], help="run Claude Code on the local model (starting the server if needed)",
-        description="Start trimkit serve (or use the one running), then run Claude Code on it. "
-        "Arguments after -- go to claude.",
-        usage="trimkit launch claude [options] [-- CLAUDE ARGS...]",
+        "launch", parents=[common],
+        help="run Claude Code or OpenCode on the local model (starting the server if needed)",
+        description="Start trimkit serve (or use the one running), then run Claude Code or OpenCode on it. "
+        "Arguments after -- go to the client.",
+        usage="trimkit launch {claude,opencode} [options] [-- CLIENT ARGS...]",
     )
-    l.add_argument("client", choices=("claude",), help="the client to run")
+    l.add_argument("client", choices=("claude", "opencode"), help="the client to run")
     l.add_argument("--print-env", nargs="?", const="all", choices=PRINT_FORMATS, metavar="FORMAT",
-                   help="print the environment instead of running anything: all (default), shell, json, vscode")
+                   help="claude: print the environment instead of running anything: all (default), shell, json, vscode")
+    l.add_argument("--print-config", action="store_true",
+                   help="opencode: print the opencode.json that points OpenCode at the server, instead of running it")
     l.add_argument("--wait", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
                    help=f"how long to wait for the model to load (default {DEFAULT_WAIT:.0f})")
     _add_server_options(l)

@@ -43,11 +43,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from ..client_settings import OPENCODE_OFFLINE, opencode_config as launched_opencode_config
 from ..request_kind import RequestKind, classify
 from ..wire import RequestDecodeError, decode_request
 from .clients import CLAUDE_CODE, CLIENTS, OPENCODE, ClientPackage, binary_version, cache_root, install
 
-FORMAT = 4
+FORMAT = 5
 """Bumped when the cases change, so older recordings are made again."""
 CLIENT_TIMEOUT = 180
 API_KEY = "trimkit-recorder-key"
@@ -302,6 +303,9 @@ class Run:
     """Lines of the user's own that the client wraps into its prompt (a style's heading)."""
     typed: list[str] = field(default_factory=list)
     """For the terminal UI: the prompts typed, one after the other (``prompt`` is the first)."""
+    model: str | None = None
+    """OpenCode: a served model's name, configured the way ``trimkit launch opencode`` does
+    (OpenCode picks its system prompt by the model's name)."""
 
 
 def _last_user(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -355,9 +359,10 @@ class Case:
     interactive: bool = False
 
 
-def _plain(prompt: str, args: list[str] | None = None, **expect: Any) -> Callable[[Path, Path], Run]:
+def _plain(prompt: str, args: list[str] | None = None, model: str | None = None,
+           **expect: Any) -> Callable[[Path, Path], Run]:
     def prepare(work: Path, home: Path) -> Run:
-        return Run(work, home, prompt, list(args or []), expect=expect)
+        return Run(work, home, prompt, list(args or []), expect=expect, model=model)
 
     return prepare
 
@@ -384,6 +389,7 @@ def _read_then_done(body: dict[str, Any], run: Run) -> Reply:
     return Reply.tool(name or "Read", {key: str(run.work / "src" / "cart.py")})
 
 
+LOCAL_MODEL = "Qwen3-Coder-30B-A3B-Instruct-4bit"
 SUBAGENT_PROMPT = "List the Python files under src and report their names."
 SUBAGENT_ANSWER = "The only Python file is src/cart.py, two lines long."
 
@@ -441,8 +447,12 @@ CASES: tuple[Case, ...] = (
          _say("4"), interactive=True),
     Case("first_turn", "opencode", "the first turn in a git repo with an AGENTS.md (and its title request)",
          _plain("what is 2+2"), _say("4")),
-    Case("tool_round_trip", "opencode", "a write call and its result",
-         _plain("create hello.txt containing hello world"), _write_then_done),
+    Case("tool_round_trip", "opencode", "a write call and its result, on a local model as trimkit launch sets it",
+         _plain("create hello.txt containing hello world", model=LOCAL_MODEL), _write_then_done),
+    Case("first_turn_local_model", "opencode", "the first turn on a local model as trimkit launch sets it",
+         _plain("what is 2+2", model=LOCAL_MODEL), _say("4")),
+    Case("first_turn_gpt_oss", "opencode", "the first turn on a model named gpt-oss (OpenCode's other prompt)",
+         _plain("what is 2+2", model="gpt-oss-20b"), _say("4")),
 )
 
 
@@ -478,9 +488,7 @@ def opencode_env(url: str, home: Path, config: dict[str, Any] | None = None) -> 
     env.update(
         XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local" / "share"),
         XDG_CACHE_HOME=str(home / ".cache"), XDG_STATE_HOME=str(home / ".local" / "state"),
-        OPENCODE_CONFIG_CONTENT=json.dumps(config or opencode_config(url)),
-        OPENCODE_DISABLE_AUTOUPDATE="1", OPENCODE_DISABLE_MODELS_FETCH="1", OPENCODE_DISABLE_SHARE="1",
-        OPENCODE_DISABLE_LSP_DOWNLOAD="1",
+        OPENCODE_CONFIG_CONTENT=json.dumps(config or opencode_config(url)), **OPENCODE_OFFLINE,
     )
     return env
 
@@ -492,8 +500,11 @@ def client_command(client: str, binary: Path, run: Run) -> list[str]:
 
 
 def client_env(client: str, url: str, run: Run) -> dict[str, str]:
-    env = opencode_env(url, run.home) if client == "opencode" else claude_env(url, run.home)
-    return {**env, **run.env}
+    if client == "opencode" and run.model:
+        env = opencode_env(url, run.home, launched_opencode_config(url, API_KEY, run.model, 32_768, 4_096))
+    else:
+        env = opencode_env(url, run.home) if client == "opencode" else claude_env(url, run.home)
+    return {**env, "PWD": str(run.work), **run.env}
 
 
 TUI_SIZE = ("200", "50")
