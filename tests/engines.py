@@ -3,7 +3,8 @@
 ``FaultProxy`` sits between trimkit and a real engine on 127.0.0.1. By default it
 forwards every request unchanged (streaming included) and keeps what trimkit sent
 in ``sent``; ``fail(status, body)`` makes it answer with an error instead,
-``garbage()`` with a 200 stream of data that is not JSON, and ``rewrite(fn)``
+``garbage()`` with a 200 stream of data that is not JSON (``garbage(midway=True)``:
+after a few of the engine's own frames with text in them), and ``rewrite(fn)``
 changes each forwarded JSON body: a test forces the engine's output that way
 (llama.cpp's ``grammar``, vLLM's ``structured_outputs``), since the tiny random
 model would never write a tool call of its own.
@@ -12,6 +13,7 @@ model would never write a tool call of its own.
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -23,6 +25,8 @@ from trimkit.testing.engines import Engine
 
 from tests.upstreams import asgi_request_body
 
+GARBAGE = b"data: {not json at all\n\ndata: \x00\x01\n\n"
+TEXT_FRAME = re.compile(rb'"content":"[^"]|"text_delta"')  # an OpenAI or Anthropic frame that carries text
 HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "accept-encoding"}
 
 
@@ -38,6 +42,7 @@ class FaultProxy:
         self.status: int | None = None
         self.error_body: bytes = b""
         self.garbled = False
+        self.garbled_midway = False
         self.rewriter: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.sent.clear()
         return self
@@ -47,8 +52,8 @@ class FaultProxy:
         self.error_body = (body if isinstance(body, str) else json.dumps(body)).encode()
         return self
 
-    def garbage(self) -> "FaultProxy":
-        self.garbled = True
+    def garbage(self, *, midway: bool = False) -> "FaultProxy":
+        self.garbled, self.garbled_midway = not midway, midway
         return self
 
     def rewrite(self, fn: Callable[[dict[str, Any]], dict[str, Any]]) -> "FaultProxy":
@@ -70,7 +75,7 @@ class FaultProxy:
                 await self._answer(send, self.status, self.error_body, "application/json")
                 return
             if self.garbled:
-                await self._answer(send, 200, b"data: {not json at all\n\ndata: \x00\x01\n\n", "text/event-stream")
+                await self._answer(send, 200, GARBAGE, "text/event-stream")
                 return
         query = scope.get("query_string", b"").decode()
         url = self.target + scope["path"] + (f"?{query}" if query else "")
@@ -79,8 +84,13 @@ class FaultProxy:
                 await send({"type": "http.response.start", "status": response.status_code,
                             "headers": [(k.encode(), v.encode()) for k, v in response.headers.items()
                                         if k.lower() not in HOP_HEADERS]})
+                with_text = 0
                 async for chunk in response.aiter_raw():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    with_text += len(TEXT_FRAME.findall(chunk))
+                    if self.garbled_midway and scope["method"] == "POST" and with_text >= 3:
+                        await send({"type": "http.response.body", "body": GARBAGE, "more_body": True})
+                        break
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     @staticmethod

@@ -242,12 +242,21 @@ def test_engine_errors_become_anthropic_errors(served, status, error_type, clien
 def test_garbage_from_the_engine_is_a_clean_error(served):
     _, _, proxy, url = served
     proxy.garbage()
-    response = httpx.post(url + "/v1/messages", timeout=60, json={"model": "claude-x", "max_tokens": 8,
-                                                                  "messages": USER})
-    raw = httpx.post(url + "/v1/messages", timeout=60, json={"model": "claude-x", "max_tokens": 8,
+    request = {"model": "claude-x", "max_tokens": 8, "messages": USER}
+    plain = httpx.post(url + "/v1/messages", timeout=60, json=request)
+    streamed = httpx.post(url + "/v1/messages", timeout=60, json={**request, "stream": True})
+    for response in (plain, streamed):  # nothing was sent yet, so a stream gets the status too
+        assert response.status_code == 500 and "unreadable" in response.json()["error"]["message"]
+
+
+def test_garbage_after_the_engines_first_words_ends_the_stream_with_an_error_event(served):
+    _, _, proxy, url = served
+    proxy.garbage(midway=True)
+    raw = httpx.post(url + "/v1/messages", timeout=60, json={"model": "claude-x", "max_tokens": 32,
                                                              "messages": USER, "stream": True}).text
-    assert response.status_code == 500 and "unreadable" in response.json()["error"]["message"]
-    assert sse_events(raw)[-1][0] == "error" and "Traceback" not in raw
+    events = sse_events(raw)
+    assert events[0][0] == "message_start" and events[-1][0] == "error"
+    assert "unreadable" in events[-1][1]["error"]["message"] and "Traceback" not in raw
 
 
 def stream_until_first_text_then(url: str, action) -> list[tuple[str, dict]]:
