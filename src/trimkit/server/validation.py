@@ -13,10 +13,10 @@ from __future__ import annotations
 from ..wire import MessagesRequest, ToolResultBlock, ToolUseBlock
 from .errors import ApiError
 
-MAX_STOP_SEQUENCES = 64
+MAX_STOP_SEQUENCES = 128
 MAX_STOP_SEQUENCE_CHARS = 4096
 """The API documents no limits; these hold what the response reader keeps per request
-well under a megabyte (its matcher is linear in the sequences' length either way)."""
+about a megabyte at most (its matcher is linear in the sequences' length either way)."""
 
 
 def check_request(request: MessagesRequest, *, needs_max_tokens: bool) -> None:
