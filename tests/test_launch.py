@@ -121,8 +121,8 @@ def test_print_env_variable_by_variable(clean_env, script, capsys):
         "CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION": "false",
         "CLAUDE_CODE_ATTRIBUTION_HEADER": "0",
         "API_TIMEOUT_MS": "3000000",
-        "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "32768",
-        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": "32768",
+        "CLAUDE_CODE_MAX_CONTEXT_TOKENS": "45768",
+        "CLAUDE_CODE_AUTO_COMPACT_WINDOW": "45768",
         "CLAUDE_CODE_MAX_OUTPUT_TOKENS": "4096",
     }
     assert out.splitlines()[2] == "export ANTHROPIC_API_KEY=''"
@@ -137,7 +137,7 @@ def test_print_env_quotes_for_the_shell(clean_env, script, capsys):
     assert "export ANTHROPIC_AUTH_TOKEN='it'\\''s a $KEY `x` \\ \"y\"'" in out.splitlines()
     shell = subprocess.run(["sh", "-c", out + '\nprintf "%s|%s|%s" "$ANTHROPIC_AUTH_TOKEN" "$ANTHROPIC_MODEL" '
                             '"$CLAUDE_CODE_MAX_CONTEXT_TOKENS"'], capture_output=True, text=True, check=True)
-    assert shell.stdout == f"{key}|My Model|65536"
+    assert shell.stdout == f"{key}|My Model|78536"
 
 
 def test_print_env_all_gives_settings_json_and_vscode_snippets(clean_env, script, capsys):
@@ -160,7 +160,7 @@ def test_print_env_takes_window_and_model_from_a_running_server(clean_env, capsy
     env = exports(capsys.readouterr().out)
     assert code == 0
     assert env["ANTHROPIC_MODEL"] == env["CLAUDE_CODE_SUBAGENT_MODEL"] == "Qwen3-Coder-30B-A3B-Instruct-4bit"
-    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "131072"
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "144072"
     assert env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "16384"
     assert env["ANTHROPIC_AUTH_TOKEN"] == "k1"
 
@@ -206,7 +206,7 @@ def test_launch_starts_a_server_runs_claude_and_stops_the_server(clean_env, fake
     assert env["ANTHROPIC_BASE_URL"] == f"http://127.0.0.1:{port}"
     assert env["ANTHROPIC_API_KEY"] == "" and env["ANTHROPIC_AUTH_TOKEN"] == "trimkit"
     assert env["ANTHROPIC_MODEL"] == "replay"
-    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "200000"  # the replay backend's window, from /health
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == "213000"  # the replay backend's window, from /health, + 13,000
     assert "CLAUDE_CODE_USE_BEDROCK" not in env
     assert "started trimkit serve" in err and "trimkit: stopped the server\n" in err
     assert not answers(f"http://127.0.0.1:{port}")
@@ -225,7 +225,7 @@ def test_launch_reuses_a_running_server_and_leaves_it_running(clean_env, fake_cl
     assert run["status"] == 200 and run["answer"]["content"][0]["text"] == REPLY
     assert run["env"]["ANTHROPIC_AUTH_TOKEN"] == "k1"
     assert run["env"]["ANTHROPIC_MODEL"] == "local-model"
-    assert run["env"]["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "65536"
+    assert run["env"]["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "78536"
 
 
 def test_a_wrong_api_key_for_a_running_server_is_named(clean_env, fake_claude, capsys):

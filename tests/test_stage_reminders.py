@@ -519,3 +519,26 @@ def test_a_system_message_paragraph_made_of_the_agents_known_lines_is_its_guidan
     assert categories(message["content"], bare=True) == ["guidance", "unknown"]
     state = run(body(user("q"), message), tier="small")
     assert known not in system_text(state.request) and "Files under /srv are read-only." in system_text(state.request)
+
+
+FILE_TEXT = "\n".join(f"{n}\tline {n} of the cart module" for n in range(1, 400))
+
+
+def test_files_claude_code_puts_back_after_a_compaction_become_their_names_on_small_tiers():
+    """After a compaction Claude Code re-attaches the files read last, whole: as a system
+    message (2.1.197) or as pairs of reminders (2.1.332). Whole, they refilled a small window
+    at once and the next request was another compaction."""
+    path = "/home/ada/shop/src/cart.py"
+    called = f'Called the Read tool with the following input: {{"file_path":"{path}"}}'
+    as_system = {"role": "system", "content": f"\n{called}\nResult of calling the Read tool:\n{FILE_TEXT}\n\n"
+                                              f"{EXAMPLES['agents']}"}
+    as_reminders = user({"type": "tool_result", "tool_use_id": "t1", "content": "ok"}, reminder(called),
+                        reminder(f"Result of calling the Read tool:\n{FILE_TEXT}"))
+    note = f"Read before the conversation was summarised: {path} (read again if you need it)."
+    for request in (body(user("go on"), assistant(tool_id="t1"), user({"type": "tool_result", "tool_use_id": "t1",
+                                                                        "content": "ok"}), as_system),
+                    body(user("go on"), assistant(tool_id="t1"), as_reminders)):
+        for tier in ("small", "medium"):
+            text = prompt_text(run(request, tier=tier).request)
+            assert note in text and "line 200 of the cart module" not in text
+        assert "line 200 of the cart module" in prompt_text(run(request, tier="large").request)

@@ -47,7 +47,7 @@ from trimkit import Stage, TrimState, hookimpl
 from trimkit.agent_context import read_environment
 from trimkit.rewrite import appended_system, rewrite_message, rewrite_message_or_none
 from trimkit.templates import render_template
-from .parse import CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, split
+from .parse import CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, restored_paths, split
 
 Action = Literal["keep", "unwrap", "drop", "move"]
 
@@ -74,6 +74,7 @@ class Actions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     model: Action = "keep"
     attribution: Action = "keep"
     guidance: Action = "keep"
+    restored_files: Action = "keep"
     unknown: Action = "keep"
 
     def __post_init__(self) -> None:
@@ -98,6 +99,7 @@ SMALL = Actions(
     model="drop",
     attribution="drop",
     guidance="drop",
+    restored_files="unwrap",
     unknown="unwrap",
 )
 MEDIUM = replace(SMALL, memory="unwrap")
@@ -120,6 +122,7 @@ HEADINGS = {
     "model": "# Model",
     "attribution": "# Commit attribution",
     "guidance": "# Agent guidance",
+    "restored_files": "# Files read earlier",
     "skills": "# Skills",
     "agents": "# Agent types",
     "hooks": "# Hook output",
@@ -144,9 +147,22 @@ def render(category: str, cleans: list[str], *, moved: bool) -> str:
         return project_text(cleans)
     if category in ("environment", "git_status"):
         return context_text(category, cleans)
+    if category == "restored_files":
+        return restored_text(cleans)
     body = "\n\n".join(cleans)
     heading = HEADINGS[category] if moved or category in UNWRAPPED_HEADINGS else None
     return f"{heading}\n\n{body}" if heading else body
+
+
+def restored_text(cleans: list[str]) -> str:
+    """After a compaction Claude Code puts back the files read last, whole (some 3,000
+    tokens each): on a small window that alone fills it again, and the next request is a
+    compaction too. Unwrapped, they become the names of those files, to read again when
+    needed (a section holding only a file's contents becomes nothing)."""
+    paths = list(dict.fromkeys(path for clean in cleans for path in restored_paths(clean)))
+    if not paths:
+        return ""
+    return f"Read before the conversation was summarised: {', '.join(paths)} (read again if you need it)."
 
 
 def context_text(category: str, cleans: list[str]) -> str:

@@ -45,6 +45,7 @@ CATEGORIES = (
     "model",
     "attribution",
     "guidance",
+    "restored_files",
     "unknown",
 )
 
@@ -84,6 +85,7 @@ HEAD_CHARS = 400
 
 # Checked in order, first against the first line and then against the head, lowercased.
 KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("restored_files", ("called the read tool with the following input", "result of calling the read tool")),
     ("environment", ("you have been invoked in the following environment",
                      "useful information about the environment you are running in")),
     ("git_status", ("this is the git status at the start of the conversation",)),
@@ -210,6 +212,24 @@ def _known_lines(text: str) -> bool:
     known = KnownLines.default()
     lines = [line for line in text.split("\n") if line.strip()]
     return bool(lines) and all(line in known for line in lines)
+
+
+_RESTORED = re.compile(r"^Called the Read tool with the following input: (\{.*\})[ \t]*$", re.M)
+
+
+def restored_paths(text: str) -> list[str]:
+    """The files a "Called the Read tool with the following input" section restored, in order."""
+    import json
+
+    paths = []
+    for match in _RESTORED.finditer(text):
+        try:
+            path = json.loads(match.group(1)).get("file_path")
+        except ValueError:
+            path = None
+        if isinstance(path, str) and path not in paths:
+            paths.append(path)
+    return paths
 
 
 def date_of(text: str) -> str | None:

@@ -22,9 +22,13 @@ The environment (``--print-env`` prints it instead of running anything):
 - ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` and ``CLAUDE_CODE_AUTO_COMPACT_WINDOW`` are the
   server's real context window (``/health``'s ``context_window``; without a running
   server the configured ``context_window``, else the model's ``config.json``, else
-  32,768). ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` is an eighth of it (4,096 to 32,000):
-  Claude Code keeps that much free for the answer, and 13,000 tokens more, before
-  it compacts.
+  32,768) plus the 13,000 tokens Claude Code keeps free below the window on top of
+  the answer's ``CLAUDE_CODE_MAX_OUTPUT_TOKENS`` (an eighth of the window, 4,096 to
+  32,000). Claude Code then compacts when the conversation would no longer fit the
+  real window with room for the answer, not when it is half full: on a 32 K window
+  that is at about 28,700 tokens instead of 15,700. The budget stage keeps every
+  prompt within the real window meanwhile (measured on a 60-turn session through
+  real Claude Code: 8 compactions instead of a storm; benchmarks/bench_compaction.py).
 - No side requests, as measured with the real binaries (2.1.197 and 2.1.332, in
   ``-p`` mode and in the terminal UI; tests/test_e2e_launch_env.py runs it again):
   ``CLAUDE_CODE_DISABLE_TERMINAL_TITLE=1`` stops the title request everywhere;
@@ -63,6 +67,9 @@ CLAUDE_BIN_ENV = "TRIMKIT_CLAUDE_BIN"
 INSTALL_CLAUDE_CODE = "npm install -g @anthropic-ai/claude-code"
 PLACEHOLDER_TOKEN = "trimkit"
 API_TIMEOUT_MS = 3_000_000
+COMPACT_BUFFER = 13_000
+"""Tokens Claude Code (2.1.197, 2.1.332) keeps free below the context window besides the
+answer: it compacts at window - max output - this (measured)."""
 MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS = 4_096, 32_000
 MODEL_VARIABLES = (
     "ANTHROPIC_MODEL",
@@ -197,8 +204,8 @@ def claude_env(url: str, token: str, model_id: str, window: int, max_output: int
         CLAUDE_CODE_ENABLE_PROMPT_SUGGESTION="false",
         CLAUDE_CODE_ATTRIBUTION_HEADER="0",
         API_TIMEOUT_MS=str(API_TIMEOUT_MS),
-        CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(window),
-        CLAUDE_CODE_AUTO_COMPACT_WINDOW=str(window),
+        CLAUDE_CODE_MAX_CONTEXT_TOKENS=str(window + COMPACT_BUFFER),
+        CLAUDE_CODE_AUTO_COMPACT_WINDOW=str(window + COMPACT_BUFFER),
         CLAUDE_CODE_MAX_OUTPUT_TOKENS=str(max_output),
     )
     return env
