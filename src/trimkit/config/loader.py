@@ -29,6 +29,8 @@ import math
 import os
 import re
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -171,10 +173,31 @@ def _convert(name: str, value: Any, *, strict: bool, say_got: bool = True) -> tu
         return msgspec.convert(value, _field_types()[name], strict=strict), None
     except msgspec.ValidationError as exc:
         info = _fields()[name]
-        if _expected_kind_matches(info, value):
+        if _expected_kind_matches(info, value) or _converts(value, _unconstrained(_field_types()[name]), strict):
             return None, f"is invalid: {str(exc).split(' - at ')[0]}"
         got = f", got {_kind(value)}" if say_got else ""
         return None, f"must be {_expected(info)}{got}"
+
+
+def _unconstrained(kind: Any) -> Any:
+    """``kind`` without its ``Annotated`` ranges: ``Port | None`` → ``int | None``."""
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is typing.Annotated:
+        return _unconstrained(args[0])
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_unconstrained(arg) for arg in args)]
+    if origin is list:
+        return list[_unconstrained(args[0])]
+    return kind
+
+
+def _converts(value: Any, kind: Any, strict: bool) -> bool:
+    """Whether ``value`` has the right kind, so only a range was broken."""
+    try:
+        msgspec.convert(value, kind, strict=strict)
+    except msgspec.ValidationError:
+        return False
+    return True
 
 
 def _expected_kind_matches(info: msgspec.inspect.Type, value: Any) -> bool:
@@ -295,6 +318,8 @@ def _read_file(file: Path) -> tuple[dict[str, Any], _KeyLines]:
         raise ConfigFileError(f"config file {file} is not UTF-8 text", path=file) from None
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses once per level of nested arrays and inline tables
+        raise ConfigFileError(f"invalid TOML in {file}: values are nested too deeply", path=file) from None
     except tomllib.TOMLDecodeError as exc:
         line = _toml_error_line(exc)
         message = f"invalid TOML in {file}: {exc}"
@@ -408,6 +433,17 @@ def _check_stages(stages: Mapping[str, Any], source: Source, file: Path | None, 
         raise ConfigFileError(f"{exc} (from {source})", key=key) from None
 
 
+def _check_values(settings: ServerSettings, sources: dict[str, Source], file: Path | None,
+                  lines: _KeyLines | None) -> None:
+    """What the fields' types cannot check (:meth:`ServerSettings.problems`), said with where it was set."""
+    for key, problem in settings.problems():
+        source = sources[key]
+        if source.kind == "file" and file is not None and lines is not None:
+            line = lines.line(key)
+            raise ConfigFileError(f"{key!r} at {_where(file, line)} {problem}", path=file, key=key, line=line)
+        raise ConfigFileError(f"{key} {problem} (from {source})", key=key)
+
+
 def load_config(
     path: str | os.PathLike[str] | None = None,
     *,
@@ -435,6 +471,7 @@ def load_config(
         values.update(layer_values)
         sources.update(layer_sources)
     settings = ServerSettings(**values)
+    _check_values(settings, sources, file, lines)
     _check_stages(settings.stages, sources["stages"], file, lines)
     return Config(settings=settings, sources=sources, path=file, unknown_env=unknown_env)
 

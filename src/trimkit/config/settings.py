@@ -1,20 +1,39 @@
-"""Server settings. Every field can come from trimkit.toml, a TRIMKIT_* variable or a flag."""
+"""Server settings. Every field can come from trimkit.toml, a TRIMKIT_* variable or a flag.
+
+Each field's type carries its range (:data:`Port`, :data:`Seconds`, …), so a value
+out of range is refused when the configuration is loaded, with the key's name and
+where it was set, rather than failing later inside the server; :meth:`ServerSettings.problems`
+checks what a type cannot say (that an upstream is a usable URL).
+"""
 
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
+from msgspec import Meta
 
 from ..errors import ConfigError
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+LOOPBACK_NAMES = ["localhost", "*.localhost", "127.0.0.1", "::1"]
+"""Host names a server without a key answers to (see ``allowed_hosts``)."""
+
+Port = Annotated[int, Meta(ge=0, le=65535)]
+Count = Annotated[int, Meta(ge=1)]
+Size = Annotated[int, Meta(ge=0)]
+Seconds = Annotated[float, Meta(gt=0, le=1e6)]
+Interval = Annotated[float, Meta(ge=0.1, le=1e6)]
+"""A repeated action's period: a tenth of a second at least, so no setting can make a busy loop."""
+Text = Annotated[str, Meta(min_length=1)]
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
 
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    host: str = "127.0.0.1"
-    port: int = 8787
+    host: Text = "127.0.0.1"
+    port: Port = 8787
     api_key: str | None = None
     backend: str = "mlx"
     model: str | None = None
@@ -24,26 +43,26 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     upstreams: list[str] = msgspec.field(default_factory=list)
     upstream_model: str | None = None
     upstream_api_key: str | None = None
-    upstream_auth: str = "auto"
-    upstream_timeout: float = 300.0
-    upstream_connect_timeout: float = 5.0
+    upstream_auth: Literal["auto", "bearer", "x-api-key", "both"] = "auto"
+    upstream_timeout: Seconds = 300.0
+    upstream_connect_timeout: Seconds = 5.0
     upstream_tokenizer: str | None = None
-    upstream_concurrency: int = 4
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_queue: int = 8
-    max_output_tokens: int | None = None
-    prompt_cache_bytes: int = 4 * 1024**3
-    prompt_cache_entries: int = 4
-    mlx_memory_limit: int | None = None
-    mlx_cache_limit: int | None = None
-    ping_interval: float = 10.0
+    upstream_concurrency: Count = 4
+    max_body_bytes: Count = 32 * 1024 * 1024
+    max_queue: Size = 8
+    max_output_tokens: Count | None = None
+    prompt_cache_bytes: Size = 4 * 1024**3
+    prompt_cache_entries: Size = 4
+    mlx_memory_limit: Count | None = None
+    mlx_cache_limit: Size | None = None
+    ping_interval: Interval = 10.0
     quick_titles: bool = False
     model_patterns: list[str] = msgspec.field(default_factory=lambda: ["claude-*"])
     opus_model: str | None = None
     sonnet_model: str | None = None
     haiku_model: str | None = None
-    tier: str | None = None
-    context_window: int | None = None
+    tier: Literal["small", "medium", "large"] | None = None
+    context_window: Count | None = None
     convention: Literal["auto", "native", "xml"] = "auto"
     retry_tool_calls: bool = True
     stages: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -52,8 +71,22 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     constrain_json_output: bool = True
     constrain_cache_entries: int = 16
     capture_dir: str | None = None
-    capture_keep: int = 50
-    log_level: str = "warning"
+    capture_keep: Count = 50
+    log_level: LogLevel = "warning"
+    header_timeout: Seconds = 10.0
+    body_timeout: Seconds = 60.0
+    write_timeout: Seconds = 60.0
+    idle_timeout: Annotated[float, Meta(ge=1, le=1e6)] = 5.0
+    max_connections: Count = 128
+    allowed_hosts: list[str] = msgspec.field(default_factory=lambda: list(LOOPBACK_NAMES))
+
+    def problems(self) -> list[tuple[str, str]]:
+        """``(key, what is wrong)`` for each value its type cannot check."""
+        found = []
+        for key, url in [("upstream", self.upstream), *(("upstreams", u) for u in self.upstreams)]:
+            if url is not None and (problem := url_problem(url)):
+                found.append((key, f"{url!r} {problem}"))
+        return found
 
     def check_bind(self) -> None:
         """Refuse to listen beyond loopback without an API key."""
@@ -75,3 +108,17 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 if target is not None:
                     return target in served or target == "*"
         return any(fnmatch.fnmatchcase(requested, pattern) for pattern in self.model_patterns)
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` unusable as an engine's base URL, or None."""
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # raises for a port that is not a number or out of range
+    except ValueError as exc:
+        return f"is not a valid URL: {exc}"
+    if parts.scheme not in ("http", "https"):
+        return "is not an http:// or https:// URL"
+    if not parts.hostname:
+        return "names no host"
+    return None
