@@ -143,7 +143,7 @@ def test_a_chunked_body_over_the_limit_is_refused_before_it_has_all_been_sent():
     backend = ReplayBackend(["never"], profile=profile())
     with serve(backend, max_body_bytes=limit) as live:
         sock = socket.create_connection(("127.0.0.1", live.port))
-        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Transfer-Encoding: chunked\r\n\r\n")
         chunk = b"x" * 65536
         frame = b"%x\r\n%s\r\n" % (len(chunk), chunk)
@@ -182,7 +182,7 @@ def test_a_content_length_over_the_default_limit_is_refused_at_once():
     backend = ReplayBackend(["never"], profile=profile())
     with serve(backend) as live:
         sock = socket.create_connection(("127.0.0.1", live.port), timeout=10)
-        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        sock.sendall(b"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n{}" % (settings_.max_body_bytes + 1))
         raw = read_response(sock, time.monotonic() + 30)
         sock.close()

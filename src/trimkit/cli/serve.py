@@ -37,10 +37,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .progress import report_loading
 
     try:
-        import uvicorn
-
         from ..backends import make_backend
         from ..server import create_app
+        from ..server.listen import raise_descriptor_limit, uvicorn_server
     except ImportError as exc:
         raise CommandError(f"{exc}; install the server with: {REINSTALL}", Exit.NOT_INSTALLED) from None
     settings = _config(args).settings
@@ -54,6 +53,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         resolve_model_path(settings.model, allow_download=True)
     elif (missing := missing_model(settings)) is not None:
         raise missing
+    raise_descriptor_limit()
     sock = listening_socket(settings.host, settings.port)
     if settings.backend == "mlx" and settings.model:  # the one backend that takes a while to build
         print(f"trimkit: loading {label}…", file=sys.stderr, flush=True)
@@ -69,9 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.close()
         raise
     print(f"trimkit: serving {settings.backend} backend on http://{settings.host}:{settings.port}", file=sys.stderr)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=settings.host, port=settings.port, log_level=settings.log_level, timeout_graceful_shutdown=2
-    ))
+    server = uvicorn_server(app, settings)
 
     def keep_serving(reason: str) -> None:
         print("trimkit: still serving: /health answers 503 with the reason", file=sys.stderr, flush=True)

@@ -7,6 +7,7 @@ import hmac
 from typing import Any, Awaitable, TypeVar
 
 from litestar import Litestar, Request, Response, get, head, post
+from litestar.datastructures import State
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import FromPath
@@ -20,19 +21,22 @@ from ..wire import Health, encode
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .messages import MessageService
 from .openapi import ERROR_RESPONSES, CountTokensOperation, MessagesOperation, openapi_config
+from .local_only import LocalOnly
+from .shutdown import MESSAGE as SHUTTING_DOWN, Shutdown
+from .worker import PreparationThread
 from ..config.settings import ServerSettings
 
 MODEL_CREATED_AT = "2025-01-01T00:00:00Z"
 T = TypeVar("T")
 
 
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``, cancelling it if the client goes away first.
+async def until_disconnect(request: Request, work: Awaitable[T], shutdown: Shutdown) -> T:
+    """Await ``work``, cancelling it if the client goes away or the server stops first.
 
     Litestar watches for a disconnect only while streaming; without this a client
     that gave up on a non-streaming request would hold the model until
     ``max_tokens``. Once the body has been read, the next ASGI message can only be
-    ``http.disconnect``.
+    ``http.disconnect``. A server that stops answers the request a 529.
     """
 
     async def disconnected() -> None:
@@ -41,16 +45,25 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
 
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(disconnected())
+    stopping = asyncio.ensure_future(shutdown.stopping.wait())
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, watcher, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for pending in (task, watcher):
+        for pending in (task, watcher, stopping):
             if not pending.done():
                 pending.cancel()
-        await asyncio.gather(task, watcher, return_exceptions=True)
+        await asyncio.gather(task, watcher, stopping, return_exceptions=True)
     if task.cancelled():
+        if shutdown.begun:
+            raise ApiError(529, SHUTTING_DOWN)
         raise ApiError(400, "client disconnected before the response was ready")
     return task.result()
+
+
+def local_only(settings: ServerSettings):
+    """The middleware of :mod:`.local_only` for a server without a key: its allowed hosts and its own address."""
+    hosts = [*settings.allowed_hosts, settings.host]
+    return lambda app: LocalOnly(app, hosts)
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
@@ -71,6 +84,7 @@ def create_app(
     owns_backend = backend is None
     backend = backend or make_backend(settings)
     service = MessageService(settings, backend, pipeline)
+    preparing = PreparationThread()
     expected = settings.api_key.encode() if settings.api_key else None
 
     def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -94,23 +108,33 @@ def create_app(
             "max_tokens": profile.context_window,
         }
 
+    async def prepared(request: Request, **options: Any):
+        """The request prepared on the preparation thread (see :mod:`.worker`).
+
+        The backend's status is read here first, on the event loop, where a backend
+        may start background work (an upstream re-probes an engine it lost).
+        """
+        body = await request.body()
+        backend.status()
+        return await preparing.run(service.prepare, body, **options)
+
     @post("/v1/messages", status_code=200, guards=[require_key], operation_class=MessagesOperation,
           responses=ERROR_RESPONSES)
     async def create_message(request: Request) -> Response:
-        prep = service.prepare(await request.body())
+        prep = await prepared(request)
         if prep.request.stream:
             return Stream(
-                await until_disconnect(request, service.open_stream(prep)),
+                await until_disconnect(request, service.open_stream(prep), service.shutdown),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
             )
-        message = await until_disconnect(request, service.create(prep))
+        message = await until_disconnect(request, service.create(prep), service.shutdown)
         return Response(content=encode(message), media_type="application/json")
 
     @post("/v1/messages/count_tokens", status_code=200, guards=[require_key], operation_class=CountTokensOperation,
           responses=ERROR_RESPONSES)
     async def count_tokens(request: Request) -> dict[str, int]:
-        return {"input_tokens": service.count_tokens(await request.body())}
+        return {"input_tokens": (await prepared(request, needs_max_tokens=False)).prompt_tokens}
 
     @get("/v1/models", guards=[require_key])
     async def list_models() -> dict[str, Any]:
@@ -152,6 +176,7 @@ def create_app(
         return Response(content=encode(body), media_type="application/json", status_code=200 if status.ready else 503)
 
     def on_shutdown() -> None:
+        preparing.close()
         if owns_backend:  # a backend handed in belongs to the caller, who may share it
             backend.close()
 
@@ -160,6 +185,8 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=settings.max_body_bytes,
         on_shutdown=[on_shutdown],
+        state=State({"shutdown": service.shutdown}),
+        middleware=[] if settings.api_key else [local_only(settings)],
         openapi_config=openapi_config(__version__),
         logging_config=None,
     )

@@ -52,12 +52,13 @@ def error_body(error_type: str, message: str) -> bytes:
     return msgspec.json.encode(ErrorResponse(error=ErrorDetail(type=error_type, message=message)))
 
 
-def error_response(status: int, message: str, error_type: str | None = None, *, lasting: bool = False) -> Response:
+def error_response(status: int, message: str, error_type: str | None = None, *, lasting: bool = False,
+                   headers: dict[str, str] | None = None) -> Response:
     return Response(
         content=error_body(error_type or ERROR_TYPES.get(status, "api_error"), message),
         status_code=status,
         media_type="application/json",
-        headers={"x-should-retry": "true" if status in RETRIED and not lasting else "false"},
+        headers={**(headers or {}), "x-should-retry": "true" if status in RETRIED and not lasting else "false"},
     )
 
 
@@ -75,7 +76,8 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response:
         message = "Request body is too large"
     else:
         message = exc.detail or "Request could not be processed"
-    return error_response(status, message)
+    allow = (exc.headers or {}).get("allow") if status == 405 else None
+    return error_response(status, message, headers={"allow": allow} if allow else None)
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response:

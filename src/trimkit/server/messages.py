@@ -28,9 +28,11 @@ from ..wire import (
     output_schema,
 )
 from . import sse
+from .delivery import delivered
 from .errors import ApiError
 from .gate import GenerationGate, Ticket
 from .retry import MIN_RETRY_TOKENS, plan_retry
+from .shutdown import Shutdown
 from .validation import check_request
 from ..config.settings import ServerSettings
 
@@ -94,6 +96,7 @@ class MessageService:
         self.gate = GenerationGate(settings.max_queue, backend.max_concurrency)
         self.dialect = dialect_for(backend.chat_template, backend.vocab)
         self.capture = Capture.from_settings(settings)
+        self.shutdown = Shutdown()
 
     # ------------------------------------------------------------------ preparing
 
@@ -401,7 +404,7 @@ class MessageService:
             first = await anext(stream)
         except BackendError as exc:
             raise ApiError(exc.status, str(exc), exc.error_type, lasting=exc.lasting) from None
-        return _prepend(first, stream)
+        return delivered(first, stream, ping_interval=self.settings.ping_interval, shutdown=self.shutdown)
 
     async def _stream(self, prep: Prepared, ticket: Ticket | None) -> AsyncIterator[bytes]:
         message_id = new_message_id()
@@ -457,12 +460,6 @@ class MessageService:
         finally:
             if ticket is not None:
                 ticket.release()
-
-
-async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    yield first
-    async for chunk in rest:
-        yield chunk
 
 
 async def fixed_text(text: str) -> AsyncIterator[GenerationEvent]:

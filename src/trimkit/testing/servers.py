@@ -29,15 +29,24 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """``with LiveServer(app) as server: server.url`` — uvicorn on a thread."""
+    """``with LiveServer(app) as server: server.url`` — uvicorn on a thread.
 
-    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30):
+    ``settings`` (the app's) give the connection limits and timeouts that ``trimkit
+    serve`` would use (:mod:`trimkit.server.listen`); without them, plain uvicorn.
+    """
+
+    def __init__(self, app, *, host: str = "127.0.0.1", port: int = 0, timeout: float = 30, settings=None):
         import uvicorn
 
-        self.config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
-        )
-        self.server = uvicorn.Server(self.config)
+        if settings is not None:
+            from trimkit.server.listen import uvicorn_server
+
+            self.server = uvicorn_server(app, settings, host=host, port=port, log_level="warning")
+        else:
+            self.server = uvicorn.Server(uvicorn.Config(
+                app, host=host, port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+            ))
+        self.config = self.server.config
         self.thread = threading.Thread(target=self.server.run, name="trimkit-live-server", daemon=True)
         self.timeout = timeout
         self.host = host
@@ -73,7 +82,8 @@ def live_app(kind: str, backend=None, *, pipeline=None, **settings) -> LiveServe
     """
     from trimkit.server import ServerSettings, create_app
 
-    return LiveServer(create_app(ServerSettings(backend=kind, **settings), backend=backend, pipeline=pipeline))
+    chosen = ServerSettings(backend=kind, **settings)
+    return LiveServer(create_app(chosen, backend=backend, pipeline=pipeline), settings=chosen)
 
 
 def wait_for_health(url: str, timeout: float = 60, proc: subprocess.Popen | None = None) -> None:
