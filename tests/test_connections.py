@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import signal
 import socket
 import threading
+import time
 
 import httpx
 import pytest
 
+import trimkit
 from trimkit.backends.base import Finished, TextDelta
 from trimkit.backends.replay import ReplayBackend
 
@@ -258,3 +261,63 @@ def test_a_signalled_trimkit_serve_answers_open_requests_with_an_overloaded_erro
     assert plain["response"].status_code == 529
     assert plain["response"].json()["error"]["type"] == "overloaded_error"
     assert "Traceback" not in output and "Exception in ASGI" not in output, output
+
+
+# --------------------------------------------------------------------------- the event loop stays free
+
+
+class HeldStage:
+    """A stage that waits, while it runs, until the test lets it finish: a request's CPU work."""
+
+    def __init__(self):
+        self.running = threading.Event()
+        self.release = threading.Event()
+
+    @trimkit.hookimpl
+    def trimkit_register_stages(self):
+        return [trimkit.Stage(name="held", run=self.run, order=50)]
+
+    def run(self, state):
+        self.running.set()
+        self.release.wait(HANG)
+
+
+def test_health_answers_while_a_request_is_being_prepared():
+    held = HeldStage()
+    pipeline = trimkit.Pipeline(plugins=[held])
+    with serve(ScriptBackend(["done"]), pipeline=pipeline) as live:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(
+            response=httpx.post(live.url + "/v1/messages", json={**BODY, "max_tokens": 5}, timeout=HANG)))
+        thread.start()
+        assert held.running.wait(HANG)
+        try:
+            health = httpx.get(live.url + "/health", timeout=HANG)
+        finally:
+            held.release.set()
+            thread.join(HANG)
+    assert health.status_code == 200 and result["response"].status_code == 200
+
+
+def test_running_out_of_file_descriptors_logs_a_line_a_minute_not_a_flood(tmp_path):
+    script = tmp_path / "script.json"
+    script.write_text('["ok"]')
+    proc, url = spawn_server(["--backend", "replay", "--script", str(script)])
+    crowd = []
+    try:
+        resource.prlimit(proc.pid, resource.RLIMIT_NOFILE, (48, 48))  # about 20 left for connections
+        for _ in range(200):
+            try:
+                crowd.append(socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=5))
+            except OSError:
+                break
+        time.sleep(3)  # accept() keeps failing meanwhile
+        for sock in crowd:
+            sock.close()
+        crowd.clear()
+        assert wait_until(lambda: httpx.get(url + "/health", timeout=5).status_code == 200, HANG)
+    finally:
+        for sock in crowd:
+            sock.close()
+        output = stop_server(proc)
+    assert len(output) < 2000 and output.count("Traceback") == 0, output

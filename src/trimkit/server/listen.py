@@ -264,6 +264,57 @@ def _note_event_streams(app: Any) -> Any:
     return wrapped
 
 
+OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+
+
+class _AcceptOnceOnFailure:
+    """The listening socket as asyncio's accept loop sees it: after one failure for want of
+    descriptors, "nothing more to accept".
+
+    asyncio (3.11 to 3.13) goes on calling ``accept()`` after such a failure, up to the
+    listen backlog (2,048 with uvicorn) times per wake-up, each failure logged and each
+    scheduling its own retry a second later, which then fail alike, and which each log
+    a traceback once the server has closed its socket: megabytes of log in seconds.
+    """
+
+    __slots__ = ("sock", "failed")
+
+    def __init__(self, sock: Any):
+        self.sock = sock
+        self.failed = False
+
+    def accept(self) -> Any:
+        if self.failed:
+            raise BlockingIOError
+        try:
+            return self.sock.accept()
+        except OSError as exc:
+            self.failed = exc.errno in OUT_OF_RESOURCES
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+class GuardedEventLoop(asyncio.SelectorEventLoop):
+    """asyncio's event loop, retrying ``accept`` once a second (not 2,048 times) when out of descriptors."""
+
+    def _accept_connection(self, protocol_factory: Any, sock: Any, *args: Any, **kwargs: Any) -> None:
+        sock = sock.sock if isinstance(sock, _AcceptOnceOnFailure) else sock
+        super()._accept_connection(protocol_factory, _AcceptOnceOnFailure(sock), *args, **kwargs)  # type: ignore[misc]
+
+    def _start_serving(self, protocol_factory: Any, sock: Any, *args: Any, **kwargs: Any) -> None:
+        sock = sock.sock if isinstance(sock, _AcceptOnceOnFailure) else sock
+        if sock.fileno() < 0:  # a retry that outlived the server's socket
+            return
+        super()._start_serving(protocol_factory, sock, *args, **kwargs)  # type: ignore[misc]
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop :func:`uvicorn_server` runs on (uvicorn's ``loop`` setting names this function)."""
+    return GuardedEventLoop()
+
+
 class TrimkitServer(uvicorn.Server):
     """uvicorn's server with trimkit's stop and a quiet "too many open files"."""
 
@@ -280,7 +331,7 @@ class TrimkitServer(uvicorn.Server):
 
         def handle(loop: asyncio.AbstractEventLoop, context: dict) -> None:
             exc = context.get("exception")
-            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            if isinstance(exc, OSError) and exc.errno in OUT_OF_RESOURCES:
                 self._out_of_descriptors(exc)
             elif previous is not None:
                 previous(loop, context)
@@ -322,6 +373,7 @@ def uvicorn_server(app: Any, settings: Any, *, host: str | None = None, port: in
         host=host if host is not None else settings.host,
         port=port if port is not None else settings.port,
         http=protocol,
+        loop=f"{__name__}:new_event_loop",
         lifespan="on",
         log_level=log_level or settings.log_level,
         timeout_keep_alive=max(1, round(settings.idle_timeout)),
