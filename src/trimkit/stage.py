@@ -134,6 +134,18 @@ class TrimReport(msgspec.Struct, kw_only=True):
     def ms(self) -> float:
         return sum(s.ms for s in self.stages)
 
+    def summary(self) -> str:
+        """One line for a log or a terminal: sizes before and after, time, tier.
+
+        ``87,015 → 3,977 chars (21.9× smaller), 24,863 → 1,138 tokens (estimated), 22.68 ms, tier small``
+        """
+        ratio = self.before.chars / max(self.after.chars, 1)
+        count = "tokens" if self.exact_tokens else "tokens (estimated)"
+        return (
+            f"{self.before.chars:,} → {self.after.chars:,} chars ({ratio:.1f}× smaller), "
+            f"{self.before.tokens:,} → {self.after.tokens:,} {count}, {self.ms:.2f} ms, tier {self.tier}"
+        )
+
     @property
     def removed(self) -> dict[str, int]:
         """Characters removed by category, over every stage."""

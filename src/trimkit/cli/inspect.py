@@ -86,13 +86,8 @@ def render_table(result) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(r[i].ljust(widths[i]) for i in range(4)) + "  " + r[4] for r in rows]
     lines.insert(1, "-" * (sum(widths) + 8 + len(rows[0][4])))
-    ratio = report.before.chars / max(report.after.chars, 1)
-    count = "tokens" if report.exact_tokens else "tokens (estimated)"
     lines.append("")
-    lines.append(
-        f"total: {report.before.chars:,} → {report.after.chars:,} chars ({ratio:.1f}× smaller), "
-        f"{report.before.tokens:,} → {report.after.tokens:,} {count}, {report.ms:.2f} ms, tier {report.tier}"
-    )
+    lines.append(f"total: {report.summary()}")
     if result.carry.recognized_agent:
         lines.append(f"system prompt recognised: {result.carry.recognized_agent}")
     tools = result.carry.tool_names

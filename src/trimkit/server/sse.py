@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from ..toolcalls import events
 from ..wire import TextBlock, ThinkingBlock, ToolUseBlock, to_builtins
 
 _encode = msgspec.json.Encoder().encode
@@ -15,35 +16,16 @@ def frame(event: str, data: Any) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + _encode(data) + b"\n\n"
 
 
-DELTA_KEYS = {
-    "text_delta": "text",
-    "input_json_delta": "partial_json",
-    "thinking_delta": "thinking",
-    "signature_delta": "signature",
-}
-"""The field each kind of ``content_block_delta`` carries its value in."""
-
-
 def block_start(index: int, block: TextBlock | ToolUseBlock | ThinkingBlock) -> bytes:
-    if isinstance(block, ToolUseBlock):
-        content = {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
-    elif isinstance(block, ThinkingBlock):
-        content = {"type": "thinking", "thinking": "", "signature": ""}  # the signature comes in a signature_delta
-    else:
-        content = {"type": "text", "text": ""}
-    return frame("content_block_start", {"type": "content_block_start", "index": index, "content_block": content})
+    return frame("content_block_start", events.block_start(index, block))
 
 
 def block_delta(index: int, kind: str, value: str) -> bytes:
-    key = DELTA_KEYS[kind]
-    return frame(
-        "content_block_delta",
-        {"type": "content_block_delta", "index": index, "delta": {"type": kind, key: value}},
-    )
+    return frame("content_block_delta", events.block_delta(index, kind, value))
 
 
 def block_stop(index: int) -> bytes:
-    return frame("content_block_stop", {"type": "content_block_stop", "index": index})
+    return frame("content_block_stop", events.block_stop(index))
 
 
 def message_start(message: Any) -> bytes:
