@@ -115,7 +115,7 @@ def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
         import importlib, json, pkgutil, sys
         import trimkit
         result = trimkit.trim(open({str(EXAMPLE)!r}, "rb").read())
-        import trimkit.config, trimkit.errors, trimkit.toolcalls
+        import trimkit.config, trimkit.errors, trimkit.toolcalls, trimkit.forward, trimkit.integrations.asgi
         for found in pkgutil.walk_packages(trimkit.toolcalls.__path__, "trimkit.toolcalls."):
             importlib.import_module(found.name)
         assert result.report.after.chars < result.report.before.chars
@@ -132,7 +132,7 @@ def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
 
 # ---------------------------------------------------------------- who imports whom (docs/architecture.md)
 
-ROLES = ("toolcalls", "constrain", "backends", "server", "config", "cli", "testing")
+ROLES = ("toolcalls", "constrain", "backends", "server", "config", "cli", "testing", "integrations")
 MAY_IMPORT = {
     "library": {"library"},
     "toolcalls": {"library"},
@@ -143,6 +143,7 @@ MAY_IMPORT = {
     "server": {"library", "toolcalls", "constrain", "backends", "config"},
     "cli": {"library", "toolcalls", "constrain", "backends", "config", "server"},
     "testing": {"library", "toolcalls", "constrain", "backends", "config", "server"},
+    "integrations": {"library", "toolcalls"},
 }
 NO_HEAVY = ("mlx", "mlx_lm", "numpy", "litestar", "uvicorn", "httpx", "huggingface_hub")
 MAY_NOT_IMPORT = {
@@ -153,6 +154,7 @@ MAY_NOT_IMPORT = {
     "config": NO_HEAVY,
     "backends": ("litestar", "uvicorn"),
     "server": ("mlx", "mlx_lm", "numpy", "httpx", "uvicorn"),
+    "integrations": NO_HEAVY + ("starlette",),
 }
 SERVES_WITH_UVICORN = {"trimkit.server.listen"}
 """The one server module that knows the ASGI server it runs under (its connection limits)."""
