@@ -183,3 +183,20 @@ def test_around_trimkits_own_server_the_sdk_gets_a_tool_use_and_the_server_sees_
     assert message.stop_reason == "tool_use"
     (use,) = [b for b in message.content if b.type == "tool_use"]
     assert use.name == "Read" and use.input == {"file_path": str(target)}
+
+
+def test_litestars_define_middleware_takes_it():
+    from litestar import Litestar, Request, post
+    from litestar.middleware import DefineMiddleware
+
+    seen = []
+
+    @post("/v1/messages", status_code=200)
+    async def messages(request: Request) -> dict:
+        seen.append(await request.body())
+        return {}
+
+    app = Litestar([messages], middleware=[DefineMiddleware(TrimMiddleware, models=MODELS)])
+    with LiveServer(app) as server:
+        httpx.post(server.url + "/v1/messages", json=cc.first_request())
+    assert len(seen[0]) < len(json.dumps(cc.first_request())) / 5
