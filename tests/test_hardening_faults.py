@@ -195,7 +195,8 @@ def test_a_model_directory_without_config_leaves_health_answering_why(tmp_path):
     health, message = health_of(ServerSettings(backend="mlx", model=str(tmp_path)))
     assert health.status_code == 503
     body = health.json()
-    assert body["status"] == "error" and "config.json" in body["detail"] and str(tmp_path) in body["detail"]
+    assert body["status"] == "error" and "config.json" in body["detail"] and tmp_path.name in body["detail"]
+    assert str(tmp_path) not in health.text  # a directory by its name only: /health answers anyone
     assert message.status_code == 500 and "config.json" in message.json()["error"]["message"]
 
 

@@ -21,6 +21,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable
 
+from .errors import ConversationError
 from .render import Chat
 
 Render = Callable[..., str]
@@ -294,15 +295,28 @@ class ChatTemplate:
         return {self.traits.thinking_kwarg: chat.thinking}
 
     def text(self, chat: Chat, *, generation_prompt: bool = True) -> str:
-        """The prompt: the chat with a generation prompt, or continuing a last assistant message."""
+        """The prompt: the chat with a generation prompt, or continuing a last assistant message.
+
+        Raises :class:`~trimkit.errors.ConversationError` for a conversation the template
+        cannot render: none left (every message empty once trimmed), or one its
+        ``raise_exception`` refuses (roles that do not alternate, say).
+        """
         messages = shape(chat, self.traits)
         tools = chat.tools if self.traits.renders_tools and chat.tools else None
+        options: dict[str, Any] = {"add_generation_prompt": generation_prompt}
         last = messages[-1] if messages else None
         if generation_prompt and last is not None and last["role"] == "assistant" and not last.get("tool_calls"):
             if last.get("content", "").strip():
-                return self._render(messages, tools=tools, continue_final_message=True, **self.options(chat))
-            messages = messages[:-1]
-        return self._render(messages, tools=tools, add_generation_prompt=generation_prompt, **self.options(chat))
+                options = {"continue_final_message": True}
+            else:
+                messages = messages[:-1]
+        if not messages:
+            raise ConversationError("messages: nothing is left to send the model: every message is empty "
+                                    "once rendered (an empty assistant turn alone, or only empty system text)")
+        try:
+            return self._render(messages, tools=tools, **options, **self.options(chat))
+        except Exception as exc:  # jinja2's TemplateError from raise_exception, a ValueError, a TypeError
+            raise ConversationError(f"messages: the model's chat template refused this conversation: {exc}") from None
 
     def generation_prompt(self, chat: Chat) -> str:
         """What the generation prompt adds after the last message (``<|im_start|>assistant\\n<think>\\n``)."""

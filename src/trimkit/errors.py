@@ -9,6 +9,7 @@ answer with, the command that fixes it); the message is for people::
     ├── ConfigError            a setting, flag or [stages] value that cannot be used  (key)
     │   └── ConfigFileError    ... read from a file, TRIMKIT_* variable or flag        (path, line)
     ├── RequestDecodeError     a request body that is not a Messages request
+    │   └── ConversationError  a conversation the model's chat template cannot render
     ├── PromptTooLong          the request cannot fit even trimmed                      (tokens, maximum)
     ├── ModelError             a model directory whose files cannot be read
     │   └── ModelNotFoundError the model is not on this machine                         (problem, fix)
@@ -63,6 +64,11 @@ class ConfigFileError(ConfigError):
 
 class RequestDecodeError(TrimkitError, ValueError):
     """The body is not a valid Messages request; the message is safe to show a client."""
+
+
+class ConversationError(RequestDecodeError):
+    """A conversation the model's chat template cannot render: nothing left to render once
+    trimmed, or the template's own refusal (``raise_exception``). The client's to fix, so a 400."""
 
 
 class PromptTooLong(TrimkitError):

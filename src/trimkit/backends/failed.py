@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..profile import ModelProfile
 from .base import Backend, BackendError, BackendStatus, Readiness
+from .locate import model_label, without_paths
 
 
 GENERIC_FIX = "check the model's files, or serve another model with --model MODEL (`trimkit doctor` suggests one)"
@@ -20,8 +21,9 @@ class FailedBackend(Backend):
 
     def __init__(self, name: str, model: str, reason: str, fix: str | None = GENERIC_FIX):
         self.name = name
-        self.profile = ModelProfile(name=model)
-        self.reason = f"failed to load model {model}: {reason}" + (f"; fix: {fix}" if fix else "")
+        self.profile = ModelProfile(name=model_label(model))
+        reason = without_paths(f"failed to load model {model}: {reason}", model)
+        self.reason = reason + (f"; fix: {fix}" if fix else "")
 
     def status(self) -> BackendStatus:
         return BackendStatus(Readiness.FAILED, detail=self.reason)

@@ -24,8 +24,35 @@ __all__ = [
     "locate_model",
     "missing_model",
     "model_context_window",
+    "model_label",
     "resolve_model_path",
+    "without_paths",
 ]
+
+
+def is_local_path(model: str) -> bool:
+    """Whether ``model`` names a directory on this machine rather than a Hugging Face id."""
+    return model.startswith(("/", "~", ".", "\\")) or Path(model).expanduser().is_dir()
+
+
+def model_label(model: str) -> str:
+    """What a model is called where anyone may read it (``/health``, ``/v1/models``, errors).
+
+    A Hugging Face id as it is; a local directory by its name only, since its full path
+    tells whoever asks the user's name and how their disk is laid out.
+    """
+    if is_local_path(model):
+        return Path(model.rstrip("/\\")).expanduser().name or model
+    return model
+
+
+def without_paths(text: str, model: str, path: Path | None = None) -> str:
+    """``text`` (an error's message, say) with the model's directory written as its :func:`model_label`."""
+    label = model_label(model)
+    for shown in {str(path) if path else "", str(Path(model).expanduser()) if is_local_path(model) else "",
+                  model if is_local_path(model) else ""} - {""}:
+        text = text.replace(shown.rstrip("/"), label)
+    return text
 
 
 def download_command(model: str) -> str:

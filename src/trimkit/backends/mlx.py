@@ -34,7 +34,7 @@ from ..profile import ModelProfile
 from ..render import Chat
 from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
                    GenerationParams, Readiness, TextDelta)
-from .locate import resolve_model_path
+from .locate import model_label, resolve_model_path, without_paths
 from .mlx_grammar import DEFAULT_CACHE_ENTRIES, GrammarEngine, log as constrain_log
 from .prefill_meter import PrefillMeter
 from .prompt_cache import PromptCache
@@ -112,6 +112,7 @@ class MLXBackend(Backend):
         from mlx_lm.utils import load_config
 
         self.model_id = model
+        self.label = model_label(model)
         self.path = resolve_model_path(model, allow_download=allow_download)
         config = load_config(self.path)
         self.tokenizer, self.template = load_chat_tokenizer(self.path, config.get("eos_token_id"))
@@ -148,10 +149,10 @@ class MLXBackend(Backend):
         if (refusal := self._refusal()) is not None:
             return BackendStatus(Readiness.FAILED, detail=str(refusal))
         if not self._loaded.is_set():
-            return BackendStatus(Readiness.LOADING, detail=f"loading {self.model_id}")
+            return BackendStatus(Readiness.LOADING, detail=f"loading {self.label}")
         return BackendStatus(
             Readiness.READY,
-            detail=f"{self.model_id} loaded in {self.load_seconds:.2f} s",
+            detail=f"{self.label} loaded in {self.load_seconds:.2f} s",
             extra={
                 "model": self.model_id,
                 "path": str(self.path),
@@ -170,7 +171,7 @@ class MLXBackend(Backend):
     def wait_ready(self, timeout: float | None = None) -> "MLXBackend":
         """Block until the weights are loaded; raise ``BackendError`` if loading failed."""
         if not self._loaded.wait(timeout):
-            raise BackendError(f"model {self.model_id} is still loading")
+            raise BackendError(f"model {self.label} is still loading")
         if (refusal := self._refusal()) is not None:
             raise refusal
         return self
@@ -283,7 +284,7 @@ class MLXBackend(Backend):
     def _refusal(self) -> BackendError | None:
         """Why no request can be served now, if that is so."""
         if self._load_error is not None:
-            return BackendError(f"model {self.model_id} failed to load: {self._load_error}")
+            return BackendError(f"model {self.label} failed to load: {without_paths(self._load_error, self.model_id, self.path)}")
         if self._closed:
             return BackendError("the model backend is closed")
         return None

@@ -144,7 +144,7 @@ def create_app(
     @get("/v1/models/{model_id:path}", guards=[require_key])
     async def get_model(model_id: FromPath[str]) -> dict[str, Any]:
         model_id = model_id.lstrip("/")
-        if not settings.accepts_model(model_id, service.served_models()):
+        if not settings.accepts_model(model_id, service.accepted_models()):
             raise ApiError(404, f"model: {model_id} is not served here")
         return model_info(model_id)
 

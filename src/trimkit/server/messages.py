@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
+from ..backends.locate import model_label
 from ..backends.base import Backend, BackendError, Finished, GenerationEvent, GenerationParams, TextDelta
 from ..constrain import Constraint, ConstraintKinds, constraint_for
 from .capture import Capture
@@ -18,6 +19,7 @@ from ..render import Chat, chat_for, thinking_setting
 from ..request_kind import RequestKind, classify, title_from_words
 from ..toolcalls.dialects import dialect_for
 from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
+from ..errors import ConversationError
 from ..stage import ConfigError, PromptTooLong, TrimResult
 from ..wire import (
     MessagesRequest,
@@ -101,11 +103,16 @@ class MessageService:
     # ------------------------------------------------------------------ preparing
 
     def served_models(self) -> set[str]:
+        """The names ``/v1/models`` lists: never a local model's full path (see :func:`model_label`)."""
         names = {self.backend.profile.name}
         if self.settings.model:
-            names.add(self.settings.model)
+            names.add(model_label(self.settings.model))
             names.add(self.settings.model.rstrip("/").rsplit("/", 1)[-1])
         return names
+
+    def accepted_models(self) -> set[str]:
+        """The names a request may ask for: those listed, and the model as configured."""
+        return self.served_models() | ({self.settings.model} if self.settings.model else set())
 
     def native_tools(self) -> bool:
         """Whether tools go through the model's own template (``convention``; see docs/config.md)."""
@@ -125,7 +132,7 @@ class MessageService:
         except RequestDecodeError as exc:
             raise ApiError(400, str(exc)) from None
         check_request(request, needs_max_tokens=needs_max_tokens)
-        if not self.settings.accepts_model(request.model, self.served_models()):
+        if not self.settings.accepts_model(request.model, self.accepted_models()):
             raise ApiError(404, f"model: {request.model} is not served here")
         status = self.backend.status()
         if not status.ready:
@@ -133,18 +140,18 @@ class MessageService:
                            lasting=status.failed)
         try:
             trimmed = self.pipeline.trim(request, self.backend.profile)
-        except PromptTooLong as exc:
+            chat = self.chat(trimmed)
+            prompt_tokens, max_tokens = self.tokens(trimmed, chat)
+            constraint = self.constraint(request, trimmed, chat)
+        except (PromptTooLong, ConversationError) as exc:
             raise ApiError(400, str(exc)) from None
         except ConfigError as exc:
             raise ApiError(500, f"trimkit configuration error: {exc}", lasting=True) from None
         except RecursionError:  # stages walk blocks and schemas recursively
             raise ApiError(400, "request is nested too deeply to process") from None
-        chat = self.chat(trimmed)
-        prompt_tokens, max_tokens = self.tokens(trimmed, chat)
         kind = classify(request)
         answer = title_from_words(request) if kind is RequestKind.TITLE and self.settings.quick_titles else None
-        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer,
-                        self.constraint(request, trimmed, chat))
+        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer, constraint)
 
     def constraint(self, request: MessagesRequest, trimmed: TrimResult, chat: Chat) -> Constraint | None:
         """What the output must fit: the tools the prompt shows, ``tool_choice``, a JSON output schema.
