@@ -19,6 +19,7 @@ import pytest
 import trimkit
 from trimkit.errors import PromptTooLong
 from trimkit.profile import ModelProfile
+from trimkit.redact import Redactor
 from trimkit.toolcalls.dialects import DEFAULT, DIALECTS
 from trimkit.toolcalls.response import ResponseBuilder
 from trimkit.wire import Tool
@@ -52,6 +53,11 @@ PATTERNS = {
     "total token tags": "<total_tokens>",
     "git status lines": "Status:\n M a\n?? b\n",
     "words in capitals": "ABCdefGHI",
+    "URL schemes without a host": "ab://cd:ef",
+    "a scheme and a long user": ("postgres://", "u", ":p"),
+    "private key openings": "-----BEGIN RSA PRIVATE KEY-----\n",
+    "secret labels": "password=token: ",
+    "JWT heads": "eyJabcdefgh.eyJ",
 }
 
 
@@ -117,6 +123,16 @@ def test_every_stage_reads_a_megabyte_of_hostile_text_in_one_pass(pattern):
                 except PromptTooLong:  # the budget's clear refusal of a last turn no window holds
                     continue
             assert result.request.messages, name
+
+
+@pytest.mark.slow
+def test_captures_redact_a_megabyte_of_hostile_text_in_one_pass():
+    redactor = Redactor(["server-side-secret"])
+    for pattern in PATTERNS.values():
+        text = blob(pattern)
+        with hang_bound(HANG):
+            redactor.text(text)
+            redactor.data({"messages": [{"content": text}], text[:1000]: text})
 
 
 TOOLS = [Tool(name="Read", input_schema={"type": "object", "properties": {"file_path": {"type": "string"}}}),

@@ -153,7 +153,8 @@ def test_a_rejected_upstream_key_is_a_configuration_error():
                 sdk(outer.url).messages.create(model="claude-x", max_tokens=5, messages=USER)
     status = backend.status()
     assert status.failed and "401" in status.detail
-    assert caught.value.status_code == 500 and "upstream_api_key" in caught.value.body["error"]["message"]
+    assert caught.value.status_code == 502 and "upstream_api_key" in caught.value.body["error"]["message"]
+    assert caught.value.body["error"]["type"] == "api_error" and caught.value.response.headers["x-should-retry"] == "false"
 
 
 def test_upstream_4xx_passes_its_message_through_as_400():

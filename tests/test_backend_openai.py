@@ -315,7 +315,8 @@ def test_an_upstream_lost_after_start_is_529():
 @pytest.mark.parametrize(
     "status, answer, error_type",
     [(500, 500, "api_error"), (503, 529, "overloaded_error"), (400, 400, "invalid_request_error"),
-     (404, 400, "invalid_request_error"), (401, 500, "api_error"), (429, 429, "rate_limit_error")],
+     (404, 400, "invalid_request_error"), (401, 502, "api_error"), (403, 502, "api_error"),
+     (413, 413, "request_too_large"), (429, 429, "rate_limit_error")],
 )
 def test_upstream_http_errors_map_to_anthropic_errors(scripted, status, answer, error_type):
     up, url = scripted

@@ -198,3 +198,62 @@ def test_the_prompt_of_the_models_own_convention_shows_tools_and_calls():
         '<|assistant|>\nReading.\n{"name": "Read", "arguments": {"file_path": "/a"}}\n'
         "<|tool|>\nprint(1)"
     )
+
+
+SECRETS = {
+    "the server's key as an object key": ({"server-side-secret": "value"}, "server-side-secret"),
+    "an AWS secret key": ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                          "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    "an AWS secret key as a field": ({"AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG"}, "wJalrXUtnFEMI/K7MDENG"),
+    "a Google API key": ("key=AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI", "AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"),
+    "a GCP service account": ({"type": "service_account", "private_key_id": "1a2b",
+                               "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBg\n-----END PRIVATE KEY-----\n"},
+                              "MIIEvQIBADANBg"),
+    "a JWT": ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+              "eyJzdWIiOiIxMjM0NTY3ODkwIn0"),
+    "a PEM private key in text": ("cat id_rsa\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\n"
+                                  "-----END OPENSSH PRIVATE KEY-----\ndone", "b3BlbnNzaC1rZXk"),
+    "a database URL's password": ("DATABASE_URL=postgres://app:s3cr3t-pw@db.internal:5432/shop", "s3cr3t-pw"),
+    "a short sk- key": ("OPENAI_API_KEY=sk-abc12345", "sk-abc12345"),
+    "an access token field": ({"access_token": "opaque-value-1"}, "opaque-value-1"),
+}
+
+
+@pytest.mark.parametrize("case", SECRETS)
+def test_what_the_docs_say_is_redacted_is_redacted(tmp_path, case):
+    planted, secret = SECRETS[case]
+    body = first_request("deploy")
+    body["metadata"]["note"] = planted
+    body["messages"][0]["content"].append({"type": "text", "text": json.dumps(planted)})
+    raw = json.dumps(body).encode()
+    result = trimkit.trim(raw, ModelProfile.for_tier("small"))
+    entry = Capture(tmp_path, secrets=["server-side-secret"]).write(
+        raw, result, [{"role": "user", "content": json.dumps(planted)}], RESPONSE)
+    for path in entry.iterdir():
+        assert secret not in path.read_text(), path.name
+
+
+def test_text_around_secrets_stays_as_it_was():
+    redactor = Redactor()
+    assert redactor.text("see https://example.com/a@b and sk-learn") == "see https://example.com/a@b and sk-learn"
+    assert redactor.text("postgres://app:pw@db/x") == f"postgres://app:{REDACTED}@db/x"
+    assert redactor.data({"max_tokens": 5, "input_tokens": 7}) == {"max_tokens": 5, "input_tokens": 7}
+
+
+def test_an_existing_capture_directory_keeps_its_permissions(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    os.chmod(shared, 0o755)
+    entry = write_one(Capture(shared))
+    assert mode(shared) == 0o755 and mode(entry) == 0o700
+
+
+def test_a_symbolic_link_is_never_followed_to_change_permissions(tmp_path):
+    target = tmp_path / "somewhere-else"
+    target.mkdir()
+    os.chmod(target, 0o755)
+    link = tmp_path / "captures"
+    link.symlink_to(target)
+    entry = write_one(Capture(link))
+    assert mode(target) == 0o755
+    assert mode(entry) == 0o700 and entry.parent.resolve() == target.resolve()

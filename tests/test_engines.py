@@ -227,7 +227,7 @@ def test_a_wrong_key_is_a_configuration_error_naming_the_key_setting(request, en
         assert health.status_code == 503 and health.json()["status"] == "error"
 
 
-@pytest.mark.parametrize("status, error_type, client_status", [(401, "api_error", 500), (500, "api_error", 500),
+@pytest.mark.parametrize("status, error_type, client_status", [(401, "api_error", 502), (500, "api_error", 500),
                                                                (503, "overloaded_error", 529)])
 def test_engine_errors_become_anthropic_errors(served, status, error_type, client_status):
     _, _, proxy, url = served

@@ -10,7 +10,7 @@ Text deltas stream straight through; ``tool_use`` blocks the upstream returns ar
 written in trimkit's convention at the end of the turn; thinking is dropped.
 Usage comes from ``message_start`` and ``message_delta``: ``input_tokens`` plus
 ``cache_creation_input_tokens`` are what was prefilled, ``cache_read_input_tokens``
-what the upstream's cache supplied. An ``error`` event keeps its type.
+what the upstream's cache supplied. An ``error`` event is answered as :func:`~.upstream_errors.event_error` says.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ import httpx
 import msgspec
 
 from ..constrain.engines import anthropic_fields
-from .base import BackendError, ChatMessages, GenerationEvent, GenerationParams, TextDelta
+from .base import ChatMessages, GenerationEvent, GenerationParams, TextDelta
 from .upstream import UpstreamBackend
+from .upstream_errors import event_error
 from .upstream_stream import Turn, decode_chunk, sampling, sse_events
 
 ANTHROPIC_VERSION = "2023-06-01"
 CUT_REASONS = ("max_tokens", "model_context_window_exceeded")
-ERROR_STATUS = {"invalid_request_error": 400, "rate_limit_error": 429, "overloaded_error": 529}
 
 
 class _Usage(msgspec.Struct):
@@ -91,7 +91,7 @@ class AnthropicBackend(UpstreamBackend):
 
     async def read(self, response: httpx.Response, turn: Turn) -> AsyncIterator[GenerationEvent]:
         tool_blocks: set[int] = set()
-        async for _, data in sse_events(response):
+        async for _, data in sse_events(response, turn):
             event: _Event = decode_chunk(data, _Event)
             if event.type == "content_block_start" and event.content_block is not None:
                 turn.token()
@@ -118,11 +118,7 @@ class AnthropicBackend(UpstreamBackend):
                 break
             elif event.type == "error":
                 error = event.error or _Error()
-                raise BackendError(
-                    f"upstream error: {error.message}",
-                    status=ERROR_STATUS.get(error.type, 500),
-                    error_type=error.type,
-                )
+                raise event_error(error.type, error.message, self.redactor)
 
     @staticmethod
     def _usage(usage: _Usage, turn: Turn) -> None:

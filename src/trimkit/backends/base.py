@@ -86,15 +86,26 @@ class Readiness(enum.Enum):
 
 @dataclass
 class BackendStatus:
-    """A backend's readiness, with ``detail`` saying why in words for people."""
+    """A backend's readiness, with ``detail`` saying why in words for people.
+
+    ``answer`` is the HTTP status a request gets while the backend is not ready, when
+    it is not the usual 500 (failed) or 529 (loading): 502 when an upstream engine
+    refuses this server's key.
+    """
 
     state: Readiness
     detail: str = ""
     extra: dict = field(default_factory=dict)
+    answer: int | None = None
 
     @property
     def ready(self) -> bool:
         return self.state is Readiness.READY
+
+    @property
+    def http_status(self) -> int:
+        """What a request is answered while the backend is not ready."""
+        return self.answer or (500 if self.failed else 529)
 
     @property
     def failed(self) -> bool:

@@ -84,7 +84,7 @@ class OpenAIBackend(UpstreamBackend):
         return body | sampling(params, self.dropped_sampling) | openai_fields(params.constraint)
 
     async def read(self, response: httpx.Response, turn: Turn) -> AsyncIterator[GenerationEvent]:
-        async for _, data in sse_events(response):
+        async for _, data in sse_events(response, turn):
             if data.strip() == "[DONE]":
                 turn.done = True
                 break

@@ -61,7 +61,7 @@ class UpstreamPool(Backend):
         statuses = [member.status() for member in self.members]
         ready = [s for s in statuses if s.ready]
         engines = [
-            UpstreamHealth(upstream=member.base, ready=s.ready, outstanding=member.outstanding, detail=s.detail)
+            UpstreamHealth(upstream=member.shown, ready=s.ready, outstanding=member.outstanding, detail=s.detail)
             for member, s in zip(self.members, statuses)
         ]
         detail = f"{len(ready)} of {len(self.members)} upstreams in service"
@@ -71,7 +71,9 @@ class UpstreamPool(Backend):
             state = Readiness.READY
         else:
             state = Readiness.FAILED if all(s.failed for s in statuses) else Readiness.LOADING
-        return BackendStatus(state, detail=detail, extra={"upstreams": engines})
+        answers = {s.answer for s in statuses}
+        return BackendStatus(state, detail=detail, extra={"upstreams": engines},
+                             answer=answers.pop() if len(answers) == 1 else None)
 
     def count_tokens(self, messages: ChatMessages) -> int:
         return (self.in_service() or self.members)[0].count_tokens(messages)
@@ -102,7 +104,7 @@ class UpstreamPool(Backend):
                     member.take_out_of_service(str(exc))
                 if started or exc.status not in RETRYABLE:
                     raise
-                log.warning("upstream %s failed before answering (%s); trying another", member.base, exc)
+                log.warning("upstream %s failed before answering (%s); trying another", member.shown, exc)
                 last_error = exc
         if last_error is not None:
             raise last_error

@@ -38,11 +38,12 @@ import msgspec
 
 from ..errors import ConfigError
 from ..profile import ModelProfile, tier_for
+from ..redact import Redactor, public_url, url_secrets
 from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
                    GenerationParams, Readiness, TextDelta)
 from .prefill_meter import PrefillMeter
-from .upstream_errors import error_message, rejected_fields, status_error, transport_error
-from .upstream_stream import Turn
+from .upstream_errors import ERROR_BODY_LIMIT, error_message, rejected_fields, status_error, transport_error
+from .upstream_stream import LISTING_LIMIT, Turn, aread_bounded, read_bounded
 
 PROBE_RETRY_SECONDS = 2.0  # while the upstream is unreachable, /health and requests re-probe this often
 PROBE_READ_TIMEOUT = 10.0
@@ -176,12 +177,16 @@ class UpstreamBackend(Backend):
         self.config = config
         self.max_concurrency = max(1, config.concurrency)
         self.base = base_url(config.url)
+        self.shown = public_url(self.base)
+        """The URL as it may be shown (``/health``, messages, logs): no password, no query values."""
+        self.redactor = Redactor([config.api_key or "", *url_secrets(config.url)])
         self.model = config.model
         self.profile = local_profile(config)
         self.prefill_meter = PrefillMeter(self.profile)
         self.timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
         self._state = Readiness.LOADING
-        self._detail = f"upstream {self.base} not probed yet"
+        self._detail = f"upstream {self.shown} not probed yet"
+        self._answer: int | None = None
         self._last_probe = float("-inf")
         self._probe_task: asyncio.Task | None = None
         self._client: httpx.AsyncClient | None = None
@@ -233,11 +238,12 @@ class UpstreamBackend(Backend):
             self._state,
             detail=self._detail,
             extra={
-                "upstream": self.base,
+                "upstream": self.shown,
                 "model": self.model,
                 "context_window": self.profile.context_window,
                 "prefill_tps": round(self.profile.prefill_tps, 1),
             },
+            answer=self._answer,
         )
 
     def probe(self) -> BackendStatus:
@@ -245,23 +251,24 @@ class UpstreamBackend(Backend):
         self._last_probe = time.monotonic()
         try:
             with httpx.Client(timeout=self._probe_timeout()) as client:
-                response = client.get(self.base + "/v1/models", headers=self.headers())
+                with client.stream("GET", self.base + "/v1/models", headers=self.headers()) as response:
+                    status, body = response.status_code, read_bounded(response.iter_bytes(), LISTING_LIMIT)
         except httpx.HTTPError as exc:
             self._unreachable(exc)
         else:
-            self._listed(response.status_code, response.content)
+            self._listed(status, body)
         return self.status()
 
     async def probe_async(self) -> BackendStatus:
         self._last_probe = time.monotonic()
         try:
-            response = await self._async_client().get(
-                self.base + "/v1/models", headers=self.headers(), timeout=self._probe_timeout()
-            )
+            async with self._async_client().stream("GET", self.base + "/v1/models", headers=self.headers(),
+                                                   timeout=self._probe_timeout()) as response:
+                status, body = response.status_code, await aread_bounded(response.aiter_bytes(), LISTING_LIMIT)
         except httpx.HTTPError as exc:
             self._unreachable(exc)
         else:
-            self._listed(response.status_code, response.content)
+            self._listed(status, body)
         return self.status()
 
     def _probe_timeout(self) -> httpx.Timeout:
@@ -286,19 +293,21 @@ class UpstreamBackend(Backend):
         self._not_ready(reason, lasting=False)
 
     def _unreachable(self, exc: httpx.HTTPError) -> None:
-        error = transport_error(exc, self.base, self.config.timeout, streaming=False)
+        error = transport_error(exc, self.shown, self.config.timeout, streaming=False, redactor=self.redactor)
         self._not_ready(str(error), lasting=error.lasting)
 
-    def _not_ready(self, reason: str, *, lasting: bool) -> None:
-        """A configuration problem lasts (a 500 until it changes); anything else may pass (a 529)."""
+    def _not_ready(self, reason: str, *, lasting: bool, answer: int | None = None) -> None:
+        """A configuration problem lasts (a 500, or ``answer``, until it changes); anything else may pass (a 529)."""
         self._state = Readiness.FAILED if lasting else Readiness.LOADING
         self._detail = reason if lasting else f"{reason}; retrying"
+        self._answer = answer if lasting else None
 
     def _listed(self, status: int, body: bytes) -> None:
         if status >= 400 and status != 404:
-            error = status_error(status, body, "GET /v1/models")
+            error = status_error(status, body, "GET /v1/models", self.redactor)
             passing = error.status in (429, 529) or status >= 500
-            self._not_ready(str(error) if passing else f"failed: {error}", lasting=not passing)
+            self._not_ready(str(error) if passing else f"failed: {error}", lasting=not passing,
+                            answer=error.status if error.status >= 500 else None)
             return
         entries: list[_Listed] = []
         if status < 400:
@@ -312,7 +321,7 @@ class UpstreamBackend(Backend):
                 served = ", ".join(names[:5]) + (", …" if len(names) > 5 else "") if names else "none listed"
                 self._not_ready(
                     f"failed: choose the upstream model with upstream_model "
-                    f"(upstream {self.base} serves {len(names)}: {served})",
+                    f"(upstream {self.shown} serves {len(names)}: {served})",
                     lasting=True,
                 )
                 return
@@ -327,7 +336,7 @@ class UpstreamBackend(Backend):
             self.profile.tier = tier_for(self.profile.total_params)
         self._state = Readiness.READY
         note = "" if listed is not None or status == 404 or not names else " (not in its listing; sent anyway)"
-        self._detail = f"upstream {self.base} serving {self.model}{note}"
+        self._detail = f"upstream {self.shown} serving {self.model}{note}"
 
     # ------------------------------------------------------------------ generating
 
@@ -346,7 +355,7 @@ class UpstreamBackend(Backend):
             raise BackendError(f"the upstream model is not known yet: {self._detail}", status=529,
                                error_type="overloaded_error")
         url = self.base + self.generate_path
-        turn = Turn()
+        turn = Turn(max_tokens=params.max_tokens)
         streaming = False
         self.outstanding += 1
         try:
@@ -354,17 +363,22 @@ class UpstreamBackend(Backend):
                 body = self.request_body(self.model, messages, params)
                 async with self._async_client().stream("POST", url, json=body, headers=self.headers()) as response:
                     if response.status_code >= 400:
-                        error_body = await response.aread()
+                        error_body = await aread_bounded(response.aiter_bytes(), ERROR_BODY_LIMIT)
                         if self._drop_rejected(response.status_code, error_body, body):
                             continue
-                        raise status_error(response.status_code, error_body, f"POST {self.generate_path}")
+                        raise status_error(response.status_code, error_body, f"POST {self.generate_path}",
+                                           self.redactor)
                     streaming = True
                     self._state = Readiness.READY
                     async for event in self.read(response, turn):
+                        if turn.deltas >= params.max_tokens:  # text past max_tokens: the engine ignores it
+                            turn.cut()
+                            break
                         turn.deltas += 1
+                        turn.chars += len(event.text) if isinstance(event, TextDelta) else 0
                         yield event
         except httpx.HTTPError as exc:
-            error = transport_error(exc, self.base, self.config.timeout, streaming=streaming)
+            error = transport_error(exc, self.shown, self.config.timeout, streaming=streaming, redactor=self.redactor)
             if error.status == 529:
                 self._unreachable(exc)
             raise error from None
@@ -383,8 +397,8 @@ class UpstreamBackend(Backend):
         if not rejected:
             return False
         self.dropped_sampling |= rejected
-        log.warning("upstream %s does not take %s (%s); sending requests without it", self.base,
-                    ", ".join(sorted(rejected)), error_message(error_body)[:200])
+        log.warning("upstream %s does not take %s (%s); sending requests without it", self.shown,
+                    ", ".join(sorted(rejected)), self.redactor.text(error_message(error_body)[:200]))
         return True
 
     def _finished(self, messages: ChatMessages, turn: Turn) -> Finished:

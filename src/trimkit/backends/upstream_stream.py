@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Iterable
 
 import httpx
 import msgspec
@@ -24,14 +24,86 @@ from .base import BackendError, GenerationParams
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k")
 
 
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """``(event, data)`` for each server-sent event; comments such as ``: keepalive`` are skipped."""
-    event, data = "", []
-    async for line in response.aiter_lines():
+MAX_EVENT_BYTES = 8 * 1024 * 1024
+"""The largest server-sent event read from an engine (its lines together); a longer one is an error,
+not memory without end (an engine's event is a token or a tool call's arguments)."""
+LISTING_LIMIT = 4 * 1024 * 1024
+"""Bytes of an engine's ``/v1/models`` listing read at most."""
+MAX_CHARS_PER_TOKEN = 64
+"""Characters of output past which ``max_tokens`` tokens are surely spent, for an engine that sends many per event."""
+
+
+def read_bounded(chunks: Iterable[bytes], limit: int) -> bytes:
+    """The first ``limit`` bytes of a response body (the rest is never read)."""
+    body = bytearray()
+    for chunk in chunks:
+        body += chunk[: limit - len(body)]
+        if len(body) >= limit:
+            break
+    return bytes(body)
+
+
+async def aread_bounded(chunks: AsyncIterator[bytes], limit: int) -> bytes:
+    """:func:`read_bounded` for an async body."""
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk[: limit - len(body)]
+        if len(body) >= limit:
+            break
+    return bytes(body)
+
+
+async def bounded_lines(chunks: AsyncIterator[bytes], limit: int = MAX_EVENT_BYTES) -> AsyncIterator[str]:
+    """The lines of a body (ended by LF, CRLF or CR), none allowed longer than ``limit`` bytes.
+
+    ``httpx``'s ``aiter_lines`` keeps a line however long it grows: an engine that
+    never sends a newline would fill the memory.
+    """
+    buffer = bytearray()
+    start = 0
+    async for chunk in chunks:
+        buffer += chunk
+        while True:
+            end = _line_end(buffer, start)
+            if end is None:
+                break
+            stop, after = end
+            yield buffer[start:stop].decode("utf-8", "replace")
+            start = after
+        if start:
+            del buffer[:start]
+            start = 0
+        if len(buffer) > limit:
+            raise BackendError(f"upstream sent a line of more than {limit} bytes")
+    if buffer:
+        yield buffer.decode("utf-8", "replace").rstrip("\r")
+
+
+def _line_end(buffer: bytearray, start: int) -> tuple[int, int] | None:
+    """Where the line from ``start`` ends and the next begins; None while it may go on."""
+    lf, cr = buffer.find(b"\n", start), buffer.find(b"\r", start)
+    if cr >= 0 and (lf < 0 or cr < lf):
+        if cr + 1 == len(buffer):
+            return None  # a CR at the end may be half of a CRLF
+        return cr, cr + 2 if buffer[cr + 1] == 0x0A else cr + 1
+    return (lf, lf + 1) if lf >= 0 else None
+
+
+async def sse_events(response: httpx.Response, turn: "Turn | None" = None) -> AsyncIterator[tuple[str, str]]:
+    """``(event, data)`` for each server-sent event; comments such as ``: keepalive`` are skipped.
+
+    With ``turn``, the stream ends (cut, as by ``max_tokens``) once the engine has sent
+    more than the turn's ``max_tokens`` allow, even in events that yield no text.
+    """
+    event, data, size = "", [], 0
+    async for line in bounded_lines(response.aiter_bytes()):
         if not line:
             if data:
                 yield event or "message", "\n".join(data)
-            event, data = "", []
+                if turn is not None and turn.beyond():
+                    turn.cut()
+                    return
+            event, data, size = "", [], 0
             continue
         if line.startswith(":"):
             continue
@@ -41,6 +113,9 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, str]]
             event = value
         elif name == "data":
             data.append(value)
+            size += len(value)
+            if size > MAX_EVENT_BYTES:
+                raise BackendError(f"upstream sent an event of more than {MAX_EVENT_BYTES} bytes")
     if data:
         yield event or "message", "\n".join(data)
 
@@ -63,13 +138,16 @@ class NativeCalls:
 
     def __init__(self) -> None:
         self._calls: dict[int, list[str]] = {}
+        self.chars = 0
 
     def add(self, index: int, name: str | None = None, arguments: str | None = None) -> None:
         call = self._calls.setdefault(index, ["", ""])
         if name:
             call[0] += name
+            self.chars += len(name)
         if arguments:
             call[1] += arguments
+            self.chars += len(arguments)
 
     def as_text(self) -> str:
         """The calls in trimkit's convention; arguments that are not a JSON object stay raw text."""
@@ -100,9 +178,27 @@ class Turn:
     cached_tokens: int = 0
     output_tokens: int | None = None
     deltas: int = 0
+    events: int = 0  # content and tool-call deltas the engine sent (see token())
+    chars: int = 0  # of the text deltas passed on
+    max_tokens: int | None = None
     done: bool = False
     calls: NativeCalls = field(default_factory=NativeCalls)
 
+    def beyond(self) -> bool:
+        """Whether the engine has sent more than ``max_tokens`` allow (it ignored the field):
+        each delta is a token at least (one more for a block's opening event), and no
+        token is longer than :data:`MAX_CHARS_PER_TOKEN` characters."""
+        if self.max_tokens is None:
+            return False
+        chars = self.chars + self.calls.chars
+        return self.events > self.max_tokens + 1 or chars > self.max_tokens * MAX_CHARS_PER_TOKEN
+
+    def cut(self) -> None:
+        """End the turn as ``max_tokens`` would have."""
+        self.finish, self.done = "length", True
+
     def token(self) -> None:
+        """Called for each content or tool-call delta the engine sends."""
+        self.events += 1
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()

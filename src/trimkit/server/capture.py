@@ -10,12 +10,17 @@ user's private code. Each request gets its own directory::
         response.json   the final message (for a stream: the assembled blocks)
         report.json     the trim report: sizes per stage, tier, prompt tokens
 
-Secrets are redacted from every file: values of keys named like ``x-api-key``,
-``authorization`` or ``api_key``, strings that look like API keys (``sk-…``,
-``hf_…``, ``ghp_…``, ``xoxb-…``, ``AKIA…``) and the server's own key where it
-stands as a whole token. Directories are created ``0700`` and files ``0600``. Only
-the newest ``keep`` captures stay; older ones are removed when a new one is written. ``trimkit inspect DIR`` opens
-the newest capture's ``original.json``.
+Secrets are redacted from every file (:mod:`trimkit.redact` lists what is found):
+values of keys named like ``x-api-key``, ``authorization``, ``password`` or
+``access_token``, strings shaped like keys (``sk-…``, ``hf_…``, ``ghp_…``,
+``xoxb-…``, ``AKIA…``, ``AIza…``, JWTs, PEM private keys, the password of a
+database URL) and the server's own key where it stands as a whole token, as a
+value or as a JSON object's key. Each capture's directory is created ``0700`` and
+its files ``0600``; the directory that holds them is created ``0700`` when trimkit
+creates it, and left as it is when it exists already (trimkit changes no
+permissions it did not set, and follows no symbolic link to change one). Only the
+newest ``keep`` captures stay; older ones are removed when a new one is written.
+``trimkit inspect DIR`` opens the newest capture's ``original.json``.
 """
 
 from __future__ import annotations
@@ -34,72 +39,31 @@ from typing import Any, Iterable
 
 import msgspec
 
+from ..redact import REDACTED, Redactor
 from ..render import Chat
 from ..stage import TrimResult
 from ..wire import to_builtins
 from ..config.settings import ServerSettings
 
+__all__ = ["REDACTED", "Capture", "Redactor", "chat_text"]
+
 log = logging.getLogger("trimkit.server.capture")
 
-REDACTED = "[redacted]"
 DEFAULT_KEEP = 50
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
-_SECRET_KEYS = frozenset(
-    {"xapikey", "apikey", "authorization", "proxyauthorization", "authtoken", "accesstoken",
-     "anthropicapikey", "anthropicauthtoken", "password", "secret", "clientsecret"}
-)
-_KEY_PATTERN = re.compile(
-    r"\bsk-[A-Za-z0-9_-]{16,}"  # Anthropic, OpenAI
-    r"|\bhf_[A-Za-z0-9]{20,}"  # Hugging Face
-    r"|\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{30,}|\bgithub_pat_[A-Za-z0-9_]{30,}"  # GitHub
-    r"|\bxox[abprs]-[A-Za-z0-9-]{10,}"  # Slack
-    r"|\bAKIA[0-9A-Z]{16}\b"  # AWS access key id
-    r"|(?i:\bbearer\s+)[A-Za-z0-9._~+/=-]{16,}"
-)
 _NAME = re.compile(r"\d{8}-\d{6}\.\d{6}-\d{4,}")
 
 
-def _normal_key(key: str) -> str:
-    return key.lower().replace("-", "").replace("_", "")
-
-
-_TOKEN_CHARS = r"A-Za-z0-9_\-"
-"""Word characters: an ``extra`` secret is hidden only where none touches it."""
-
-
-def _whole_token(secret: str) -> re.Pattern[str]:
-    return re.compile(rf"(?<![{_TOKEN_CHARS}]){re.escape(secret)}(?![{_TOKEN_CHARS}])")
-
-
-class Redactor:
-    """Replaces secrets in text and JSON-like data; ``extra`` are exact strings to hide too.
-
-    An ``extra`` secret is hidden where it stands as a whole token (a header or field
-    value, ``Bearer KEY``, ``key=KEY``), never inside other text: a short key such as
-    ``k`` must not turn a tool named ``skill`` into ``s[redacted]ill``.
-    """
-
-    def __init__(self, extra: Iterable[str] = ()):
-        self.extra = tuple(_whole_token(s) for s in extra if s)
-
-    def text(self, text: str) -> str:
-        for secret in self.extra:
-            text = secret.sub(REDACTED, text)
-        return _KEY_PATTERN.sub(REDACTED, text)
-
-    def data(self, value: Any) -> Any:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, dict):
-            return {
-                k: REDACTED if _normal_key(str(k)) in _SECRET_KEYS and v else self.data(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, list):
-            return [self.data(v) for v in value]
-        return value
+def _own_mode(directory: Path) -> None:
+    """Give a directory trimkit just made exactly ``0700`` (mkdir's mode is masked by the umask),
+    through a descriptor opened without following a link, so nothing else can be changed."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        os.fchmod(fd, DIR_MODE)
+    finally:
+        os.close(fd)
 
 
 def chat_text(chat: list[dict[str, Any]]) -> str:
@@ -171,8 +135,14 @@ class Capture:
             return None
 
     def _new_entry(self) -> Path:
-        self.directory.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        os.chmod(self.directory, DIR_MODE)
+        if not self.directory.is_dir():
+            self.directory.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.mkdir(self.directory, DIR_MODE)
+            except FileExistsError:
+                pass  # made meanwhile, by someone else: theirs to set
+            else:
+                _own_mode(self.directory)
         now = time.time()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}"
         while True:
@@ -181,7 +151,7 @@ class Capture:
                 os.mkdir(entry, DIR_MODE)
             except FileExistsError:
                 continue
-            os.chmod(entry, DIR_MODE)  # mkdir's mode is masked by the umask
+            _own_mode(entry)
             return entry
 
     def _json(self, path: Path, data: Any) -> None:
@@ -189,7 +159,7 @@ class Capture:
 
     @staticmethod
     def _file(path: Path, content: bytes) -> None:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
         with os.fdopen(fd, "wb") as file:
             file.write(content)
 

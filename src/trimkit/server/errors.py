@@ -23,6 +23,7 @@ ERROR_TYPES = {
     415: "invalid_request_error",
     429: "rate_limit_error",
     500: "api_error",
+    502: "api_error",  # an upstream engine refused this server (its key, its billing)
     503: "overloaded_error",
     529: "overloaded_error",
 }

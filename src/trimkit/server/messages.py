@@ -136,8 +136,7 @@ class MessageService:
             raise ApiError(404, f"model: {request.model} is not served here")
         status = self.backend.status()
         if not status.ready:
-            raise ApiError(500 if status.failed else 529, f"The model is not ready: {status.detail}",
-                           lasting=status.failed)
+            raise ApiError(status.http_status, f"The model is not ready: {status.detail}", lasting=status.failed)
         try:
             trimmed = self.pipeline.trim(request, self.backend.profile)
             chat = self.chat(trimmed)
