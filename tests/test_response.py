@@ -206,9 +206,9 @@ def test_call_events_are_start_full_json_stop_after_closing_text():
 # --------------------------------------------------------------------------- what is not a call
 
 
-def test_undeclared_tool_and_bad_json_come_out_as_text():
+def test_undeclared_tool_and_unreadable_json_come_out_as_text():
     undeclared = '<function_calls><invoke name="Delete"><parameter name="path">/</parameter></invoke></function_calls>'
-    bad_json = '<tool_call>{"name": "Bash", "arguments": {"command": "ls"</tool_call>'
+    bad_json = '<tool_call>{"name": "Bash", "arguments": {"command": ls -la}}</tool_call>'
     builder, _ = run(f"A {undeclared} B {bad_json} C")
     assert summary(builder) == [f"A {undeclared} B {bad_json} C"]
     assert builder.stop_reason == "end_turn"

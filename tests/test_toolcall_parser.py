@@ -1,4 +1,4 @@
-"""The streaming tool-call reader: dialects, text fallbacks, thinking, and chunking."""
+"""The tagged readers (trimkit's XML, Qwen3-Coder, Hermes, GLM): forms, text fallbacks, thinking, chunking."""
 
 from __future__ import annotations
 
@@ -7,26 +7,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trimkit.convention import quote_attr, unquote_attr
-from trimkit.toolcalls.items import Reasoning
-from trimkit.toolcalls.parser import HEADER_LIMIT, Needles, ParsedCall, ToolCallParser, hermes_call
+from trimkit.toolcalls.catalog import Catalog
+from trimkit.toolcalls.dialects import dialect_named
+from trimkit.toolcalls.dialects.engine import HEADER_LIMIT
+from trimkit.toolcalls.items import FailedCall, ParsedCall, Reasoning
+from trimkit.toolcalls.scan import Needles
 
 NAMES = {"Write", "Bash"}
 
 
-def parse(text: str, chunks: list[str] | None = None, names=NAMES, **options) -> list:
-    """Items with adjacent text merged, so results compare independently of chunking."""
-    parser = ToolCallParser(names, **options)
+def parse(text: str, chunks: list[str] | None = None, names=NAMES, dialect="xml", thinking_open=False, truncated=False) -> list:
+    """Items with adjacent text (and reasoning) merged, so results compare independently of chunking."""
+    reader = dialect_named(dialect).reader(sorted(names), thinking_open=thinking_open)
     items = []
     for chunk in chunks if chunks is not None else [text]:
-        items += parser.feed(chunk)
-    items += parser.finish()
+        items += reader.feed(chunk)
+    items += reader.finish(truncated=truncated)
     merged: list = []
     for item in items:
         if isinstance(item, str) and merged and isinstance(merged[-1], str):
             merged[-1] += item
         elif isinstance(item, Reasoning) and merged and isinstance(merged[-1], Reasoning):
             merged[-1] = Reasoning(merged[-1].text + item.text)
-        else:
+        elif item != "":
             merged.append(item)
     return merged
 
@@ -36,7 +39,8 @@ def calls(items: list) -> list[tuple[str, dict]]:
 
 
 def text(items: list) -> str:
-    return "".join(item for item in items if isinstance(item, str))
+    """What the client would see as text when failed calls are not retried."""
+    return "".join(item if isinstance(item, str) else item.raw for item in items if isinstance(item, (str, FailedCall)))
 
 
 XML = '<function_calls>\n<invoke name="Write">\n<parameter name="file_path">/tmp/a.txt</parameter>\n<parameter name="content">  two\n\tlines  </parameter>\n</invoke>\n</function_calls>'
@@ -103,7 +107,7 @@ def test_several_calls_in_one_block_and_in_separate_blocks():
         "<tool_call>\n<function=Nope>\n<parameter=a>\n1\n</parameter>\n</function>\n</tool_call>",
         "<function=Nope>\n<parameter=a>\n1\n</parameter>\n</function>",
         '<tool_call>\n{"name": "Nope", "arguments": {"a": 1}}\n</tool_call>',
-        '<tool_call>\n{"name": "Write", "arguments": {"a": 1}\n</tool_call>',
+        '<tool_call>\n{"name": "Write", "arguments": {"a": b c}}\n</tool_call>',
         '<tool_call>{"name": "Write", "arguments": [1]}</tool_call>',
         "<tool_call>I would call Write here</tool_call>",
         "<function=" + "x" * (HEADER_LIMIT + 5) + "</function>",
@@ -114,25 +118,32 @@ def test_markup_that_makes_no_call_comes_out_as_its_raw_text(markup):
     items = parse(f"Hi {markup} bye")
     assert calls(items) == []
     assert text(items) == f"Hi {markup} bye"
+    failed = [item for item in items if isinstance(item, FailedCall)]
+    prose = "prose" in markup or "would call" in markup or "xxxx" in markup
+    assert len(failed) == (0 if prose else 1)
+    assert all(f.reason in ("undeclared", "unreadable") and f.detail for f in failed)
 
 
 def test_undeclared_call_beside_a_declared_one_keeps_its_raw_text():
     bad = '<invoke name="Nope"><parameter name="a">1</parameter></invoke>'
     good = '<invoke name="Bash"><parameter name="command">ls</parameter></invoke>'
     items = parse(f"<function_calls>\n{bad}\n{good}\n{bad}\n</function_calls>")
-    assert [type(item) for item in items] == [str, ParsedCall, str]
-    assert items[0].strip() == bad and items[2].strip() == bad
+    items = [item for item in items if not (isinstance(item, str) and item.isspace())]
+    assert [type(item) for item in items] == [FailedCall, ParsedCall, FailedCall]
+    assert items[0].raw == "<function_calls>\n" + bad and items[-1].raw == bad
 
 
 def test_no_tools_means_all_markup_is_text():
     for markup in (XML, QWEN, HERMES):
-        assert parse(markup, names=set(), strip_thinking=False) == [markup]
+        assert parse(markup, names=set()) == [markup]
 
 
-def test_unterminated_markup_at_the_end_is_text_and_no_call():
+def test_markup_cut_by_max_tokens_is_text_and_an_unfinished_call_is_reported():
     cut = XML[: XML.index("lines")]
+    items = parse("Let me write.\n" + cut, truncated=True)
+    assert items == ["Let me write.\n" + cut]
     items = parse("Let me write.\n" + cut)
-    assert calls(items) == []
+    assert items[0] == "Let me write.\n" and items[1].reason == "unfinished" and items[1].name == "Write"
     assert text(items) == "Let me write.\n" + cut
 
 
@@ -156,10 +167,13 @@ def test_lookalike_tags_are_text():
 
 
 @pytest.mark.parametrize("mode", [None, False, True])
-def test_think_sections_are_dropped_wherever_they_are(mode):
+def test_think_sections_are_reasoning_wherever_they_are(mode):
     prefix = "" if mode is not True else "plan</think>"
     sample = prefix + "<think>a <tool_call> b</think>Answer <think>more</think>done"
-    assert text(parse(sample, thinking_open=mode)) == "Answer done"
+    items = parse(sample, thinking_open=mode)
+    assert text(items) == "Answer done"
+    thoughts = [item.text for item in items if isinstance(item, Reasoning)]
+    assert thoughts == [("plan" if mode else "") + "a <tool_call> b", "more"]
 
 
 def test_text_before_a_first_close_tag_is_thinking_when_unknown():
@@ -168,19 +182,20 @@ def test_text_before_a_first_close_tag_is_thinking_when_unknown():
 
 
 def test_unknown_thinking_holds_leading_text_until_the_end():
-    parser = ToolCallParser(NAMES)
-    assert parser.feed("Plain answer") == []
-    assert parser.finish() == ["Plain answer"]
+    reader = dialect_named("xml").reader(NAMES, thinking_open=None)
+    assert reader.feed("Plain answer") == []
+    assert reader.finish() == ["Plain answer"]
 
 
 def test_known_no_thinking_streams_at_once():
-    parser = ToolCallParser(NAMES, thinking_open=False)
-    assert parser.feed("Plain answer") == ["Plain answer"]
+    reader = dialect_named("xml").reader(NAMES, thinking_open=False)
+    assert reader.feed("Plain answer") == ["Plain answer"]
 
 
-def test_strip_thinking_off_keeps_tags_as_text():
-    sample = "<think>x</think>y"
-    assert parse(sample, strip_thinking=False) == [sample]
+def test_an_opened_think_streams_reasoning_until_it_closes():
+    reader = dialect_named("xml").reader(NAMES, thinking_open=True)
+    assert reader.feed("step one </th") == [Reasoning("step one ")]
+    assert reader.feed("ink>Answer") == ["Answer"]
 
 
 def test_think_inside_a_call_value_is_not_thinking():
@@ -192,7 +207,7 @@ def test_think_inside_a_call_value_is_not_thinking():
 
 
 def test_text_is_held_only_while_it_could_start_a_tag():
-    parser = ToolCallParser(NAMES, thinking_open=False)
+    parser = dialect_named("xml").reader(NAMES, thinking_open=False)
     assert parser.feed("Hello <") == ["Hello "]
     assert parser.feed("b>") == ["<b>"]
     assert parser.feed("x <func") == ["x "]
@@ -239,7 +254,7 @@ def test_random_markup_soup_parses_the_same_however_it_is_chunked(pieces, cuts, 
 
 @given(st.text(alphabet="<>/=\"{} \nabfnoctiunlrps_:", max_size=80))
 def test_without_tools_or_thinking_text_passes_through_unchanged(sample):
-    assert text(parse(sample, list(sample), names=set(), strip_thinking=False)) == sample
+    assert text(parse(sample, list(sample), names=set())) == sample
 
 
 # --------------------------------------------------------------------------- pieces
@@ -254,9 +269,13 @@ def test_needles_find_the_earliest_tag_and_hold_only_a_possible_start():
     assert needles.held("hello <az", 0) == 0
 
 
-def test_hermes_call_reads_only_objects_with_a_name():
-    assert hermes_call('{"name": "A", "arguments": {"x": 1}}') == ("A", {"x": 1})
-    assert hermes_call('{"name": "A", "arguments": ""}') == ("A", {})
-    assert hermes_call('{"arguments": {}}') is None
-    assert hermes_call('["A"]') is None
-    assert hermes_call('{"name": "A", "arguments": "not json"}') is None
+def test_json_calls_need_an_object_with_a_name():
+    catalog = Catalog(["A"])
+    assert catalog.calls_in({"name": "A", "arguments": {"x": 1}}, "r") == [ParsedCall("A", {"x": 1}, "r")]
+    assert catalog.calls_in({"name": "A", "arguments": ""}, "r") == [ParsedCall("A", {}, "r")]
+    assert catalog.calls_in({"type": "function", "function": {"name": "a", "arguments": '{"x": 2}'}}, "r") == [ParsedCall("A", {"x": 2}, "r")]
+    assert catalog.calls_in({"arguments": {}}, "r") is None
+    assert catalog.calls_in(["A"], "r") is None
+    assert catalog.calls_in({"name": "A", "arguments": {}, "reply": "x"}, "r") is None
+    failed = catalog.calls_in({"name": "A", "arguments": "not json"}, "r")[0]
+    assert isinstance(failed, FailedCall) and failed.reason == "unreadable"

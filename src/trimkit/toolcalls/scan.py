@@ -54,15 +54,18 @@ class Needles:
                 return found, False
             k += 1
 
-    def find(self, text: str, start: int = 0, final: bool = True) -> tuple[int, str | None] | None:
+    def find(self, text: str, start: int = 0, final: bool = True, stop: int | None = None) -> tuple[int, str | None] | None:
         """The earliest marker in ``text[start:]`` as ``(index, marker)``, the longest where several start together.
 
         With ``final`` False, ``(index, None)`` means a marker may start at ``index``
-        but the text ends before it is certain which (or whether one does).
+        but the text ends before it is certain which (or whether one does). ``stop``
+        bounds where a marker may start, so a search for a nearby marker costs
+        only the distance searched.
         """
         if self._leads is None:
             return None
-        m = self._leads.search(text, start)
+        stop = len(text) if stop is None else min(stop, len(text))
+        m = self._leads.search(text, start, stop)
         while m is not None:
             j = m.start()
             word, more = self._walk(text, j)
@@ -70,8 +73,13 @@ class Needles:
                 return j, None
             if word is not None:
                 return j, word
-            m = self._leads.search(text, j + 1)
+            m = self._leads.search(text, j + 1, stop)
         return None
+
+    def lead(self, text: str, start: int, stop: int) -> int:
+        """Where the first character that can start a marker is in ``text[start:stop]``; -1 if nowhere."""
+        m = self._leads.search(text, start, stop) if self._leads is not None else None
+        return m.start() if m is not None else -1
 
     def held(self, text: str, start: int = 0) -> int:
         """Length of the longest end of ``text[start:]`` that could still grow into a marker."""
@@ -141,3 +149,91 @@ class TokenFilter:
             pos = hit[0] + len(hit[1])
         out.append(text[pos:])
         return "".join(out)
+
+
+GEMMA_QUOTE = '<|"|>'
+_IN_DOUBLE = re.compile(r'["\\]')
+_IN_SINGLE = re.compile(r"['\\]")
+
+
+class JsonSpan:
+    """Follows a JSON value (as models write it) through streamed text, to find where it ends.
+
+    Give it the text from the value's opening ``{`` or ``[``. It tracks strings
+    (double-quoted, single-quoted, and with ``gemma`` Gemma 4's ``<|"|>`` ones) and
+    bracket depth, so a closing marker inside a string never ends the value. A
+    closing marker outside any string (``closers``) does end it even while
+    brackets are open, since it cannot be part of JSON: the reader then repairs
+    the missing brackets. Each character is looked at once; runs without
+    anything of interest are skipped by one regex search.
+    """
+
+    __slots__ = ("closers", "gemma", "depth", "quote", "escape", "_out", "_lead")
+
+    def __init__(self, closers: Needles | None = None, *, gemma: bool = False):
+        self.closers = closers if closers else None
+        self.gemma = gemma
+        self.depth = 0
+        self.quote: str | None = None
+        self.escape = False
+        leads = set(self.closers._trie) if self.closers else set()
+        if gemma:
+            leads.add("<")
+        self._lead = frozenset(leads)
+        self._out = re.compile("[" + re.escape("\"'{}[]" + "".join(sorted(leads))) + "]")
+
+    def run(self, buf: str, pos: int, final: bool) -> tuple[int, str]:
+        """Read from ``pos``: ``(p, "end")`` the value closed just before ``p``; ``(p, "closer")`` a
+        closing marker starts at ``p``; ``(p, "more")`` all before ``p`` is read and more text is needed.
+        """
+        p, n = pos, len(buf)
+        while True:
+            if self.quote is not None:
+                if self.escape:
+                    if p >= n:
+                        return p, "more"
+                    p += 1
+                    self.escape = False
+                if self.quote == GEMMA_QUOTE:
+                    j = buf.find(GEMMA_QUOTE, p)
+                    if j < 0:
+                        keep = 0 if final else next((k for k in range(4, 0, -1) if buf.endswith(GEMMA_QUOTE[:k])), 0)
+                        return max(p, n - keep), "more"
+                    p, self.quote = j + len(GEMMA_QUOTE), None
+                    continue
+                m = (_IN_DOUBLE if self.quote == '"' else _IN_SINGLE).search(buf, p)
+                if m is None:
+                    return n, "more"
+                p = m.end()
+                if m.group() == "\\":
+                    self.escape = True
+                else:
+                    self.quote = None
+                continue
+            m = self._out.search(buf, p)
+            if m is None:
+                return n, "more"
+            j = m.start()
+            c = buf[j]
+            if c in self._lead:
+                if self.gemma and c == "<":
+                    if buf.startswith(GEMMA_QUOTE, j):
+                        p, self.quote = j + len(GEMMA_QUOTE), GEMMA_QUOTE
+                        continue
+                    if not final and GEMMA_QUOTE.startswith(buf[j:]):
+                        return j, "more"
+                if self.closers is not None:
+                    word = self.closers.at(buf, j, final)
+                    if word is False:
+                        return j, "more"
+                    if word:
+                        return j, "closer"
+            p = j + 1
+            if c == '"' or c == "'":
+                self.quote = c
+            elif c == "{" or c == "[":
+                self.depth += 1
+            elif c == "}" or c == "]":
+                self.depth -= 1
+                if self.depth <= 0:
+                    return p, "end"

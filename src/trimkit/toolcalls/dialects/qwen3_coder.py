@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Collection
 
 from .base import Dialect
-from .legacy import legacy_reader
+from .engine import Reader
+from .invoke import convention_form
+from .tool_call import ToolCallForm
 
 
 def detect(chat_template: str, vocab: Collection[str]) -> bool:
@@ -17,5 +19,5 @@ DIALECT = Dialect(
     detect=detect,
     call_markers=("<tool_call>", "<function="),
     reasoning_markers=(("<think>", "</think>"),),
-    make_reader=legacy_reader,
+    make_reader=lambda catalog, thinking_open: Reader(catalog, thinking_open, [convention_form(), ToolCallForm()]),
 )

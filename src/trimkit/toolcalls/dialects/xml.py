@@ -12,7 +12,9 @@ from typing import Collection
 
 from ...convention import CALLS_OPEN
 from .base import Dialect
-from .legacy import legacy_reader
+from .engine import Reader
+from .invoke import convention_form
+from .tool_call import ToolCallForm
 
 
 def detect(chat_template: str, vocab: Collection[str]) -> bool:
@@ -24,5 +26,5 @@ DIALECT = Dialect(
     detect=detect,
     call_markers=(CALLS_OPEN, "<invoke name="),
     reasoning_markers=(("<think>", "</think>"),),
-    make_reader=legacy_reader,
+    make_reader=lambda catalog, thinking_open: Reader(catalog, thinking_open, [convention_form(), ToolCallForm()]),
 )

@@ -1,0 +1,291 @@
+"""The ``<tool_call>`` forms: Hermes JSON, Qwen3-Coder's XML, and GLM's ``<arg_key>`` pairs.
+
+What follows ``<tool_call>`` decides::
+
+    <tool_call>{"name": "X", "arguments": {…}}</tool_call>             Hermes (also a list of calls)
+    <tool_call><function=X><parameter=k>v</parameter></function></tool_call>   Qwen3-Coder
+    <tool_call>X<arg_key>k</arg_key><arg_value>v</arg_value></tool_call>       GLM-4.5 to 4.7
+
+Anything else after ``<tool_call>`` is prose, and the tag is text. Qwen's
+``<function=X>`` is also read without the wrapper. A JSON body ends where its
+brackets close, outside strings; a ``</tool_call>`` inside a string is part of
+the value. An XML value ends at its closing tag only when whitespace and then the
+next tag of the grammar (or the end of the turn) follow it.
+"""
+
+from __future__ import annotations
+
+from ..items import FailedCall
+from ..loose_json import loads
+from ..scan import JsonSpan, Needles
+from .engine import CallForm, Value, Wrapper
+
+TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
+FUNCTION, FUNCTION_END = "<function=", "</function>"
+PARAM, PARAM_END = "<parameter=", "</parameter>"
+ARG_KEY, ARG_KEY_END, ARG_VALUE, ARG_VALUE_END = "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>"
+
+_INSIDE = Needles(FUNCTION, TOOL_CALL_END)
+_JSON_CLOSERS = Needles(TOOL_CALL_END, TOOL_CALL)
+_JSON_END = Needles(TOOL_CALL_END)
+_FN_BODY = Needles(PARAM, FUNCTION_END, TOOL_CALL_END, FUNCTION)
+_FN_VALUE_END = Needles(PARAM_END)
+_FN_VALUE_FOLLOW = Needles(PARAM, FUNCTION_END, TOOL_CALL_END, FUNCTION)
+_GLM_NAME_END = Needles(ARG_KEY, TOOL_CALL_END)
+_GLM_KEY_END = Needles(ARG_KEY_END)
+_GLM_VALUE = Needles(ARG_VALUE)
+_GLM_VALUE_END = Needles(ARG_VALUE_END)
+_GLM_FOLLOW = Needles(ARG_KEY, TOOL_CALL_END)
+_NOT_IN_NAME = frozenset("<>{}\"'")
+
+
+def json_calls(r, body: str, raw: str, *, cut: bool, name: str | None = None):
+    """The calls a JSON body holds, as results to emit: calls, or one failed call.
+
+    With ``name`` the body is that call's arguments; without, it names its calls
+    itself (an object with a name, or a list of them).
+    """
+    try:
+        value = loads(body)
+    except ValueError as exc:
+        reason = "unfinished" if cut else "unreadable"
+        what = f"the arguments of {name}" if name else "the call"
+        return [FailedCall(name, raw, reason, f"{what} could not be read as JSON: {exc}")]
+    if name is not None:
+        return [r.catalog.call(name, value, raw)]
+    calls = r.catalog.calls_in(value, raw)
+    if calls is None:
+        return [FailedCall(None, raw, "unreadable", 'a call must be a JSON object with "name" and "arguments"')]
+    return calls
+
+
+def valid_name(text: str) -> bool:
+    return bool(text) and not any(c.isspace() or c in _NOT_IN_NAME for c in text)
+
+
+class ToolCallForm(CallForm):
+    """Reads what follows ``<tool_call>``, and Qwen's bare ``<function=X>``."""
+
+    openers = (TOOL_CALL, FUNCTION)
+    strays = (TOOL_CALL_END,)
+
+    def open(self, marker: str) -> None:
+        if marker == TOOL_CALL:
+            self.wrapper: Wrapper | None = Wrapper(marker)
+            self.r.state = self._inside
+        else:
+            self.wrapper = None
+            self._function(marker)
+
+    def _leave(self) -> bool:
+        self.wrapper = None
+        self.r.state = self.r.text_state
+        return True
+
+    def _inside(self) -> bool:
+        """After ``<tool_call>``, or after a Qwen function inside one."""
+        r, w = self.r, self.wrapper
+        space = r.space()
+        if space and not w.made:
+            w.pending.append(space)
+        if r.pos >= len(r.buf):
+            if not r.eof:
+                return False
+            return self._leave() if w.made else r.bail(w)
+        if r.buf[r.pos] in "{[" and not w.made:
+            r.begin("")
+            self.span, self.body = JsonSpan(_JSON_CLOSERS), []
+            r.state = self._json
+            return True
+        word = r.at(_INSIDE)
+        if word is False:
+            return False
+        if word == FUNCTION:
+            r.consume(r.pos + len(word))
+            self._function(word)
+            return True
+        if word == TOOL_CALL_END:
+            r.consume(r.pos + len(word))
+            if w.made:
+                return self._leave()
+            w.pending.append(word)
+            return r.bail(w)
+        if w.made:
+            return self._leave()
+        self.start_call("")
+        r.state = self._glm_name
+        return True
+
+    # ------------------------------------------------------------------ Hermes JSON
+
+    def _json(self) -> bool:
+        r = self.r
+        p, kind = self.span.run(r.buf, r.pos, r.eof)
+        self.body.append(r.consume(p))
+        if kind == "more":
+            return self._json_done(cut=True) if r.eof else False
+        r.state = self._after_json
+        return True
+
+    def _after_json(self) -> bool:
+        r = self.r
+        r.space()
+        word = r.at(_JSON_CLOSERS)
+        if word is False:
+            return False
+        if word == TOOL_CALL_END:
+            r.consume(r.pos + len(word))
+            return self._json_done()
+        if word == TOOL_CALL or r.ended:
+            return self._json_done()
+        r.state = self._json_tail
+        return True
+
+    def _json_tail(self) -> bool:
+        """Text after the JSON closed and before ``</tool_call>``: part of the body, which then fails to read."""
+        r = self.r
+        piece, word = r.scan(_JSON_END)
+        self.body.append(piece)
+        if word is None and not r.eof:
+            return False
+        return self._json_done(cut=word is None)
+
+    def _json_done(self, cut: bool = False) -> bool:
+        r = self.r
+        if cut and r.truncated:
+            return r.bail(self.wrapper)
+        raw = r.end_raw()
+        r.emit_results(json_calls(r, "".join(self.body), raw, cut=cut), self.wrapper)
+        return self._leave()
+
+    # ------------------------------------------------------------------ Qwen3-Coder XML
+
+    def after_call(self):
+        return self._inside if self.wrapper is not None else self.r.text_state
+
+    def _function(self, marker: str) -> None:
+        self.start_call(marker)
+        self.r.state = self._fn_header
+
+    def _fn_header(self) -> bool:
+        r = self.r
+        header = r.header(">")
+        if header is None:
+            return False
+        if header is False or not valid_name(header.strip()):
+            return r.bail(self.wrapper)
+        self.name = header.strip()
+        r.state = self._fn_body
+        return True
+
+    def _fn_body(self) -> bool:
+        return self.read_body(_FN_BODY, self._fn_part)
+
+    def _fn_part(self, word: str) -> bool:
+        r = self.r
+        if word == PARAM:
+            r.consume(r.pos + len(word))
+            r.state = self._param_header
+            return True
+        if word == FUNCTION_END:
+            r.consume(r.pos + len(word))
+        return self.complete()
+
+    def _param_header(self) -> bool:
+        r = self.r
+        header = r.header(">")
+        if header is None:
+            return False
+        if header is False:
+            if r.eof:
+                return r.cut(self.name, self.wrapper)
+            r.state = self._fn_body
+            return True
+        self.param, self.strip_newlines = header.strip(), True
+        self.value = Value(_FN_VALUE_END, _FN_VALUE_FOLLOW)
+        r.state = self._fn_value
+        return True
+
+    def _fn_value(self) -> bool:
+        return self.read_value(self._fn_body)
+
+    def convert(self, text: str):
+        """Qwen's template puts a newline after ``<parameter=k>`` and before ``</parameter>``: one each is markup."""
+        if self.strip_newlines:
+            text = text[1:] if text.startswith("\n") else text
+            text = text[:-1] if text.endswith("\n") else text
+        return text
+
+    # ------------------------------------------------------------------ GLM
+
+    def _glm_name(self) -> bool:
+        r = self.r
+        got = r.header_until(_GLM_NAME_END)
+        if got is None:
+            return False
+        if got is False or not valid_name(got[0].strip()):
+            return self._not_glm(got)
+        self.name = got[0].strip()
+        if got[1] == TOOL_CALL_END:
+            return self._glm_complete()
+        r.state = self._glm_key
+        return True
+
+    def _not_glm(self, got) -> bool:
+        """Prose after ``<tool_call>``: give back what the name search took, and the tag is text."""
+        r = self.r
+        if got:
+            taken = "".join(r.raw or ())
+            r.raw = None
+            r.buf = taken + r.buf[r.pos :]
+            r.pos = 0
+        return r.bail(self.wrapper)
+
+    def _glm_body(self) -> bool:
+        return self.read_body(_GLM_NAME_END, self._glm_part)
+
+    def _glm_part(self, word: str) -> bool:
+        r = self.r
+        r.consume(r.pos + len(word))
+        if word == TOOL_CALL_END:
+            return self._glm_complete()
+        r.state = self._glm_key
+        return True
+
+    def _glm_key(self) -> bool:
+        r = self.r
+        got = r.header_until(_GLM_KEY_END)
+        if got is None:
+            return False
+        if got is False:
+            if r.eof:
+                return r.cut(self.name, self.wrapper)
+            r.state = self._glm_body
+            return True
+        self.param = got[0].strip()
+        r.state = self._glm_value_open
+        return True
+
+    def _glm_value_open(self) -> bool:
+        r = self.r
+        r.space()
+        word = r.at(_GLM_VALUE)
+        if word is False:
+            return False
+        if word is None:
+            if r.ended:
+                return r.cut(self.name, self.wrapper)
+            r.state = self._glm_body
+            return True
+        r.consume(r.pos + len(word))
+        self.strip_newlines = False
+        self.value = Value(_GLM_VALUE_END, _GLM_FOLLOW)
+        r.state = self._glm_value
+        return True
+
+    def _glm_value(self) -> bool:
+        return self.read_value(self._glm_body)
+
+    def _glm_complete(self) -> bool:
+        self.complete()
+        return self._leave()
