@@ -125,7 +125,7 @@ def test_the_library_loads_no_mlx_web_framework_or_http_client(tmp_path):
         cwd=tmp_path,
     )
     assert "trimkit.pipeline" in shown and "trimkit.plugins.tools" in shown
-    assert {"trimkit.toolcalls.response", "trimkit.toolcalls.parser", "trimkit.toolcalls.dialects"} <= set(shown)
+    assert {"trimkit.toolcalls.response", "trimkit.toolcalls.dialects.engine", "trimkit.toolcalls.dialects"} <= set(shown)
     loaded = [name for name in shown if name.split(".")[0] in HEAVY]
     assert loaded == []
 

@@ -12,7 +12,6 @@ runtime and no web framework.
 from .coerce import coerce_arguments
 from .dialects import Dialect, StreamReader, dialect_for, dialect_named
 from .items import FailedCall, Item, ParsedCall, Reasoning
-from .parser import ToolCallParser
 from .response import BlockDelta, BlockStart, BlockStop, ResponseBuilder, ResponseEvent
 
 __all__ = [
@@ -27,7 +26,6 @@ __all__ = [
     "ResponseBuilder",
     "ResponseEvent",
     "StreamReader",
-    "ToolCallParser",
     "coerce_arguments",
     "dialect_for",
     "dialect_named",

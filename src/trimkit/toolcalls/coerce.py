@@ -13,12 +13,12 @@ a value that already has one of the alternative types keeps it.
 
 from __future__ import annotations
 
-import ast
-import json
 import math
 from typing import Any, Callable
 
 import msgspec
+
+from .loose_json import loads
 
 Schema = dict[str, Any]
 
@@ -236,29 +236,8 @@ _JSON_TYPE: dict[type, str] = {
 
 
 def _parse(text: str) -> tuple[bool, Any]:
-    """JSON, or a Python literal list/dict (models trained on Python sometimes write those)."""
+    """JSON, repaired the way :mod:`.loose_json` repairs it (single quotes, Python literals, trailing commas)."""
     try:
-        return True, json.loads(text, parse_constant=_no_constant)
+        return True, loads(text)
     except ValueError:
-        pass
-    if text.lstrip()[:1] not in ("[", "{"):
         return False, text
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False, text
-    return (True, value) if _plain_json(value) else (False, text)
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _plain_json(value: Any) -> bool:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return not isinstance(value, float) or math.isfinite(value)
-    if isinstance(value, list):
-        return all(_plain_json(item) for item in value)
-    if isinstance(value, dict):
-        return all(isinstance(key, str) and _plain_json(item) for key, item in value.items())
-    return False

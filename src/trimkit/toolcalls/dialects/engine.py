@@ -20,7 +20,8 @@ from typing import Callable, Sequence
 
 from ..catalog import Catalog
 from ..items import FailedCall, Item, ParsedCall, Reasoning
-from ..scan import Needles
+from ..loose_json import loads
+from ..scan import JsonSpan, Needles
 
 HEADER_LIMIT = 200
 """Characters allowed in a call's name or header; longer means it was prose, not markup."""
@@ -63,6 +64,23 @@ class CallForm(Form):
         self.name: str | None = None
         self.arguments: dict = {}
 
+    def open(self, marker: str) -> None:
+        """A form whose opener starts one call: read its head next."""
+        self.wrapper = None
+        self.start_call(marker)
+        self.r.state = self.head
+
+    def head(self) -> bool:
+        raise NotImplementedError
+
+    def next_char(self) -> str | None:
+        """Take whitespace; the character after it ("" when the turn is over), None while more text is needed."""
+        r = self.r
+        r.space()
+        if r.waiting:
+            return None
+        return r.buf[r.pos : r.pos + 1]
+
     def after_call(self) -> State:
         return self.r.text_state
 
@@ -101,6 +119,68 @@ class CallForm(Form):
         raw = r.end_raw()
         r.emit_call(r.catalog.call(self.name or "", self.arguments, raw), self.wrapper)
         r.state = self.after_call()
+        return True
+
+    # ------------------------------------------------------------------ JSON bodies
+
+    def begin_json(self, closers: Needles, *, gemma: bool = False) -> None:
+        """Read a JSON body from the bracket at the cursor: the arguments of :attr:`name`, or (name
+        None) calls that name themselves. ``closers`` end it even with brackets open."""
+        self.span = JsonSpan(closers, gemma=gemma)
+        self.gemma = gemma
+        self.body: list[str] = []
+        self.r.state = self._json
+
+    def _json(self) -> bool:
+        r = self.r
+        p, kind = self.span.run(r.buf, r.pos, r.eof)
+        self.body.append(r.consume(p))
+        if kind == "more":
+            return self.json_done(cut=True) if r.eof else False
+        r.state = self.after_json
+        return True
+
+    def after_json(self) -> bool:
+        """What may follow the body's last bracket; by default nothing belongs to the call."""
+        return self.json_done()
+
+    def json_tail(self, ends: Needles) -> bool:
+        """Text between the body and its closing marker: part of the body (which then fails to read)."""
+        r = self.r
+        piece, word = r.scan(ends)
+        self.body.append(piece)
+        if word is None and not r.eof:
+            return False
+        return self.json_done(cut=word is None)
+
+    def json_done(self, cut: bool = False) -> bool:
+        r = self.r
+        if cut and r.truncated:
+            return r.bail(self.wrapper)
+        raw = r.end_raw()
+        body = "".join(self.body)
+        try:
+            value = loads(body, gemma=self.gemma)
+        except ValueError as exc:
+            reason = "unfinished" if cut else "unreadable"
+            what = f"the arguments of {self.name}" if self.name else "the call"
+            r.emit_call(FailedCall(self.name, raw, reason, f"{what} could not be read as JSON: {exc}"), self.wrapper)
+        else:
+            if self.name is not None:
+                r.emit_call(r.catalog.call(self.name, value, raw), self.wrapper)
+            else:
+                calls = r.catalog.calls_in(value, raw)
+                if calls is None:
+                    return self.not_a_call(raw)
+                r.emit_results(calls, self.wrapper)
+        r.state = self.after_call()
+        return True
+
+    def not_a_call(self, raw: str) -> bool:
+        """JSON that names no call where a call was opened: a failed call."""
+        detail = 'a call must be a JSON object with "name" and "arguments"'
+        self.r.emit_call(FailedCall(None, raw, "unreadable", detail), self.wrapper)
+        self.r.state = self.after_call()
         return True
 
 
@@ -239,11 +319,12 @@ class Reader:
         self.consume(j + len(end))
         return text
 
-    def header_until(self, needles: Needles, limit: int = HEADER_LIMIT) -> tuple[str, str] | None | bool:
+    def header_until(self, needles: Needles, limit: int = HEADER_LIMIT, take: bool = True) -> tuple[str, str] | None | bool:
         """Take a short name up to one of ``needles`` as ``(name, marker)``. None: more text needed; False: not one.
 
         The name ends at the first character that can start a marker (``<`` for
-        tags), which must then be one: a name holds no such character.
+        tags), which must then be one: a name holds no such character. ``take``
+        False leaves the marker at the cursor.
         """
         j = needles.lead(self.buf, self.pos, self.pos + limit + 1)
         if j < 0:
@@ -254,7 +335,8 @@ class Reader:
         if not word:
             return False
         text = self.consume(j)
-        self.consume(j + len(word))
+        if take:
+            self.consume(j + len(word))
         return text, word
 
     # ------------------------------------------------------------------ emitting

@@ -26,20 +26,24 @@ from ..loose_json import loads
 from ..scan import Needles
 from .engine import CallForm, Value, Wrapper
 
-_ATTRIBUTE = re.compile(r"""\s*([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
-
-
 PREFIX = "antml:"
 """Anthropic's older tag prefix, which some models trained on its transcripts still write."""
 
 CONVENTION_WRAPPERS = ((CALLS_OPEN, CALLS_CLOSE), (f"<{PREFIX}function_calls>", f"</{PREFIX}function_calls>"))
 
+_FIRST = re.compile(r"""\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+_ATTRIBUTE = re.compile(r"""\s+([\w:.-]+)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>]+))""")
+
 
 def attributes(header: str) -> dict[str, str]:
-    """``name="X" string="true"`` as a dict; a header that is only a value (``"X"``, or ``X``) is the name."""
+    """What follows ``name=`` up to ``>``: ``"X" string="true"`` is ``{"name": "X", "string": "true"}``.
+
+    When the rest does not read as attributes, all of it is the name (quotes removed).
+    """
     text = header.strip()
-    found: dict[str, str] = {}
-    pos = 0
+    first = _FIRST.match(text)
+    found = {"name": unquote_attr(next(g for g in first.groups() if g is not None))} if first else {}
+    pos = first.end() if first else 0
     while (m := _ATTRIBUTE.match(text, pos)) is not None:
         found[m.group(1)] = unquote_attr(next(g for g in m.groups()[1:] if g is not None))
         pos = m.end()

@@ -15,9 +15,7 @@ next tag of the grammar (or the end of the turn) follow it.
 
 from __future__ import annotations
 
-from ..items import FailedCall
-from ..loose_json import loads
-from ..scan import JsonSpan, Needles
+from ..scan import Needles
 from .engine import CallForm, Value, Wrapper
 
 TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
@@ -37,26 +35,6 @@ _GLM_VALUE = Needles(ARG_VALUE)
 _GLM_VALUE_END = Needles(ARG_VALUE_END)
 _GLM_FOLLOW = Needles(ARG_KEY, TOOL_CALL_END)
 _NOT_IN_NAME = frozenset("<>{}\"'")
-
-
-def json_calls(r, body: str, raw: str, *, cut: bool, name: str | None = None):
-    """The calls a JSON body holds, as results to emit: calls, or one failed call.
-
-    With ``name`` the body is that call's arguments; without, it names its calls
-    itself (an object with a name, or a list of them).
-    """
-    try:
-        value = loads(body)
-    except ValueError as exc:
-        reason = "unfinished" if cut else "unreadable"
-        what = f"the arguments of {name}" if name else "the call"
-        return [FailedCall(name, raw, reason, f"{what} could not be read as JSON: {exc}")]
-    if name is not None:
-        return [r.catalog.call(name, value, raw)]
-    calls = r.catalog.calls_in(value, raw)
-    if calls is None:
-        return [FailedCall(None, raw, "unreadable", 'a call must be a JSON object with "name" and "arguments"')]
-    return calls
 
 
 def valid_name(text: str) -> bool:
@@ -93,9 +71,8 @@ class ToolCallForm(CallForm):
                 return False
             return self._leave() if w.made else r.bail(w)
         if r.buf[r.pos] in "{[" and not w.made:
-            r.begin("")
-            self.span, self.body = JsonSpan(_JSON_CLOSERS), []
-            r.state = self._json
+            self.start_call("")
+            self.begin_json(_JSON_CLOSERS)
             return True
         word = r.at(_INSIDE)
         if word is False:
@@ -118,16 +95,7 @@ class ToolCallForm(CallForm):
 
     # ------------------------------------------------------------------ Hermes JSON
 
-    def _json(self) -> bool:
-        r = self.r
-        p, kind = self.span.run(r.buf, r.pos, r.eof)
-        self.body.append(r.consume(p))
-        if kind == "more":
-            return self._json_done(cut=True) if r.eof else False
-        r.state = self._after_json
-        return True
-
-    def _after_json(self) -> bool:
+    def after_json(self) -> bool:
         r = self.r
         r.space()
         word = r.at(_JSON_CLOSERS)
@@ -135,28 +103,11 @@ class ToolCallForm(CallForm):
             return False
         if word == TOOL_CALL_END:
             r.consume(r.pos + len(word))
-            return self._json_done()
+            return self.json_done()
         if word == TOOL_CALL or r.ended:
-            return self._json_done()
-        r.state = self._json_tail
+            return self.json_done()
+        r.state = lambda: self.json_tail(_JSON_END)
         return True
-
-    def _json_tail(self) -> bool:
-        """Text after the JSON closed and before ``</tool_call>``: part of the body, which then fails to read."""
-        r = self.r
-        piece, word = r.scan(_JSON_END)
-        self.body.append(piece)
-        if word is None and not r.eof:
-            return False
-        return self._json_done(cut=word is None)
-
-    def _json_done(self, cut: bool = False) -> bool:
-        r = self.r
-        if cut and r.truncated:
-            return r.bail(self.wrapper)
-        raw = r.end_raw()
-        r.emit_results(json_calls(r, "".join(self.body), raw, cut=cut), self.wrapper)
-        return self._leave()
 
     # ------------------------------------------------------------------ Qwen3-Coder XML
 
