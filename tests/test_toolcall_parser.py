@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trimkit.convention import quote_attr, unquote_attr
+from trimkit.testing.call_scenarios import read
 from trimkit.toolcalls.catalog import Catalog
 from trimkit.toolcalls.dialects import dialect_named
 from trimkit.toolcalls.dialects.engine import HEADER_LIMIT
@@ -18,20 +19,7 @@ NAMES = {"Write", "Bash"}
 
 def parse(text: str, chunks: list[str] | None = None, names=NAMES, dialect="xml", thinking_open=False, truncated=False) -> list:
     """Items with adjacent text (and reasoning) merged, so results compare independently of chunking."""
-    reader = dialect_named(dialect).reader(sorted(names), thinking_open=thinking_open)
-    items = []
-    for chunk in chunks if chunks is not None else [text]:
-        items += reader.feed(chunk)
-    items += reader.finish(truncated=truncated)
-    merged: list = []
-    for item in items:
-        if isinstance(item, str) and merged and isinstance(merged[-1], str):
-            merged[-1] += item
-        elif isinstance(item, Reasoning) and merged and isinstance(merged[-1], Reasoning):
-            merged[-1] = Reasoning(merged[-1].text + item.text)
-        elif item != "":
-            merged.append(item)
-    return merged
+    return read(dialect, chunks if chunks is not None else [text], sorted(names), thinking_open, truncated)
 
 
 def calls(items: list) -> list[tuple[str, dict]]:

@@ -26,6 +26,9 @@ from ..scan import JsonSpan, Needles
 HEADER_LIMIT = 200
 """Characters allowed in a call's name or header; longer means it was prose, not markup."""
 
+STUCK_LIMIT = 64
+"""State changes in a row without consuming anything; more means a reader is looping."""
+
 _SPACE = re.compile(r"\s*")
 State = Callable[[], bool]
 
@@ -240,19 +243,29 @@ class Reader:
         if text:
             self.buf = self.buf[self.pos :] + text
             self.pos = 0
-            while self.state():
-                pass
+            self._run()
         return self._take()
 
     def finish(self, *, truncated: bool = False) -> list[Item]:
         self.eof, self.truncated = True, truncated
-        while self.state():
-            pass
+        self._run()
         if self.raw is not None or self.pos < len(self.buf):  # a state that forgot the end: keep every character
             self.emit_text("".join(self.raw or ()) + self.buf[self.pos :])
             self.raw = None
         self.buf, self.pos = "", 0
         return self._take()
+
+    def _run(self) -> None:
+        """Run states while they make progress. A state may change state without consuming, but
+        never many times in a row: a reader stuck in place is a bug, raised rather than looped."""
+        still, pos = 0, self.pos
+        while self.state():
+            if self.pos != pos:
+                still, pos = 0, self.pos
+            else:
+                still += 1
+                if still > STUCK_LIMIT:
+                    raise RuntimeError(f"{type(self).__name__} made no progress at {self.buf[self.pos : self.pos + 40]!r}")
 
     def _take(self) -> list[Item]:
         out, self.out = self.out, []

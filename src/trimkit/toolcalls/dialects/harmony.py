@@ -33,7 +33,17 @@ _ENDS = Needles(END, RETURN, CALL, START, CHANNEL)
 _HEADER_START = Needles(CHANNEL, CONSTRAIN, " to=", "to=", "assistant")
 _TERMINATORS = frozenset((END, CALL, RETURN))
 _RECIPIENT = re.compile(r"to=([^\s<]+)")
+_HEADER_PARTS = re.compile(r"(<\|channel\|>|<\|constrain\|>|\s+)")
+_HEADER_WORD = re.compile(r"to=[^\s<]+|\w+")
 _CHANNEL = re.compile(re.escape(CHANNEL) + r"\s*(\w+)")
+
+
+def _bare_header(text: str) -> bool:
+    """Whether ``text`` is only a message header (role, channel, recipient, content type) with nothing after it."""
+    if len(text) > HEADER_LIMIT:
+        return False
+    parts = _HEADER_PARTS.split(text)
+    return all(not p or p.isspace() or p in (CHANNEL, CONSTRAIN) or _HEADER_WORD.fullmatch(p) for p in parts)
 
 
 def detect(chat_template: str, vocab: Collection[str]) -> bool:
@@ -86,7 +96,12 @@ class HarmonyReader(Reader):
         if j < 0:
             if not self.eof and len(self.buf) - self.pos <= HEADER_LIMIT:
                 return False
+            if self.eof and _bare_header(self.buf[self.pos :]):
+                self.pos = len(self.buf)  # the turn ended on the next message's header: markup
+                return False
             self.channel, self.recipient = "final", None  # not a header after all: the model wrote text
+            marker = self.at(_HEADER_START) or ""
+            self.emit_text(self.consume(self.pos + len(marker)))
             self.state = self.content
             return True
         header = self.buf[self.pos : j]
