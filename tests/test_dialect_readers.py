@@ -8,11 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trimkit.testing.call_scenarios import CLOSERS, FAMILY_CASES, TOOLS, WRITERS, build, cases, check, summary
+from trimkit.testing.call_scenarios import CLOSERS, FAMILY_CASES, TOOLS, WRITERS, Looks, build, cases, check, summary
 from trimkit.testing.call_scenarios import read as scripted_read
 from trimkit.toolcalls.dialects import DIALECTS, dialect_named
 from trimkit.toolcalls.items import FailedCall, ParsedCall, Reasoning
-from trimkit.toolcalls.scan import JsonSpan, Needles
 
 ALL_CASES = [case for name in WRITERS for kind in FAMILY_CASES for case in cases(name)[kind]]
 
@@ -219,34 +218,6 @@ def test_a_marker_that_is_one_special_token_or_many_pieces_reads_the_same():
 # --------------------------------------------------------------------------- cost: each character looked at a bounded number of times
 
 
-class LookCounter:
-    """Counts the characters the scanners look at, to bound a reader's work without a clock."""
-
-    def __init__(self, monkeypatch):
-        self.looked = 0
-        find, lead, run = Needles.find, Needles.lead, JsonSpan.run
-
-        def counted_find(needles, text, start=0, final=True, stop=None):
-            hit = find(needles, text, start, final, stop)
-            end = hit[0] if hit is not None else (len(text) if stop is None else min(stop, len(text)))
-            self.looked += max(0, end - start) + needles.longest
-            return hit
-
-        def counted_lead(needles, text, start, stop):
-            j = lead(needles, text, start, stop)
-            self.looked += max(0, (j if j >= 0 else min(stop, len(text))) - start)
-            return j
-
-        def counted_run(span, buf, pos, final):
-            p, kind = run(span, buf, pos, final)
-            self.looked += max(0, p - pos) + 1
-            return p, kind
-
-        monkeypatch.setattr(Needles, "find", counted_find)
-        monkeypatch.setattr(Needles, "lead", counted_lead)
-        monkeypatch.setattr(JsonSpan, "run", counted_run)
-
-
 ADVERSARIAL = {
     "angle brackets": "<" * 20_000,
     "closers in a value": '<invoke name="Bash"><parameter name="command">' + "</parameter>x" * 2_000,
@@ -260,16 +231,15 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("dialect", sorted(WRITERS))
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
-def test_adversarial_text_costs_a_bounded_number_of_looks_per_character(dialect, name, monkeypatch):
-    counter = LookCounter(monkeypatch)
+def test_adversarial_text_costs_a_bounded_number_of_looks_per_character(dialect, name):
     text = ADVERSARIAL[name]
     for chunk_size in (len(text), 7):
-        counter.looked = 0
         reader = dialect_named(dialect).reader(TOOLS, thinking_open=False)
-        for i in range(0, len(text), chunk_size):
-            reader.feed(text[i : i + chunk_size])
-        reader.finish()
-        assert counter.looked <= 60 * len(text), (chunk_size, counter.looked / len(text))
+        with Looks() as looks:
+            for i in range(0, len(text), chunk_size):
+                reader.feed(text[i : i + chunk_size])
+            reader.finish()
+        assert len(text) // 2 <= looks.count <= 60 * len(text), (chunk_size, looks.count / len(text))
 
 
 # --------------------------------------------------------------------------- mlx-lm's parsers agree where they parse

@@ -20,19 +20,7 @@ from trimkit.testing.family_cases import CASES, READ_A, UNDECLARED, case_named, 
 from trimkit.testing.families import FAMILIES, Reply, Script, family
 
 
-ALL_BUT_STRAY = {c.name for c in CASES} - {"stray special token"}
-READ_PENDING = {
-    "gemma4": ALL_BUT_STRAY,
-    "gpt_oss": {c.name for c in CASES},
-    "glm47": ALL_BUT_STRAY,
-    "minimax_m2": {"value with markup", "sloppy call", "retry after an undeclared tool"},
-    "qwen3_coder": {"value with markup", "sloppy call", "retry after an undeclared tool"},
-    "qwen3": {"value with markup", "sloppy call", "retry after an undeclared tool"},
-    "qwen2_5_coder": {"value with markup", "sloppy call", "retry after an undeclared tool"},
-    "devstral": ALL_BUT_STRAY,
-    "llama3": ALL_BUT_STRAY,
-    "deepseek": ALL_BUT_STRAY,
-}
+READ_PENDING: dict[str, set[str]] = {}
 """Cases a family's reader (trimkit.toolcalls.dialects) does not read yet: expected to fail, and
 the test fails when one starts passing, so the entry is removed as the reader lands."""
 

@@ -24,6 +24,7 @@ from ..convention import format_calls
 from ..toolcalls.dialects import dialect_named
 from ..toolcalls.items import Reasoning
 from ..toolcalls.response import ResponseBuilder
+from ..toolcalls.scan import JsonSpan, Needles
 from ..wire import TextBlock, ThinkingBlock, Tool, ToolUseBlock
 
 Call = tuple[str, dict[str, Any]]
@@ -402,3 +403,43 @@ def cases(dialect: str) -> dict[str, list[Case]]:
         case = out["thinking on"][1]
         out["split anywhere"].append(Case(dialect, "split anywhere", "thinking then a call", case.turn, case.expected, thinking=True, split=True))
     return out
+
+
+class Looks:
+    """Counts the characters the scanners look at while it is entered: a reader's work, without a clock."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        find, lead, at, run = Needles.find, Needles.lead, Needles.at, JsonSpan.run
+        looks = self
+
+        def counted_find(needles, text, start=0, final=True, stop=None):
+            hit = find(needles, text, start, final, stop)
+            end = hit[0] if hit is not None else (len(text) if stop is None else min(stop, len(text)))
+            looks.count += max(0, end - start) + needles.longest
+            return hit
+
+        def counted_lead(needles, text, start, stop):
+            j = lead(needles, text, start, stop)
+            looks.count += max(0, (j if j >= 0 else min(stop, len(text))) - start)
+            return j
+
+        def counted_at(needles, text, j, final):
+            word = at(needles, text, j, final)
+            looks.count += len(word) if word else 1
+            return word
+
+        def counted_run(span, buf, pos, final):
+            p, kind = run(span, buf, pos, final)
+            looks.count += max(0, p - pos) + 1
+            return p, kind
+
+        self.patched = (counted_find, counted_lead, counted_at, counted_run)
+        self.original = (find, lead, at, run)
+
+    def __enter__(self):
+        Needles.find, Needles.lead, Needles.at, JsonSpan.run = self.patched
+        return self
+
+    def __exit__(self, *exc):
+        Needles.find, Needles.lead, Needles.at, JsonSpan.run = self.original
