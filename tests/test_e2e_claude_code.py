@@ -114,14 +114,7 @@ NATIVE_TURNS = {  # family: how its template shows the earlier Write call, and i
 }
 
 
-READ_PENDING = {"gemma4", "gpt_oss", "glm47"}
-"""Families whose reader (trimkit.toolcalls.dialects) does not read their calls yet."""
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(name, marks=pytest.mark.xfail(name in READ_PENDING, strict=True, reason="reader not written yet"))
-    for name in sorted(NATIVE_TURNS)
-])
+@pytest.mark.parametrize("name", sorted(NATIVE_TURNS))
 def test_claude_code_writes_a_file_through_a_model_family_in_its_own_format(claude_bin, tmp_path, name):
     """Claude Code against a tiny model of the family, its replies forced token by token.
 
