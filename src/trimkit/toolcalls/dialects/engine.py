@@ -76,6 +76,20 @@ class CallForm(Form):
     def head(self) -> bool:
         raise NotImplementedError
 
+    def json_head(self, closers: Needles, *, gemma: bool = False) -> bool | None:
+        """At a call's head, after whitespace: a bracket starts a JSON body that names its calls
+        (read from here on) and the end of the turn makes the opener text, both True; None while
+        more text is needed; False when something else (a name) comes first."""
+        c = self.next_char()
+        if c is None:
+            return None
+        if not c:
+            return self.r.bail(self.wrapper)
+        if c in "{[":
+            self.begin_json(closers, gemma=gemma)
+            return True
+        return False
+
     def next_char(self) -> str | None:
         """Take whitespace; the character after it ("" when the turn is over), None while more text is needed."""
         r = self.r

@@ -37,14 +37,9 @@ class GemmaForm(CallForm):
 
     def head(self) -> bool:
         r = self.r
-        c = self.next_char()
-        if c is None:
-            return False
-        if not c:
-            return r.bail()
-        if c in "{[":  # a JSON call that names itself
-            self.begin_json(_CLOSERS, gemma=True)
-            return True
+        done = self.json_head(_CLOSERS, gemma=True)
+        if done is not False:
+            return bool(done)
         word = r.at(_CALL_PREFIX)
         if word is False:
             return False

@@ -42,17 +42,10 @@ class Llama3Form(CallForm):
         self.begin_json(_CLOSERS)
 
     def head(self) -> bool:
-        r = self.r
-        c = self.next_char()
-        if c is None:
-            return False
-        if not c:
-            return r.bail()
-        if c in "{[":
-            self.begin_json(_CLOSERS)
-            return True
-        r.state = self._not_json
-        return True
+        done = self.json_head(_CLOSERS)
+        if done is False:
+            self.r.state = self._not_json
+        return done is not None
 
     def _not_json(self) -> bool:
         """``<|python_tag|>`` and then no JSON: a built-in tool call (``brave_search.call(…)``), not a declared one."""

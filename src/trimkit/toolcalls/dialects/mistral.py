@@ -36,14 +36,9 @@ class MistralForm(CallForm):
 
     def head(self) -> bool:
         r = self.r
-        c = self.next_char()
-        if c is None:
-            return False
-        if not c:
-            return r.bail()
-        if c in "{[":
-            self.begin_json(_CLOSERS)
-            return True
+        done = self.json_head(_CLOSERS)
+        if done is not False:
+            return bool(done)
         got = r.header_until(_AFTER_NAME, take=False)
         if got is None:
             return False
