@@ -10,7 +10,6 @@ user's words, text the user appended to the system prompt or a sub-agent's answe
 from __future__ import annotations
 
 import copy
-import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +19,7 @@ import trimkit
 from trimkit import ModelProfile, decode_request, encode
 from trimkit.render import prompt_text
 from trimkit.request_kind import RequestKind
-from trimkit.testing.recorder import CASES, SUBAGENT_PROMPT, TITLE
+from trimkit.testing.recorder import CASES, SUBAGENT_PROMPT, TITLE, stated_facts
 from trimkit.wire import ToolResultBlock, ToolUseBlock, message_blocks
 
 pytestmark = pytest.mark.e2e
@@ -31,33 +30,12 @@ RECORDED = [pytest.param(client, version, case.name, id=f"{client}@{version}/{ca
 TIERS = ("small", "medium", "large")
 PIPELINE = trimkit.Pipeline()
 ROOMY = {t: ModelProfile.for_tier(t, context_window=10_000_000, prefill_tps=1e12) for t in TIERS}
-_DATE = re.compile(r"Today's date(?: is|:) ?([^\n]*?)\.?[ \t]*$", re.M)
 
 
 def requests(recorded_clients, client, version, case):
     found = [r for r in recorded_clients.get(client, version) if r.case == case and r.is_messages]
     assert found, f"{client} {version} sent nothing in {case}"
     return found
-
-
-def facts(recording, original: str) -> dict[str, str]:
-    """What the model needs, as it reads in any trimmed prompt, for the facts ``original`` states."""
-    f = recording.facts
-    date = _DATE.search(original)
-    wanted = {
-        "working directory": f["working_directory"],
-        "platform": f"Platform: {f['platform']}",
-        "shell": f"Shell: {f['shell']}",
-        "OS": f["os_version"],
-        "git branch": f"Current branch: {f['git_branch']}",
-        "git status": f"M {f['git_change']}",
-        "CLAUDE.md": f["claude_md"],
-        "date": date.group(1) if date else None,
-        "user's words": f["user_words"],
-        "appended text": f.get("appended"),
-        "sub-agent's answer": f.get("subagent_answer"),
-    }
-    return {name: text for name, text in wanted.items() if text and text in original}
 
 
 @pytest.mark.parametrize("client,version,case", RECORDED)
@@ -84,7 +62,7 @@ def test_every_fact_the_client_stated_survives_trimming(recorded_clients, client
     for recording in requests(recorded_clients, client, version, case):
         original = prompt_text(decode_request(recording.body))
         trimmed = prompt_text(PIPELINE.trim(recording.body, ModelProfile.for_tier(tier)).request)
-        lost = [name for name, text in facts(recording, original).items() if text not in trimmed]
+        lost = [name for name, text in stated_facts(recording, original).items() if text not in trimmed]
         assert not lost, f"{recording.id} on the {tier} tier loses: {', '.join(lost)}"
         assert "(no content)" not in trimmed
 

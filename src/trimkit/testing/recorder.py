@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -687,6 +688,32 @@ class Recording:
     @property
     def is_messages(self) -> bool:
         return "count_tokens" not in self.path and "/v1/messages" in self.path
+
+
+FACTS = ("working directory", "platform", "shell", "OS", "git branch", "git status", "CLAUDE.md", "date",
+         "user's words", "appended text", "sub-agent's answer")
+_DATE = re.compile(r"Today's date(?: is|:) ?([^\n]*?)\.?[ \t]*$", re.M)
+
+
+def stated_facts(recording: Recording, original: str) -> dict[str, str]:
+    """What the model needs, as it reads in any trimmed prompt, for each of :data:`FACTS`
+    that the request's rendered text ``original`` states (the others are left out)."""
+    f = recording.facts
+    date = _DATE.search(original)
+    wanted = {
+        "working directory": f["working_directory"],
+        "platform": f"Platform: {f['platform']}",
+        "shell": f"Shell: {f['shell']}",
+        "OS": f["os_version"],
+        "git branch": f"Current branch: {f['git_branch']}",
+        "git status": f"M {f['git_change']}",
+        "CLAUDE.md": f["claude_md"],
+        "date": date.group(1) if date else None,
+        "user's words": f["user_words"],
+        "appended text": f.get("appended"),
+        "sub-agent's answer": f.get("subagent_answer"),
+    }
+    return {name: text for name, text in wanted.items() if text and text in original}
 
 
 def load_recordings(root: Path | None = None) -> list[Recording]:
