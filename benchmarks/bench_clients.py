@@ -134,6 +134,10 @@ def main() -> int:
             cells.append("|".join(marks))
         print(f"{rec.id:<46}" + "".join(f"{c:>13}" for c in cells))
     print(f"\nfacts lost (request × tier): before {lost['before']}, after {lost['after']}")
+    marked = {label: sum("(no content)" in row[tier][2] for row in rows for tier in TIERS)
+              for label, rows in (("before", before), ("after", after))}
+    print(f"trimmed prompts holding an emptied message's \"(no content)\" (request × tier, of {len(recs) * len(TIERS)}): "
+          f"before {marked['before']}, after {marked['after']}")
     return 0
 
 

@@ -50,7 +50,8 @@ def main() -> int:
             continue
         for name, (env, stages) in configurations(args.window).items():
             run = run_session(binary, env, args.steps, args.window, stages=stages, tokens=args.tokens)
-            ended = "done" if run.exit_status == 0 else f"exit {run.exit_status}: {run.output[-90:]}"
+            said = [line for line in run.output.splitlines() if line.strip() and not line.startswith("[claude-code:")]
+            ended = "done" if run.exit_status == 0 else f"exit {run.exit_status}: {(said or [''])[0][:90]}"
             print(f"{binary_version(binary):<13}{name:<8}{run.compactions:>12}{'yes' if run.back_to_back else 'no':>14}"
                   f"{f'{run.steps_read}/{args.steps}':>12}{max(run.prompt_tokens, default=0):>16,}  {ended}")
     return 0
