@@ -285,7 +285,7 @@ def test_trimkit_plugins_imports_from_a_source_checkout(tmp_path):
     assert shown["stages"] == ["client_noise", "system_prompt", "reminders", "tools", "output_format", "budget"]
 
 
-PUBLIC_FOR_STAGES = {"trimkit", "trimkit.wire", "trimkit.rewrite", "trimkit.convention", "trimkit.render",
+PUBLIC_FOR_STAGES = {"trimkit", "trimkit.wire", "trimkit.rewrite", "trimkit.convention", "trimkit.render", "trimkit.memo",
                      "trimkit.measure", "trimkit.templates", "trimkit.agent_context"}
 
 

@@ -36,7 +36,6 @@ message left with nothing is removed, since it holds no turn.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from itertools import groupby
 from typing import Any, Literal
 
@@ -45,6 +44,7 @@ from msgspec.structs import replace
 
 from trimkit import Stage, TrimState, hookimpl
 from trimkit.agent_context import read_environment
+from trimkit.memo import memoized
 from trimkit.rewrite import appended_system, rewrite_message, rewrite_message_or_none
 from trimkit.templates import render_template
 from .parse import CATEGORIES, CLOSE, OPEN, Reminder, Section, date_of, file_entry, restored_paths, split
@@ -216,7 +216,7 @@ class Plan:
     moved: tuple[tuple[str, str], ...] = ()
 
 
-@lru_cache(maxsize=2048)
+@memoized(16 * 1024 * 1024, size=lambda sections, *_: sum(len(s.raw) + len(s.clean) for s in sections))
 def plan(sections: tuple[Section, ...], tagged: bool, actions: tuple[str, ...], movable: bool) -> Plan:
     """The :class:`Plan` for a reminder's sections under ``actions`` (one per category, in
     :data:`CATEGORIES` order). Pure, and memoized: the same reminders come back every turn,

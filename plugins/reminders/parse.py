@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 
 from trimkit.agent_context import KnownLines
+from trimkit.memo import memoized
 
 OPEN = "<system-reminder>"
 CLOSE = "</system-reminder>"
@@ -82,6 +82,8 @@ _HOOK = re.compile(
 _DATE_LABEL = re.compile(r"Today's date is|Today's date:|Current date:?", re.I)
 
 HEAD_CHARS = 400
+CACHE_CHARS = 16 * 1024 * 1024
+"""Characters of reminder text :func:`parse` keeps results for (a client's reminders repeat every turn)."""
 
 # Checked in order, first against the first line and then against the head, lowercased.
 KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -163,7 +165,7 @@ def split(text: str, *, bare: bool = False) -> list[str | Reminder] | None:
     return parts
 
 
-@lru_cache(maxsize=512)
+@memoized(CACHE_CHARS)
 def parse(inner: str, bare: bool = False) -> tuple[Section, ...]:
     """The sections of a reminder's inner text (memoized: reminders repeat every turn).
 

@@ -18,18 +18,20 @@ The same system prompt arrives every turn, so the work is memoized on its text.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 
 from trimkit import Stage, hookimpl
 from trimkit.agent_context import Environment, KnownLines, facts_in_tools
+from trimkit.memo import memoized
 from trimkit.templates import render_template, template_names
 from trimkit.wire import TextBlock
 from .recognition import recognize
 
 FALLBACK_TEMPLATE = "medium.j2"
+CACHE_CHARS = 16 * 1024 * 1024
+"""Characters of client text each memoized step keeps results for (a system prompt repeats every turn)."""
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
@@ -104,7 +106,7 @@ class Prepared(NamedTuple):
     replacement: TextBlock | None
 
 
-@lru_cache(maxsize=64)
+@memoized(CACHE_CHARS)
 def _known(template: str | None, known_text: tuple[str, ...]) -> KnownLines:
     """The catalogue, ``known_text``, and the lines of the compact prompt itself: a prompt
     trimkit wrote reads as known, so trimming it again changes nothing."""
@@ -116,7 +118,7 @@ def _known(template: str | None, known_text: tuple[str, ...]) -> KnownLines:
     return KnownLines.with_text((*known_text, *own))
 
 
-@lru_cache(maxsize=64)
+@memoized(CACHE_CHARS)
 def prepare(
     texts: tuple[str, ...],
     template: str | None,

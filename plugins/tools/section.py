@@ -9,13 +9,12 @@ comparison, not a rebuild.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import Any, Mapping, NamedTuple, Sequence
 
 import msgspec
 
 from trimkit import convention
+from trimkit.memo import SizedLRU
 from trimkit.templates import render_template
 from trimkit.wire import Tool, ToolChoice
 from .choose import kept_tools
@@ -26,6 +25,9 @@ from .schemas import Schemas, properties_of
 
 SECTION_TEMPLATE = "tools.j2"
 CACHE_SIZE = 64
+CACHE_CHARS = 32 * 1024 * 1024
+"""Characters of tools (names, descriptions, schemas' JSON) and sections the cache holds at most:
+Claude Code's 74 KB of tools fit hundreds of times; a list over a quarter of it is not kept."""
 
 
 def choice_sentence(choice: ToolChoice | None, offered: Sequence[str]) -> str:
@@ -113,7 +115,7 @@ class _SectionKey:
     of a hit is the one measured when the entry was built.)
     """
 
-    __slots__ = ("content", "_hash")
+    __slots__ = ("content", "_hash", "chars")
 
     def __init__(self, rest: tuple[Any, ...], tools: Sequence[Tool], kept: Sequence[Tool]):
         names = tuple(t.name for t in tools)
@@ -124,9 +126,10 @@ class _SectionKey:
         """A copy owning its schemas, so a caller editing theirs later cannot alter the key."""
         copy = object.__new__(_SectionKey)
         rest, names, kept = self.content
-        owned = tuple((n, d, msgspec.json.decode(msgspec.json.encode(s))) for n, d, s in kept)
-        copy.content = (rest, names, owned)
+        encoded = [(n, d, msgspec.json.encode(s)) for n, d, s in kept]
+        copy.content = (rest, names, tuple((n, d, msgspec.json.decode(e)) for n, d, e in encoded))
         copy._hash = self._hash
+        copy.chars = sum(len(n) + len(d or "") + len(e) for n, d, e in encoded) + sum(map(len, names))
         return copy
 
     def __hash__(self) -> int:
@@ -136,28 +139,23 @@ class _SectionKey:
         return isinstance(other, _SectionKey) and self.content == other.content
 
 
-_cache: OrderedDict[_SectionKey, ToolsSection] = OrderedDict()
-_cache_lock = threading.Lock()
+_cache = SizedLRU(CACHE_CHARS, max_entries=CACHE_SIZE)
 
 
 def tools_section(tools: Sequence[Tool], choice: ToolChoice | None, options: ToolOptions) -> ToolsSection:
-    """The tools section for ``tools``, memoized (LRU, :data:`CACHE_SIZE` entries) on content."""
+    """The tools section for ``tools``, memoized on content (LRU: :data:`CACHE_SIZE` entries,
+    :data:`CACHE_CHARS` characters of tools and sections at most)."""
     choice_key = (choice.type, choice.name, choice.disable_parallel_tool_use) if choice else None
     kept = kept_tools(tools, choice, options)
     key = _SectionKey((options, choice_key), tools, kept)
-    with _cache_lock:
-        hit = _cache.get(key)
-        if hit is not None:
-            _cache.move_to_end(key)
-            return hit
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
     section = _build(tools, kept, choice, options)
-    with _cache_lock:
-        _cache[key.frozen()] = section
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    frozen = key.frozen()
+    _cache.put(frozen, section, frozen.chars + len(section.text))
     return section
 
 
 def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
+    _cache.clear()

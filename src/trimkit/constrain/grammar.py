@@ -11,17 +11,17 @@ every turn costs one lookup.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import replace
 
 import msgspec
 
+from ..memo import SizedLRU
 from .dialects import CALL_GRAMMARS, literal
 from .spec import Constraint
 from .values import avoiding, json_value, lark_regex
 
 CACHE_SIZE = 64
+CACHE_CHARS = 32 * 1024 * 1024
 THINK_END = "</think>"
 
 
@@ -73,20 +73,17 @@ def build(constraint: Constraint) -> str | None:
     return "\n".join(lines) + "\n"
 
 
-_cache: OrderedDict[bytes, str | None] = OrderedDict()
-_lock = threading.Lock()
+_cache = SizedLRU(CACHE_CHARS, max_entries=CACHE_SIZE)
+_NONE = object()
 
 
 def lark_grammar(constraint: Constraint) -> str | None:
-    """:func:`build`, memoized (LRU, :data:`CACHE_SIZE` entries) on the constraint's content."""
+    """:func:`build`, memoized on the constraint's content (LRU: :data:`CACHE_SIZE` entries,
+    :data:`CACHE_CHARS` characters of keys and grammars at most)."""
     key = msgspec.json.encode(constraint.key())
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
+    found = _cache.get(key, _NONE)
+    if found is not _NONE:
+        return found
     grammar = build(constraint)
-    with _lock:
-        _cache[key] = grammar
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+    _cache.put(key, grammar, len(key) + len(grammar or ""))
     return grammar
