@@ -249,3 +249,32 @@ def test_convention_xml_teaches_trimkits_xml_even_through_such_a_template(capsys
     out = inspect(capsys, str(EXAMPLE), "--model", str(family_model("qwen3_coder")), "--show")
     assert tools_line(out) and '<tool name="Read">' in out and "<function_calls>" in out
     assert "<function>\n<name>Read</name>" not in out
+
+
+def inspect_process(*args: str, stdin=None, max_body_bytes: int | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """``trimkit inspect ARGS`` as a process, so a read that never ends is bounded by ``timeout``."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1] / "src"),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    if max_body_bytes is not None:
+        env["TRIMKIT_MAX_BODY_BYTES"] = str(max_body_bytes)
+    return subprocess.run([sys.executable, "-m", "trimkit.cli", "inspect", *args], stdin=stdin, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_inspect_refuses_what_is_not_a_regular_file_in_one_line(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for source in (str(fifo), "/dev/zero"):
+        done = inspect_process(source)
+        assert done.returncode == Exit.INPUT, done.stderr
+        assert done.stderr.strip() == f"trimkit inspect: {source} is not a regular file"
+
+
+def test_inspect_reads_no_more_than_the_server_would_take(tmp_path):
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * 2000 + b"{}")
+    done = inspect_process(str(big), max_body_bytes=1000)
+    with open("/dev/zero", "rb") as zeros:
+        endless = inspect_process("-", stdin=zeros, max_body_bytes=1_000_000)
+    assert done.returncode == endless.returncode == Exit.INPUT
+    assert "more than 1000 bytes" in done.stderr and "Traceback" not in endless.stderr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -16,9 +18,15 @@ from .errors import CommandError, Exit
 from .main import _config
 
 
-def _read_request(source: str) -> bytes:
+def _read_request(source: str, limit: int) -> bytes:
+    """The request to inspect: a file, the newest capture in a directory, or ``-`` (stdin).
+
+    Only a regular file is read (a FIFO would wait for a writer, ``/dev/zero`` never
+    ends), and no more than ``limit`` bytes (``max_body_bytes``, what the server
+    would accept) of anything.
+    """
     if source == "-":
-        return sys.stdin.buffer.read()
+        return _bounded(sys.stdin.buffer.read(limit + 1), "standard input", limit)
     path = Path(source)
     if path.is_dir():
         candidates = sorted(path.glob("*/original.json")) or sorted(path.glob("*.json"))
@@ -26,9 +34,23 @@ def _read_request(source: str) -> bytes:
             raise CommandError(f"no captured requests in {path}", Exit.INPUT)
         path = max(candidates, key=lambda p: (p.stat().st_mtime_ns, str(p)))
     try:
-        return path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
     except OSError as exc:
         raise CommandError(f"cannot read {source}: {exc.strerror}", Exit.INPUT) from None
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise CommandError(f"{path} is not a regular file", Exit.INPUT)
+        try:
+            return _bounded(file.read(limit + 1), str(path), limit)
+        except OSError as exc:
+            raise CommandError(f"cannot read {source}: {exc.strerror}", Exit.INPUT) from None
+
+
+def _bounded(data: bytes, what: str, limit: int) -> bytes:
+    if len(data) > limit:
+        raise CommandError(f"{what} holds more than {limit} bytes (max_body_bytes), more than the server would take",
+                           Exit.INPUT)
+    return data
 
 
 def _profile(args: argparse.Namespace) -> ModelProfile:
@@ -102,8 +124,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..render import prompt_text
 
-    body = _read_request(args.request)
     config = _config(args)
+    body = _read_request(args.request, config.settings.max_body_bytes)
     profile, template = _profile(args), _template(args)
     if template is not None:
         native = template.traits.renders_tools and config.settings.convention != "xml"
