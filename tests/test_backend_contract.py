@@ -64,7 +64,7 @@ def test_the_defaults_are_what_a_backend_without_a_cache_or_template_would_say()
     assert backend.cached_prefix_tokens(chat) == 0
     assert backend.prompt_tokens(chat) is None
     assert Backend.opens_thinking(backend, chat) is None
-    assert backend.count_tokens(chat) == sum(backend.profile.count_tokens(m["content"]) for m in chat) + 2 * 4
+    assert backend.count_tokens(chat) == sum(backend.profile.count_tokens(m["content"]) for m in chat) + 2 * backend.profile.message_tokens
 
 
 def test_the_server_runs_on_a_backend_that_declares_only_the_required_parts():

@@ -39,7 +39,7 @@ class Measure:
         if hit is not None and hit[0] is message:
             return hit[1], hit[2]
         text = message_view(message, names)
-        chars, tokens = len(text) + ROLE_MARK, self.profile.count_tokens(text) + 3
+        chars, tokens = len(text) + ROLE_MARK, self.profile.count_tokens(text) + self.profile.message_tokens
         self._messages[id(message)] = (message, chars, tokens)
         return chars, tokens
 
@@ -47,7 +47,7 @@ class Measure:
         chars = tokens = 0
         if request.system is not None:
             c, t = self._text(request.system, lambda: system_text(request))
-            chars, tokens = c + ROLE_MARK, t + 3
+            chars, tokens = c + ROLE_MARK, t + self.profile.message_tokens
         if request.tools:
             c, t = self._text(request.tools, lambda: tools_json(request))
             chars, tokens = chars + c, tokens + t

@@ -24,6 +24,8 @@ Tier = Literal["small", "medium", "large"]
 TIERS: tuple[Tier, ...] = ("small", "medium", "large")
 
 CHARS_PER_TOKEN_ESTIMATE = 3.5
+MESSAGE_TOKENS = 3
+"""Tokens a typical chat template adds around a message, when the template is not at hand to measure."""
 DEFAULT_CONTEXT_WINDOW = 32_768
 SMALL_MAX_PARAMS = 8e9
 MEDIUM_MAX_PARAMS = 32e9
@@ -62,6 +64,12 @@ class ModelProfile:
     prefill_tps: float = field(default_factory=lambda: estimate_prefill_tps(None))
     tokenizer: Any = None  # tokenizers.Tokenizer, kept untyped so importing this needs no tokenizers
     native_tools: bool = False
+    message_tokens: int = MESSAGE_TOKENS
+    """Tokens the chat template adds around each message (role markers, separators).
+
+    An estimate by default; a backend that renders with the model's own template
+    measures it (the MLX backend does, at load), so the budget's count of a
+    conversation of thousands of short turns is the template's, not a few per turn."""
     token_counts: "TokenCountCache" = field(default_factory=lambda: TokenCountCache(), repr=False, compare=False)
     count_prompt: "Callable[[MessagesRequest], int] | None" = field(default=None, repr=False, compare=False)
     """Exact tokens of a trimmed request's rendered prompt, as the backend will prefill it.

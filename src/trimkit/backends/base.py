@@ -38,7 +38,6 @@ __all__ = [
 ]
 
 ChatMessages = list[dict[str, Any]]  # a trimkit.render.Chat, or a plain list of role/content dicts
-TOKENS_PER_MESSAGE = 4  # role markers a chat template adds around each message
 
 
 @dataclass
@@ -155,7 +154,7 @@ class Backend(abc.ABC):
         token) plus a few tokens of role markers per message; a backend that
         renders the prompt itself counts exactly.
         """
-        return sum(self.profile.count_tokens(m["content"]) + TOKENS_PER_MESSAGE for m in messages)
+        return sum(self.profile.count_tokens(m["content"]) + self.profile.message_tokens for m in messages)
 
     def prompt_tokens(self, messages: ChatMessages) -> list[int] | None:
         """The token ids the model sees for ``messages``, rendered with its chat template.

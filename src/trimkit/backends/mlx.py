@@ -140,6 +140,7 @@ class MLXBackend(Backend):
         self._pending_changed = threading.Condition()
         self._tokenizer_lock = threading.Lock()
         self._running: _Job | None = None
+        self.profile.message_tokens = self._message_tokens()
         self._thread = threading.Thread(target=self._run, name="trimkit-mlx-generation", daemon=True)
         self._thread.start()
 
@@ -241,6 +242,18 @@ class MLXBackend(Backend):
 
     def count_tokens(self, messages: ChatMessages | Chat) -> int:
         return len(self.prompt_tokens(messages))
+
+    def _message_tokens(self) -> int:
+        """Tokens the chat template adds around each message, measured: eight more one-word
+        turns, less their words, divided by eight (rounded up, so the budget errs long)."""
+        one = [{"role": "user", "content": "x"}]
+        nine = one + [{"role": "assistant", "content": "x"}, {"role": "user", "content": "x"}] * 4
+        try:
+            added = len(self.prompt_tokens(nine)) - len(self.prompt_tokens(one))
+        except Exception:  # a template that will not render these: keep the estimate
+            return self.profile.message_tokens
+        words = 8 * self.profile.count_tokens("x")
+        return max(1, -(-(added - words) // 8))
 
     def cached_prefix_tokens(self, messages: ChatMessages | Chat) -> int:
         """How many leading tokens of this prompt the prefix cache already holds; changes nothing."""
