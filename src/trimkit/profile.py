@@ -78,14 +78,21 @@ class ModelProfile:
     its final prompt with it, so ``max_tokens`` fits the real window."""
     cached_prefix: "Callable[[MessagesRequest], int] | None" = field(default=None, repr=False, compare=False)
     """How many leading tokens of a trimmed request's rendered prompt the backend already
-    holds in its KV cache. Set by a server; the budget stage asks only when it must cut,
-    since cached tokens cost no prefill time."""
+    holds in its KV cache. Set by a server; the budget stage asks only when the prefill
+    target may bind, since cached tokens cost no prefill time."""
+    recent_cuts: "RecentCuts | None" = field(default=None, repr=False, compare=False)
+    """Where the budget stage cut recent conversations; set by a server (see :class:`RecentCuts`)."""
+    exact_report: bool = True
+    """Count the pipeline's report with the tokenizer. A server turns this off: tokenizing
+    every stage's version of an 88 KB request costs more than the figures are worth there,
+    so the report estimates from characters, while the budget stage still counts what it
+    decides on exactly and the backend counts the prompt it renders."""
 
     def count_tokens(self, text: str) -> int:
         if not text:
             return 0
         if self.tokenizer is None:
-            return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
+            return self.estimate_tokens(text)
         if len(text) < TokenCountCache.MIN_CHARS:
             return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
         cached = self.token_counts.get(text)
@@ -93,6 +100,11 @@ class ModelProfile:
             cached = len(self.tokenizer.encode(text, add_special_tokens=False).ids)
             self.token_counts.put(text, cached)
         return cached
+
+    @staticmethod
+    def estimate_tokens(text: str) -> int:
+        """Tokens estimated from characters alone (see the module docstring)."""
+        return math.ceil(len(text) / CHARS_PER_TOKEN_ESTIMATE)
 
     @property
     def exact_counts(self) -> bool:
@@ -182,38 +194,73 @@ class ModelProfile:
         return replace(profile, **overrides)
 
 
-class TokenCountCache:
-    """Exact token counts of long texts, kept across requests.
+class RecentlyUsed:
+    """A map bounded by the summed ``weigh`` of its keys; the least recently used go first.
 
-    An agent resends the same system prompt, tools and earlier turns every turn;
-    tokenizing 88 KB costs over 100 ms, looking it up well under one. Bounded by
-    the characters it holds; least recently used texts go first. Copies of a
-    profile (``dataclasses.replace``) share one cache.
+    An entry heavier than the whole bound is not kept; putting a key again replaces its value.
     """
 
-    MIN_CHARS = 512
-
-    def __init__(self, max_chars: int = 16_000_000):
+    def __init__(self, limit: int, weigh: Callable[[Any], int] = lambda key: 1):
         from collections import OrderedDict
 
-        self.max_chars = max_chars
-        self.chars = 0
-        self._counts: "OrderedDict[str, int]" = OrderedDict()
+        self.limit = limit
+        self.weigh = weigh
+        self.size = 0
+        self._entries: "OrderedDict[Any, Any]" = OrderedDict()
 
-    def get(self, text: str) -> int | None:
-        count = self._counts.get(text)
-        if count is not None:
-            self._counts.move_to_end(text)
-        return count
+    def get(self, key: Any) -> Any:
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
 
-    def put(self, text: str, count: int) -> None:
-        if text in self._counts or len(text) > self.max_chars:
+    def put(self, key: Any, value: Any) -> None:
+        weight = self.weigh(key)
+        if weight > self.limit:
             return
-        self._counts[text] = count
-        self.chars += len(text)
-        while self.chars > self.max_chars:
-            old, _ = self._counts.popitem(last=False)
-            self.chars -= len(old)
+        if key in self._entries:
+            self.size -= weight
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        self.size += weight
+        while self.size > self.limit:
+            old, _ = self._entries.popitem(last=False)
+            self.size -= self.weigh(old)
+
+
+class TokenCountCache(RecentlyUsed):
+    """Exact token counts of texts, kept across requests, bounded by the characters they hold.
+
+    An agent resends the same system prompt, tools and earlier turns every turn;
+    tokenizing 88 KB costs over 100 ms, looking it up well under one. A long session
+    is mostly short messages (a line saying what the next call is for, a short
+    result), which come back every turn too, so all but the shortest texts are kept.
+    Copies of a profile (``dataclasses.replace``) share one cache.
+    """
+
+    MIN_CHARS = 64
+
+    def __init__(self, max_chars: int = 16_000_000):
+        super().__init__(max_chars, len)
+
+    @property
+    def chars(self) -> int:
+        return self.size
+
+
+class RecentCuts(RecentlyUsed):
+    """How many turns the budget stage dropped from recent conversations, by the conversation's opening.
+
+    The budget decides its cuts from the request alone, and a cut forced by the context
+    window stays put without help. A cut made for the prefill-time target depends on
+    what the backend has cached, which the request does not say: a server keeps one of
+    these (``ModelProfile.recent_cuts``) so the budget can try last time's cut first, and
+    keep it while the backend's cache still holds that prompt. A wrong or stale entry
+    costs one look at the cache, never a wrong answer.
+    """
+
+    def __init__(self, max_entries: int = 256):
+        super().__init__(max_entries)
 
 
 def count_parameters(config: dict[str, Any]) -> tuple[float, float]:

@@ -38,6 +38,7 @@ from .locate import model_label, resolve_model_path, without_paths
 from .mlx_grammar import DEFAULT_CACHE_ENTRIES, GrammarEngine, log as constrain_log
 from .prefill_meter import PrefillMeter
 from .prompt_cache import PromptCache
+from .prompt_tokens import PromptTokenizer
 
 DEFAULT_MAX_CACHE_BYTES = 4 << 30
 DEFAULT_MAX_CACHE_ENTRIES = 4
@@ -139,6 +140,10 @@ class MLXBackend(Backend):
         self._pending = 0  # jobs submitted and not yet done
         self._pending_changed = threading.Condition()
         self._tokenizer_lock = threading.Lock()
+        self._prompt_tokenizer = (
+            PromptTokenizer(lambda text: self.tokenizer.encode(text, add_special_tokens=False), self._split_tokens())
+            if self.template is not None else None
+        )
         self._running: _Job | None = None
         self.profile.message_tokens = self._message_tokens()
         self._thread = threading.Thread(target=self._run, name="trimkit-mlx-generation", daemon=True)
@@ -221,10 +226,23 @@ class MLXBackend(Backend):
             return text + ("" if continue_last else "assistant: ")
 
     def prompt_tokens(self, messages: ChatMessages | Chat) -> list[int]:
-        """The token ids the model sees for ``messages`` (see :meth:`prompt_text`)."""
+        """The token ids the model sees for ``messages`` (see :meth:`prompt_text`).
+
+        Counting, the cache's answer and generation all take them from here, and only
+        pieces of the prompt not seen before are tokenized (:mod:`.prompt_tokens`).
+        """
         text = self.prompt_text(messages)
         with self._tokenizer_lock:
-            return self.tokenizer.encode(text, add_special_tokens=self.template is None)
+            if self._prompt_tokenizer is not None:
+                return self._prompt_tokenizer(text)
+            return self.tokenizer.encode(text, add_special_tokens=True)
+
+    def _split_tokens(self) -> list[str]:
+        """Special tokens a prompt may be cut at: those that keep the spaces beside them."""
+        added = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+        return [token.content for token in added.values()
+                if getattr(token, "special", False) and not getattr(token, "lstrip", False)
+                and not getattr(token, "rstrip", False)]
 
     def opens_thinking(self, messages: ChatMessages | Chat) -> bool:
         """Whether the generation prompt leaves a reasoning section open (``<think>`` with no ``</think>``).
@@ -257,13 +275,7 @@ class MLXBackend(Backend):
 
     def cached_prefix_tokens(self, messages: ChatMessages | Chat) -> int:
         """How many leading tokens of this prompt the prefix cache already holds; changes nothing."""
-        import numpy as np
-
-        from .prompt_cache import common_prefix_length
-
-        tokens = np.asarray(self.prompt_tokens(messages))
-        held = self.prompt_cache.token_lists()
-        return max((common_prefix_length(np.asarray(t), tokens) for t in held), default=0)
+        return self.prompt_cache.held_prefix(self.prompt_tokens(messages))
 
     async def generate(self, messages: ChatMessages | Chat, params: GenerationParams) -> AsyncIterator[GenerationEvent]:
         if params.max_tokens < 1:

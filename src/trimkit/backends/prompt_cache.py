@@ -99,6 +99,11 @@ class PromptCache:
         while self._entries and (len(self._entries) > self.max_entries or self.nbytes > self.max_bytes):
             self._drop(next(iter(self._entries)))
 
+    def held_prefix(self, tokens: Sequence[int]) -> int:
+        """How many leading ``tokens`` some stored cache holds; changes nothing (not even the order)."""
+        prompt = np.asarray(tokens, dtype=np.int64)
+        return max((common_prefix_length(entry.tokens, prompt) for entry in self._entries.values()), default=0)
+
     def token_lists(self) -> list[list[int]]:
         """The tokens held by each entry, least recently used first."""
         return [entry.tokens.tolist() for entry in self._entries.values()]
