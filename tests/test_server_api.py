@@ -302,11 +302,11 @@ class TrimCounter:
         self.trims += 1
 
 
-def caching_service(**settings):
+def caching_service(window: int = 200_000, **settings):
     from trimkit.pipeline import Pipeline
     from trimkit.server.messages import MessageService
 
-    profile = ModelProfile(name="r", context_window=200_000, prefill_tps=400, tier="small")
+    profile = ModelProfile(name="r", context_window=window, prefill_tps=400, tier="small")
     backend, counter = CachingReplay([], profile=profile), TrimCounter()
     settings = ServerSettings(backend="replay", **settings)
     service = MessageService(settings, backend, Pipeline(settings.stages, plugins=[counter]))
@@ -316,18 +316,19 @@ def caching_service(**settings):
 def test_budget_counts_what_the_backend_already_has_cached_in_one_run_of_the_pipeline():
     from tests.fixtures import claude_code as cc
 
-    service, backend, counter = caching_service()
+    service, backend, counter = caching_service(window=20_000)  # 3,200 tokens in 8 s; a floor of 7,500
     body = json.dumps(cc.session_prefixes(6)[-1]).encode()
 
     cold = service.prepare(body)
     assert cold.trimmed.carry.budget.dropped_turns > 0
-    assert (counter.trims, backend.asked, backend.counted) == (1, 1, 1)
+    assert cold.prompt_tokens <= 7_500
+    assert (counter.trims, backend.asked, backend.counted) == (1, 1, 2)  # the whole conversation, then the cut one
 
     backend.cached = 10**6
     warm = service.prepare(body)
     assert warm.trimmed.carry.budget.dropped_turns == 0
     assert warm.prompt_tokens > cold.prompt_tokens
-    assert (counter.trims, backend.asked, backend.counted) == (2, 2, 2)
+    assert (counter.trims, backend.asked, backend.counted) == (2, 2, 3)
 
 
 def test_a_request_that_fits_is_trimmed_and_counted_once_and_the_cache_not_asked():

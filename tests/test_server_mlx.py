@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import re
 import signal
 
@@ -24,10 +25,11 @@ import pytest
 pytest.importorskip("mlx_lm")
 
 from tests.fixtures import claude_code as cc
+from tests.fixtures.long_session import agent_session, read_session
 from tests.fixtures.prose import guidance
 from tests.support.clients import sdk
 from tests.support.sse import sse_events, streamed_text
-from trimkit import Pipeline
+from trimkit import Pipeline, hookimpl
 from trimkit.backends.mlx import MLXBackend
 from trimkit.resources import builtin_plugins
 from trimkit.testing import LiveServer, live_app, spawn_server, stop_server
@@ -408,3 +410,84 @@ def test_cached_prefix_tokens_reports_what_a_served_prompt_left_in_the_cache(bac
     client.messages.create(**request)
     assert backend.cached_prefix_tokens(chat) == backend.count_tokens(chat)
     assert decode_request(request).messages  # the request itself was not changed
+
+
+# ---------------------------------------------------------------------- a long session: cuts and counting
+
+
+class DroppedTurns:
+    """The turns the budget dropped, request by request (a ``trimkit_trimmed`` observer)."""
+
+    def __init__(self):
+        self.dropped: list[int] = []
+
+    @hookimpl
+    def trimkit_trimmed(self, result):
+        self.dropped.append(result.carry.budget.dropped_turns)
+
+
+def test_a_long_session_reads_its_prompt_from_the_cache_except_where_the_cut_moves(backend, forced_tokens):
+    """40 turns of Read calls through an 8,192-token window, a quarter kept for output: the
+    cut moves a few times, in big steps; on every other turn the whole previous prompt
+    comes from the cache, and at a cut only what follows the cut is prefilled again."""
+    forced_tokens([backend.tokenizer.eos_token_id])  # every answer ends at once, whatever max_tokens allows
+    backend.prompt_cache.clear()
+    observer = DroppedTurns()
+    usages = []
+    with serve(backend, pipeline=Pipeline(plugins=[observer]), context_window=8192) as small:
+        for body in read_session(40, result_chars=300):
+            response = httpx.post(small.url + "/v1/messages", json={**body, "max_tokens": 2048}, timeout=120)
+            assert response.status_code == 200, response.text
+            usages.append(response.json()["usage"])
+    totals = [u["input_tokens"] + u["cache_read_input_tokens"] for u in usages]
+    events = [k for k in range(1, len(usages)) if observer.dropped[k] != observer.dropped[k - 1]]
+    assert all(total <= 8192 - 2048 for total in totals)
+    assert 2 <= len(events) <= 8 and min(b - a for a, b in zip(events, events[1:])) >= 4
+    for k in range(1, len(usages)):
+        read = usages[k]["cache_read_input_tokens"]
+        if k in events:
+            assert observer.dropped[k] > observer.dropped[k - 1]
+            assert read < totals[k - 1] and usages[k]["input_tokens"] > totals[k] / 3
+        else:
+            assert read >= totals[k - 1]  # the previous prompt, whole
+
+
+class CharactersTokenized:
+    """A tokenizer that counts the characters it is asked to tokenize."""
+
+    def __init__(self, inner):
+        self.inner, self.chars = inner, 0
+
+    def encode(self, text, add_special_tokens=True):
+        self.chars += len(text)
+        return self.inner.encode(text, add_special_tokens=add_special_tokens)
+
+
+def test_a_request_tokenizes_its_new_messages_once_and_never_the_whole_88_kb(tiny_model_dir):
+    from trimkit.backends.prompt_tokens import CHECKED_PROMPTS
+    from trimkit.server import ServerSettings
+    from trimkit.server.messages import MessageService
+
+    fresh = MLXBackend(str(tiny_model_dir)).wait_ready(timeout=30)  # a process's first request
+    try:
+        counting = fresh.profile.tokenizer = CharactersTokenized(fresh.profile.tokenizer)
+        service = MessageService(ServerSettings(backend="mlx", model=str(fresh.path)), fresh)
+
+        def tokenized(body: dict) -> int:
+            before = counting.chars + fresh._prompt_tokenizer.encoded_chars
+            prep = service.prepare(json.dumps(body).encode())
+            after_prepare = counting.chars + fresh._prompt_tokenizer.encoded_chars
+            assert fresh.prompt_tokens(prep.chat) and fresh.prompt_tokens(prep.chat)  # generation counts nothing again
+            assert counting.chars + fresh._prompt_tokenizer.encoded_chars == after_prepare
+            return after_prepare - before
+
+        requests = agent_session(12)
+        first = tokenized(requests[0])
+        assert first < len(json.dumps(requests[0])) / 4
+        for k in range(1, len(requests)):
+            spent = tokenized(requests[k])
+            new = requests[k]["messages"][-2:]
+            if k > CHECKED_PROMPTS:
+                assert spent <= 3 * len(json.dumps(new)) + 500
+    finally:
+        fresh.close()

@@ -6,6 +6,10 @@ memoized by identity for the length of one trim: stages build new Structs for
 what they change and keep the others, so only changed messages are measured
 again. The figures match ``len(render.prompt_text(request))`` up to the few
 characters of separators that merging adjacent same-role turns saves.
+
+Token counts are the profile's (exact with a tokenizer, memoized across requests by
+text); ``exact=False`` estimates them from characters instead, for figures whose
+exactness does not matter (a server's report of every stage).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ ROLE_MARK = len("<|user|>\n") + 1
 
 
 class Measure:
-    def __init__(self, profile: ModelProfile):
+    def __init__(self, profile: ModelProfile, exact: bool = True):
         self.profile = profile
+        self.exact = exact
+        self._count = profile.count_tokens if exact else profile.estimate_tokens
         self._messages: dict[int, tuple[Message, int, int]] = {}
         self._parts: dict[int, tuple[Any, int, int]] = {}
 
@@ -30,7 +36,7 @@ class Measure:
         if hit is not None and hit[0] is key_obj:
             return hit[1], hit[2]
         text = text_fn()
-        size = (len(text), self.profile.count_tokens(text))
+        size = (len(text), self._count(text))
         self._parts[id(key_obj)] = (key_obj, *size)
         return size
 
@@ -39,7 +45,7 @@ class Measure:
         if hit is not None and hit[0] is message:
             return hit[1], hit[2]
         text = message_view(message, names)
-        chars, tokens = len(text) + ROLE_MARK, self.profile.count_tokens(text) + self.profile.message_tokens
+        chars, tokens = len(text) + ROLE_MARK, self._count(text) + self.profile.message_tokens
         self._messages[id(message)] = (message, chars, tokens)
         return chars, tokens
 

@@ -192,7 +192,7 @@ class Pipeline:
     ) -> TrimResult:
         original = decode_request(request)  # type: ignore[arg-type]
         profile = self.profile_for(profile)
-        measure = Measure(profile)
+        measure = Measure(profile, exact=profile.exact_report)
         state = TrimState(request=original, profile=profile, cached_tokens=cached_tokens, measure=measure)
 
         before = Size(*measure.request(original))
@@ -225,7 +225,7 @@ class Pipeline:
             after=Size(chars, tokens),
             stages=reports,
             tier=profile.tier,
-            exact_tokens=profile.exact_counts,
+            exact_tokens=profile.exact_counts and profile.exact_report,
         )
         return TrimResult(request=state.request, report=report, original=original, profile=profile, carry=state.carry)
 

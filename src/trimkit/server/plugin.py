@@ -6,8 +6,15 @@ model's own template (``convention``) into the profile (``trimkit_prepare_profil
 (``trimkit_extra_options``, under the ``[stages.budget]`` table). The backend is
 offered to the budget stage as two questions on the profile: how many tokens a
 trimmed prompt really is (``count_prompt``) and how much of it the backend's
-prefix cache already holds (``cached_prefix``). The budget stage then fits the
-request and chooses ``max_tokens`` in one run of the pipeline.
+prefix cache already holds (``cached_prefix``); and the server keeps the budget's
+recent cut points (``recent_cuts``), so a cut made for the prefill target stays
+where the backend's cache holds it. The budget stage then fits the request and
+chooses ``max_tokens`` in one run of the pipeline.
+
+The backend tokenizes the rendered prompt (and only the pieces of it it has not
+seen); the pipeline's report estimates its figures from characters
+(``exact_report``), since tokenizing each stage's version of an 88 KB request
+would cost more than the prompt's own tokenization.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 from ..backends.base import Backend
 from ..config.settings import ServerSettings
 from ..hookspecs import hookimpl
-from ..profile import ModelProfile
+from ..profile import ModelProfile, RecentCuts
 from ..render import chat_for
 
 
@@ -27,6 +34,7 @@ class ServerPlugin:
     def __init__(self, settings: ServerSettings, backend: Backend):
         self.settings = settings
         self.backend = backend
+        self.recent_cuts = RecentCuts()
 
     def native_tools(self) -> bool:
         """Whether tools go through the model's own template (``convention``; see docs/config.md)."""
@@ -41,6 +49,8 @@ class ServerPlugin:
         profile.native_tools = native = self.native_tools()
         profile.count_prompt = lambda request: self.backend.count_tokens(chat_for(request, native))
         profile.cached_prefix = lambda request: self.backend.cached_prefix_tokens(chat_for(request, native))
+        profile.recent_cuts = self.recent_cuts
+        profile.exact_report = False
 
     @hookimpl
     def trimkit_extra_options(self) -> dict[str, dict[str, Any]]:
