@@ -58,7 +58,8 @@ def test_fields_trimkit_does_not_model_are_carried_over_and_its_own_are_the_trim
 
 
 def test_each_turns_body_starts_with_the_previous_turns_so_an_engines_prefix_cache_holds():
-    bodies = [anthropic_body(trimmed(r, tier="large")) for r in cc.session_prefixes(6)]  # no budget cut
+    roomy = ModelOptions(tier="large", context_window=262_144).profile()  # no budget cut, nor a prefill-time one
+    bodies = [anthropic_body(trimkit.trim(r, roomy)) for r in cc.session_prefixes(6)]
     for before, after in zip(bodies, bodies[1:]):
         assert after["system"] == before["system"]
         assert after["messages"][: len(before["messages"])] == before["messages"]

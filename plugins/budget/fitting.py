@@ -163,22 +163,23 @@ def _prefill(plan: Plan, start: int, limits: Limits, cached: int, options: Budge
 
     The target is a smaller window: the uncached allowance plus what is cached, never
     below the floor, cut in steps as the window's cut is, so that it stays put too; the
-    steps are half as long, so that the prompt keeps more than 60 % of that limit.
+    steps are half as long, so that the prompt keeps more than 60 % of that limit. A
+    server says what its backend caches and remembers the last cut of a conversation:
+    while the backend still holds that cut's prompt, the cut stays there.
     """
     allowance, sizes, ask = limits.prefill or 0, plan.sizes, profile.cached_prefix
     if ask is not None:
         cached = max(cached, ask(plan.candidate(start)))
         if sizes.kept(start) - cached <= allowance:
             return start, limits.window, cached
+        earlier = profile.recent_cuts.get(plan.key()) if profile.recent_cuts is not None else None
+        if earlier is not None and start < earlier <= sizes.units:  # the window has not overtaken it
+            held = ask(plan.candidate(earlier))
+            if sizes.kept(earlier) - held <= allowance:  # still cached: it stays, as a window's cut would
+                return earlier, min(limits.window, allowance + held), held
     limit = min(limits.window, max(limits.floor, allowance + cached))
     step = options.drop_step / 2 if isinstance(options.drop_step, float) else options.drop_step
-    count = max(start, window_cut(sizes, limit, step))
-    earlier = profile.recent_cuts.get(plan.key()) if profile.recent_cuts is not None else None
-    if ask is not None and earlier is not None and start < earlier < count:
-        held = ask(plan.candidate(earlier))
-        if sizes.kept(earlier) - held <= allowance:
-            return earlier, min(limits.window, allowance + held), held
-    return count, limit, cached
+    return max(start, window_cut(sizes, limit, step)), limit, cached
 
 
 def _counted(plan: Plan, count: int, tokens: int, limits: Limits, budget: int, cached: int,
