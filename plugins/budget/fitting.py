@@ -40,7 +40,7 @@ import msgspec
 from msgspec.structs import replace
 
 from trimkit import BudgetResult, ModelProfile, PromptTooLong
-from trimkit.measure import ROLE_MARK, Measure
+from trimkit.measure import Measure
 from trimkit.render import tool_names
 from trimkit.wire import MessagesRequest
 
@@ -106,7 +106,7 @@ class Plan:
             sizes = [measure.message(conversation.messages[i], names) for i in unit]
             unit_chars.append(sum(c for c, _ in sizes))
             unit_tokens.append(sum(t for _, t in sizes))
-        note = profile.count_tokens(omitted_note(NOTE_COUNT_ROOM)) + ROLE_MARK
+        note = profile.count_tokens(omitted_note(NOTE_COUNT_ROOM)) + profile.message_tokens
         sizes = Sizes(
             total=max(tokens, exact or 0),
             dropped=conversation.dropped_totals(unit_tokens),
