@@ -85,7 +85,7 @@ def main() -> None:
     from tokenizers import Tokenizer
 
     python = install_litellm()
-    install_trimkit(python)
+    install_trimkit(python, Path(__file__).resolve().parents[1])
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_model(Path(tmp) / "tiny-model", eos_bias=-30)  # answers run to max_tokens
         tokenizer = Tokenizer.from_file(str(model / "tokenizer.json"))

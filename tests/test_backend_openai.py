@@ -141,7 +141,7 @@ def test_a_local_tokenizer_counts_exactly_and_sets_the_profile(mlx_lm_server, ti
     messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "def read_file(path)"}]
     assert backend.profile.exact_counts and backend.profile.tier == local.tier == "small"
     assert backend.profile.context_window == local.context_window
-    assert backend.count_tokens(messages) == sum(local.count_tokens(m["content"]) + 4 for m in messages)
+    assert backend.count_tokens(messages) == sum(local.count_tokens(m["content"]) + backend.profile.message_tokens for m in messages)
 
 
 def test_prefill_speed_is_measured_from_time_to_first_token(mlx_lm_server, tiny_model_dir):

@@ -94,7 +94,7 @@ def litellm_python():
 
     try:
         python = install_litellm()
-        install_trimkit(python)
+        install_trimkit(python, Path(__file__).resolve().parents[1])
     except EngineUnavailable as exc:
         pytest.skip(f"LiteLLM cannot be installed here: {exc}")
     return python

@@ -39,7 +39,6 @@ from .engines import EngineUnavailable, _pip_download, _run, cached_build, stop_
 from .servers import free_port
 
 LITELLM_VERSION = "1.108.7"
-ROOT = Path(__file__).resolve().parents[3]
 START_TIMEOUT = 180
 
 
@@ -65,8 +64,12 @@ def install_litellm() -> Path:
     return cached_build(litellm_dir(), build) / "venv" / "bin" / "python"
 
 
-def install_trimkit(python: str | Path, root: Path = ROOT) -> None:
-    """Build a wheel of the checkout at ``root`` and install it into ``python``'s environment, without dependencies."""
+def install_trimkit(python: str | Path, root: Path) -> None:
+    """Build a wheel of the checkout at ``root`` and install it into ``python``'s environment, without dependencies.
+
+    The caller names its checkout: an installed trimkit (CI installs it, not in place)
+    cannot tell where the source tree it came from lies.
+    """
     if not (root / "pyproject.toml").is_file():
         raise EngineUnavailable(f"no trimkit checkout at {root} to install into LiteLLM's environment")
     with tempfile.TemporaryDirectory(prefix="trimkit-wheel-") as out:
