@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable
 
 from ..chat_template import ChatTemplate
-from ..constrain import UnsupportedSchema, lark_grammar
+from ..constrain import UnsupportedSchema, lark_grammar, markers
 from ..profile import ModelProfile
 from ..render import Chat
 from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished, GenerationEvent,
@@ -446,7 +446,8 @@ class MLXBackend(Backend):
             return []
         what = ", ".join(constraint.kinds)
         try:
-            grammar = lark_grammar(constraint)
+            special = self.grammars.special_ids(markers(constraint.dialect))
+            grammar = lark_grammar(constraint, special)
         except UnsupportedSchema as exc:
             constrain_log.warning("constrained decoding off for this request (%s): %s", what, exc)
             return []

@@ -28,7 +28,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -58,6 +58,7 @@ class GrammarEngine:
         self.cache_entries = max(1, cache_entries)
         self._tokenizer = None
         self._compiled: OrderedDict[str, Any] = OrderedDict()
+        self._special: dict[tuple[str, ...], dict[str, int]] = {}
         self._lock = threading.Lock()
         self.last_compile_seconds: float | None = None
         self.compiles = 0
@@ -75,6 +76,30 @@ class GrammarEngine:
             self.tokenizer
         except Exception as exc:
             log.warning("constrained decoding unavailable for this model: %s", _first_line(exc))
+
+    def special_ids(self, markers: Sequence[str]) -> dict[str, int]:
+        """Which of ``markers`` the tokenizer holds as one special token, with its id.
+
+        A grammar must name such a marker as that token: llguidance never matches a
+        special token against text. Asked of llguidance's own view of the tokenizer, so
+        the grammar and the engine agree on what is special.
+        """
+        key = tuple(markers)
+        with self._lock:
+            found = self._special.get(key)
+        if found is None:
+            try:
+                tokenizer = self.tokenizer
+            except Exception:  # no tokenizer, no grammar: processor() logs why
+                return {}
+            found = {}
+            for marker in key:
+                ids = tokenizer.tokenize_str(marker)
+                if len(ids) == 1 and tokenizer.is_special_token(ids[0]):
+                    found[marker] = ids[0]
+            with self._lock:
+                self._special[key] = found
+        return found
 
     def matcher(self, grammar: str):
         """A fresh matcher for ``grammar``; raises ``ValueError`` with the engine's reason if it is refused."""

@@ -15,7 +15,7 @@ their engines' own fields. Why llguidance, and what each setting does:
 ``docs/constrained.md``.
 """
 
-from .dialects import CALL_GRAMMARS, CallGrammar, ToolSchema
+from .dialects import CALL_GRAMMARS, CallGrammar, ToolSchema, markers
 from .grammar import build, lark_grammar
 from .spec import Constraint, ConstraintKinds, constraint_for
 from .values import UnsupportedSchema
@@ -30,4 +30,5 @@ __all__ = [
     "build",
     "constraint_for",
     "lark_grammar",
+    "markers",
 ]

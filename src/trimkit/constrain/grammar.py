@@ -10,65 +10,52 @@ every turn costs one lookup.
 
 from __future__ import annotations
 
-import re
-from dataclasses import replace
+from typing import Mapping
 
 import msgspec
 
 from ..memo import SizedLRU
-from .dialects import CALL_GRAMMARS, literal
+from .dialects import CALL_GRAMMARS, Marks, Mode
 from .spec import Constraint
-from .values import avoiding, json_value, lark_regex
+from .values import json_value
 
 CACHE_SIZE = 64
 CACHE_CHARS = 32 * 1024 * 1024
-THINK_END = "</think>"
 
 
-def _text_before(opener: str) -> list[str]:
-    """Rules for free text that ends with the first ``opener`` (``head``) or never holds it (``FREE``)."""
-    return [
-        f"head[lazy]: {lark_regex('(?s:.*)' + re.escape(opener))}",
-        f"FREE: {lark_regex(avoiding([opener]))}",
-    ]
-
-
-def build(constraint: Constraint) -> str | None:
+def build(constraint: Constraint, special: Mapping[str, int] | None = None) -> str | None:
     """The grammar for ``constraint``, or None when it constrains nothing.
 
-    A dialect without a call grammar (:data:`~.dialects.CALL_GRAMMARS`) leaves
-    calls unconstrained; JSON output is still held to its schema. Raises
+    ``special`` maps the dialect's markers that the model's tokenizer holds as
+    special tokens to their ids (:func:`~.dialects.markers` lists the markers to
+    look up); they are written as those tokens. A dialect without a call grammar
+    leaves calls unconstrained; JSON output is still held to its schema. Raises
     :class:`~.values.UnsupportedSchema` for a schema the dialect cannot write.
     """
+    marks = Marks(special)
     lines = ["%llguidance {}"]
     output = constraint.output_schema
     if output is not None:
         lines.append(f"output: {json_value(output)}")
     dialect = CALL_GRAMMARS.get(constraint.dialect)
-    calls = constraint.calls_allowed and dialect is not None
-    if dialect is None and constraint.choice == "none":
-        constraint = replace(constraint, choice="auto")
-    if calls:
-        tools = constraint.callable_tools
-        lines.append(dialect.rules(tools, constraint.parallel))
-        opener = literal(dialect.opener)
-        if constraint.forced:
-            body = f"{opener} calls"
-        elif output is not None:
-            body = f"output | {opener} calls"
-        else:
-            lines += _text_before(dialect.opener)
-            body = "FREE | head calls"
+    if dialect is None:
+        if output is None:
+            return None
+        lines.insert(1, "start: output")
+        return "\n".join(lines) + "\n"
+    mode: Mode
+    if constraint.calls_allowed:
+        lines.append(dialect.rules(constraint.callable_tools, constraint.parallel and dialect.parallel_calls, marks))
+        mode = "call" if constraint.forced else "output_or_call" if output is not None else "text"
     elif output is not None:
-        body = "output"
+        mode = "output"
     elif constraint.choice == "none":
-        lines.append(f"FREE: {lark_regex(avoiding([dialect.opener]))}")
-        body = "FREE"
+        mode = "none"
     else:
         return None
-    if constraint.thinking_open and (constraint.forced or output is not None):
-        lines.append(f"think[lazy]: {lark_regex('(?s:.*)' + re.escape(THINK_END))}")
-        body = f'think "\\n"{{0,2}} ({body})'
+    rules, body = dialect.turn(mode, marks)
+    reasoning, body = dialect.reasoned(body, mode, constraint.thinking_open, marks)
+    lines += rules + reasoning
     lines.insert(1, f"start: {body}")
     return "\n".join(lines) + "\n"
 
@@ -77,13 +64,13 @@ _cache = SizedLRU(CACHE_CHARS, max_entries=CACHE_SIZE)
 _NONE = object()
 
 
-def lark_grammar(constraint: Constraint) -> str | None:
-    """:func:`build`, memoized on the constraint's content (LRU: :data:`CACHE_SIZE` entries,
-    :data:`CACHE_CHARS` characters of keys and grammars at most)."""
-    key = msgspec.json.encode(constraint.key())
+def lark_grammar(constraint: Constraint, special: Mapping[str, int] | None = None) -> str | None:
+    """:func:`build`, memoized on the constraint's content and ``special`` (LRU: :data:`CACHE_SIZE`
+    entries, :data:`CACHE_CHARS` characters of keys and grammars at most)."""
+    key = msgspec.json.encode([constraint.key(), sorted((special or {}).items())])
     found = _cache.get(key, _NONE)
     if found is not _NONE:
         return found
-    grammar = build(constraint)
+    grammar = build(constraint, special)
     _cache.put(key, grammar, len(key) + len(grammar or ""))
     return grammar

@@ -425,8 +425,12 @@ def build_family_model(
     head_dim: int = 16,
     vocab: int = 768,
     seed: int = 0,
+    eos_bias: float = 0.0,
 ) -> Path:
-    """Write a tiny random model of family ``name`` to ``path``; ``mlx_lm.load(path)`` loads it."""
+    """Write a tiny random model of family ``name`` to ``path``; ``mlx_lm.load(path)`` loads it.
+
+    ``eos_bias`` as in :func:`~.tinymodel.build_tiny_model` (it also gives the model the
+    constant channel that :func:`~.grammar_models.bias_tokens` raises other tokens with)."""
     fam = family(name)
     text = TRAINING_TEXT + "\n" + fam.sample + "\n"
     tokenizer = train_tokenizer(
@@ -438,7 +442,7 @@ def build_family_model(
         tokenizer_config={"bos_token": fam.bos, "eos_token": fam.eos[0], "pad_token": fam.pad},
         chat_template=fam.chat_template,
         eos_tokens=fam.eos,
-        layers=layers, hidden=hidden, heads=heads, head_dim=head_dim, vocab=vocab, seed=seed,
+        layers=layers, hidden=hidden, heads=heads, head_dim=head_dim, vocab=vocab, seed=seed, eos_bias=eos_bias,
     )
 
 

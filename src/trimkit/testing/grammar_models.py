@@ -13,6 +13,17 @@ bonus, values end after a few tokens, so a request finishes within its
 arguments, enums, nesting) can be checked. Unconstrained, the model still
 writes noise and never a valid call.
 
+``build_family_closing_model(dir, family)`` does the same for a model of one
+family of :mod:`trimkit.testing.families` (its special tokens and chat template,
+random weights, no forced generation): the bonus goes to whatever ends that
+family's values and reasoning (:data:`FAMILY_BONUS`): a raw-text value's closing
+tag (merged into one token where it is text, as above), Gemma's ``<|"|>``, the
+tokens that close reasoning (``</think>``, harmony's ``<|end|>``, ``<channel|>``,
+``[/THINK]``), and ``"``, ``]`` and ``}`` for JSON. All get the same bonus: the
+logits are scaled up after the constant channel, so of two bonus tokens allowed
+at once the larger bonus wins nearly every time, and a reasoning close is text
+inside a value (and a value's close text inside reasoning) in some families.
+
 ``build_big_vocab_model(dir)`` has a 150 K-token vocabulary, the size of Qwen's
 and Llama 3's (151,936 and 128,256): the cost of computing and applying a mask
 grows with the vocabulary, so the decode-speed ratio is measured on this shape
@@ -35,6 +46,25 @@ CLOSING_BONUS = {CLOSING_TAG: 5.0, '"': 2.5, ']': 2.5, '}': 2.5}
 BIG_VOCAB = 150_000
 
 
+END = 5.0
+FAMILY_ENDS: dict[str, tuple[str, ...]] = {
+    "gemma4": ('<|"|>', "<channel|>"),
+    "gpt_oss": ("<|end|>",),
+    "glm47": ("</arg_value>", "</think>"),
+    "minimax_m2": (CLOSING_TAG, "</think>"),
+    "qwen3_coder": ("\n" + CLOSING_TAG,),
+    "qwen3": ("\n" + CLOSING_TAG, "</think>"),
+    "qwen2_5_coder": (),
+    "devstral": ("[/THINK]",),
+    "llama3": (),
+    "deepseek": ("</think>",),
+}
+FAMILY_BONUS: dict[str, dict[str, float]] = {
+    name: {token: END for token in (*ends, '"', "]", "}")} for name, ends in FAMILY_ENDS.items()
+}
+"""Per family, the tokens that end its values and reasoning (besides JSON's), each raised by :data:`END`."""
+
+
 def bias_tokens(path: str | Path, bonus: dict[str, float]) -> None:
     """Raise the logits of the given tokens of a model built with ``eos_bias`` > 0.
 
@@ -46,11 +76,14 @@ def bias_tokens(path: str | Path, bonus: dict[str, float]) -> None:
     import mlx.core as mx
 
     path = Path(path)
-    vocab = json.loads((path / "tokenizer.json").read_text())["model"]["vocab"]
+    data = json.loads((path / "tokenizer.json").read_text())
     weights = dict(mx.load(str(path / "model.safetensors")))
     embed = weights["model.embed_tokens.weight"]
     for token, amount in bonus.items():
-        embed[vocab[token], 0] = 1.0 + amount
+        index = token_id(data, token)
+        if index is None:
+            raise KeyError(f"no single token {token!r} in {path}")
+        embed[index, 0] = 1.0 + amount
     weights["model.embed_tokens.weight"] = embed
     mx.save_safetensors(str(path / "model.safetensors"), weights, metadata={"format": "mlx"})
 
@@ -60,7 +93,8 @@ def merge_words(tokenizer_json: dict, words: list[str]) -> dict:
 
     The word's current pieces are joined left to right (``</`` + ``parameter``,
     then that + ``>``); each join is a BPE merge, so the tokenizer writes the word
-    as one token wherever it appears.
+    as one token wherever it appears. ``tokenizers`` numbers added tokens that are
+    not in the model's vocabulary after it, so those move up to make room.
     """
     from tokenizers import Tokenizer
 
@@ -74,7 +108,12 @@ def merge_words(tokenizer_json: dict, words: list[str]) -> dict:
         for piece in pieces[1:]:
             merges.append([joined, piece] if pair_form else f"{joined} {piece}")
             joined += piece
-            vocab.setdefault(joined, max(vocab.values()) + 1)
+            vocab.setdefault(joined, len(vocab))
+    next_id = len(vocab)
+    for token in tokenizer_json.get("added_tokens", []):
+        if token["content"] not in vocab:
+            token["id"] = next_id
+            next_id += 1
     return tokenizer_json
 
 
@@ -85,6 +124,49 @@ def build_closing_model(path: str | Path, *, eos_bias: float = 2.0, **options) -
     _resize(path, data, options.get("seed", 0))
     bias_tokens(path, CLOSING_BONUS)
     return path
+
+
+def build_family_closing_model(path: str | Path, family: str, **options) -> Path:
+    """A tiny random model of ``family`` whose values and reasoning end (:data:`FAMILY_BONUS`).
+
+    A bonus token the vocabulary does not hold is made one by merges (a text
+    closing tag such as ``</parameter>``).
+    """
+    from .families import build_family_model
+
+    path = build_family_model(path, family, eos_bias=2.0, **options)
+    bonus = FAMILY_BONUS[family]
+    data = json.loads((path / "tokenizer.json").read_text())
+    missing = [word for word in bonus if token_id(data, word) is None]
+    if missing:
+        _resize(path, merge_words(data, missing), options.get("seed", 0))
+    bias_tokens(path, bonus)
+    return path
+
+
+def token_id(tokenizer_json: dict, text: str) -> int | None:
+    """The id of the one token whose text is ``text``, or None.
+
+    Added tokens are stored as their text; a byte-level BPE vocabulary spells
+    every byte as a printable character (GPT-2's table: ``\n`` is ``Ċ``).
+    """
+    for token in tokenizer_json.get("added_tokens", []):
+        if token["content"] == text:
+            return token["id"]
+    vocab = tokenizer_json["model"]["vocab"]
+    if (tokenizer_json.get("pre_tokenizer") or {}).get("type") == "ByteLevel":
+        table = _bytes_to_unicode()
+        text = "".join(table[b] for b in text.encode())
+    return vocab.get(text)
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    chars = printable[:]
+    for n, b in enumerate(b for b in range(256) if b not in printable):
+        printable.append(b)
+        chars.append(256 + n)
+    return {b: chr(c) for b, c in zip(printable, chars)}
 
 
 def grow_vocabulary(tokenizer_json: dict, size: int, *, seed: int = 0) -> dict:
@@ -130,6 +212,12 @@ def build_big_vocab_model(path: str | Path, *, vocab: int = BIG_VOCAB, **options
     return path
 
 
+def _size(tokenizer_json: dict) -> int:
+    """One past the highest token id, added tokens included."""
+    ids = [*tokenizer_json["model"]["vocab"].values(), *(t["id"] for t in tokenizer_json.get("added_tokens", []))]
+    return max(ids) + 1
+
+
 def _resize(path: Path, tokenizer_json: dict, seed: int) -> None:
     """Write a grown tokenizer, and random embedding rows for its new tokens (the head is tied to them).
 
@@ -137,7 +225,7 @@ def _resize(path: Path, tokenizer_json: dict, seed: int) -> None:
     """
     import mlx.core as mx
 
-    size = len(tokenizer_json["model"]["vocab"])
+    size = _size(tokenizer_json)
     (path / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False))
     config = json.loads((path / "config.json").read_text())
     config["vocab_size"] = size
