@@ -124,22 +124,36 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.OK
 
 
-@pytest.fixture(scope="session")
-def family_model(tmp_path_factory):
-    """``family_model(name)``: a tiny random model of that family (trimkit.testing.families), built once per run."""
+def _built_once(tmp_path_factory, folder: str, builder_name: str):
+    """``get(name)``: a tiny random model of that family made by ``builder_name`` (trimkit.testing),
+    built once per run."""
     pytest.importorskip("mlx.core", reason="MLX is not installed")
     pytest.importorskip("mlx_lm", reason="mlx-lm is not installed")
-    from trimkit.testing.families import build_family_model
+    from trimkit.testing import families, grammar_models
 
-    root = tmp_path_factory.mktemp("families")
+    builder = getattr(families, builder_name, None) or getattr(grammar_models, builder_name)
+    root = tmp_path_factory.mktemp(folder)
     built = {}
 
     def get(name: str):
         if name not in built:
-            built[name] = build_family_model(root / name, name)
+            built[name] = builder(root / name, name)
         return built[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def family_model(tmp_path_factory):
+    """``family_model(name)``: a tiny random model of that family (trimkit.testing.families), built once per run."""
+    return _built_once(tmp_path_factory, "families", "build_family_model")
+
+
+@pytest.fixture(scope="session")
+def family_closing_model(tmp_path_factory):
+    """``family_closing_model(name)``: that family's tiny random model whose values and reasoning end
+    (trimkit.testing.grammar_models.build_family_closing_model), built once per run."""
+    return _built_once(tmp_path_factory, "closing-families", "build_family_closing_model")
 
 
 @pytest.fixture(scope="session")

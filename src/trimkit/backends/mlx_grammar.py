@@ -81,8 +81,9 @@ class GrammarEngine:
         """Which of ``markers`` the tokenizer holds as one special token, with its id.
 
         A grammar must name such a marker as that token: llguidance never matches a
-        special token against text. Asked of llguidance's own view of the tokenizer, so
-        the grammar and the engine agree on what is special.
+        special token against text. Asked of llguidance's own view of the tokenizer,
+        which keeps every added token apart (Qwen's ``<tool_call>``, which the
+        tokenizer does not call special, too), so the grammar and the engine agree.
         """
         key = tuple(markers)
         with self._lock:
