@@ -19,8 +19,15 @@
 4. Compile time of the grammar for Claude Code's 25 tools: the first request
    (building the grammar text and compiling it; the tokenizer is built once per
    model, shown apart) and a cached one.
+5. Per model family (:mod:`trimkit.testing.families`: its special tokens and chat
+   template, so the server renders tools and calls in the family's own format and
+   constrains them in the same dialect): the share of schema-valid ``tool_use``
+   over ``tool_choice: any`` requests on the family's random model with a liking
+   for what ends its values and reasoning (``build_family_closing_model``), with
+   and without the constraint; schema-valid title JSON; the first request's
+   grammar compile time for the family's dialect.
 
-``python benchmarks/bench_constrain.py [--requests 200] [--titles 100]``
+``python benchmarks/bench_constrain.py [--requests 200] [--titles 100] [--family-requests 50]``
 """
 
 from __future__ import annotations
@@ -182,14 +189,19 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=1500, help="per tool_choice request")
     parser.add_argument("--title-max-tokens", type=int, default=4000,
                         help="per title request (Claude Code asks 32,000; unconstrained, noise runs to the limit)")
-    parser.add_argument("--parts", default="1234", help="which figures to measure, e.g. 34")
+    parser.add_argument("--family-requests", type=int, default=50, help="tool_choice any requests per family")
+    parser.add_argument("--family-titles", type=int, default=10, help="title requests per family")
+    parser.add_argument("--families", default="", help="comma-separated families for part 5 (default: all)")
+    parser.add_argument("--parts", default="12345", help="which figures to measure, e.g. 34")
     args = parser.parse_args()
 
     from trimkit.testing.grammar_models import build_big_vocab_model, build_closing_model
     from trimkit.testing.tinymodel import build_tiny_model
 
     tmp = Path(tempfile.mkdtemp(prefix="trimkit-bench-constrain-"))
-    closing, tiny, big = build_closing_model(tmp / "closing"), build_tiny_model(tmp / "tiny"), build_big_vocab_model(tmp / "big")
+    closing = build_closing_model(tmp / "closing") if "1" in args.parts else None
+    tiny = build_tiny_model(tmp / "tiny") if set("234") & set(args.parts) else None
+    big = build_big_vocab_model(tmp / "big") if set("34") & set(args.parts) else None
 
     if "1" in args.parts:
         calls_figure(closing, args)
@@ -205,6 +217,8 @@ def main() -> None:
         compile_times(tiny)
         print(" 150K vocabulary:")
         compile_times(big)
+    if "5" in args.parts:
+        families_figure(tmp, args)
 
 
 def calls_figure(closing: Path, args) -> None:
@@ -227,6 +241,69 @@ def titles_figure(tiny: Path, args) -> None:
         good, mean_tokens = valid_titles(client, count, args.title_max_tokens)
         close()
         print(f"  {label:<14} schema-valid JSON {good}/{count} = {100 * good / count:5.1f} %  (mean {mean_tokens:.0f} tokens)")
+
+
+def families_figure(tmp: Path, args) -> None:
+    """Part 5: each family's random model, its own format, constrained in its own dialect."""
+    from trimkit.testing.families import FAMILIES
+    from trimkit.testing.grammar_models import build_family_closing_model
+
+    names = [n for n in args.families.split(",") if n] or list(FAMILIES)
+    n, titles = args.family_requests, args.family_titles
+    print(f"\n5. per family: tool_choice any over Claude Code's 25 tools, {n} requests each (family closing model),"
+          f" {titles} title requests:")
+    print(f"  {'family':<14} {'dialect':<12} {'schema-valid tool_use':>22} {'tools':>6} {'cut':>4} {'mean tok':>9}"
+          f" {'unconstrained':>14} {'titles':>8} {'compile':>9}")
+    for name in names:
+        model = build_family_closing_model(tmp / f"family-{name}", name)
+        client, close = serve(model)
+        start = time.perf_counter()
+        good, cut, called, tokens = family_calls(client, n, args.max_tokens)
+        title_good, _ = valid_titles(client, titles, 400) if titles else (0, 0.0)
+        close()
+        client, close = serve(model, constrain_tool_choice=False, constrain_tool_calls=False)
+        loose = min(n, 5)
+        free, _, _, _ = family_calls(client, loose, 300)
+        close()
+        compile_ms = family_compile_ms(model, FAMILIES[name].dialect)
+        print(f"  {name:<14} {FAMILIES[name].dialect:<12} {good:>6}/{n} = {100 * good / n:5.1f} % {called:>6} {cut:>4}"
+              f" {tokens:>9.0f} {free:>8}/{loose:<5} {title_good:>4}/{titles:<3} {compile_ms:>6.0f} ms"
+              f"   ({time.perf_counter() - start:.0f} s)", flush=True)
+
+
+def family_calls(client, n: int, max_tokens: int) -> tuple[int, int, int, float]:
+    """``valid_calls`` with the mean output tokens: schema-valid requests, cut ones, tools called, tokens."""
+    tokens: list[int] = []
+    original = client.messages.create
+
+    def create(**request):
+        message = original(**request)
+        tokens.append(message.usage.output_tokens)
+        return message
+
+    client.messages.create = create
+    try:
+        good, cut, names = valid_calls(client, n, max_tokens)
+    finally:
+        client.messages.create = original
+    return good, cut, len(names), statistics.mean(tokens) if tokens else 0.0
+
+
+def family_compile_ms(model_dir: Path, dialect: str) -> float:
+    """Building and compiling the ``tool_choice: any`` grammar of Claude Code's tools for the family's tokenizer."""
+    from mlx_lm.utils import load_tokenizer
+
+    from trimkit.backends.mlx_grammar import GrammarEngine
+    from trimkit.constrain import build, constraint_for, markers
+    from trimkit.wire import Tool, ToolChoice
+
+    config = json.loads((model_dir / "config.json").read_text())
+    engine = GrammarEngine(load_tokenizer(model_dir, eos_token_ids=config["eos_token_id"]), config["vocab_size"])
+    engine.tokenizer
+    start = time.perf_counter()
+    constraint = constraint_for([Tool(**t) for t in claude_code_tools()], ToolChoice(type="any"), None, dialect=dialect)
+    engine.matcher(build(constraint, engine.special_ids(markers(dialect))))
+    return (time.perf_counter() - start) * 1e3
 
 
 if __name__ == "__main__":

@@ -242,3 +242,53 @@ def test_random_walks_through_a_forced_call_read_back_as_valid_calls(families, n
             for call in calls:
                 assert invalid(tool, call.arguments) == [], (text, call.arguments)
     assert finished >= 6
+
+
+# --------------------------------------------------------------------------- Gemma's own value syntax
+
+
+ODD = Tool(name="Odd", input_schema={
+    "type": "object",
+    "properties": {
+        "-A": {"type": "integer", "minimum": 1, "maximum": 9},
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 3}, "minItems": 1, "maxItems": 2},
+        "node": {"$ref": "#/$defs/node"},
+        "either": {"anyOf": [{"type": "boolean"}, {"type": "null"}]},
+        "mode": {"enum": ["fast", "slow"]},
+        "extra": {"type": "object", "additionalProperties": {"type": "number"}},
+    },
+    "required": ["-A", "node"],
+    "$defs": {"node": {"type": "object", "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+                       "additionalProperties": False}},
+})
+
+
+@pytest.mark.parametrize(
+    ("arguments", "allowed"),
+    [
+        ({"-A": 3, "node": {}}, True),
+        ({"-A": 3, "node": {"kids": [{"kids": []}, {}]}, "tags": ["ab", "c"], "either": None, "mode": "slow",
+          "extra": {"k": 1.5}}, True),
+        ({"-A": 0, "node": {}}, False),  # below the minimum
+        ({"-A": 3}, False),  # node is required
+        ({"-A": 3, "node": {}, "tags": []}, False),  # minItems
+        ({"-A": 3, "node": {}, "tags": ["abcd"]}, False),  # maxLength
+        ({"-A": 3, "node": {"leaf": 1}}, False),  # the referenced schema allows no other key
+        ({"-A": 3, "node": {}, "mode": "medium"}, False),
+        ({"-A": 3, "node": {}, "either": 1}, False),
+    ],
+)
+def test_gemma_values_follow_the_schema_in_gemmas_syntax(families, arguments, allowed):
+    fam = families("gemma4")
+    grammar = fam.grammar(ToolChoice(type="tool", name="Odd"), tools=[ODD])
+    assert fam.allows(grammar, Reply(calls=(Call("Odd", arguments),))) is allowed
+
+
+def test_a_gemma_call_with_a_flag_for_a_key_reads_back_whole(families):
+    fam = families("gemma4")
+    text = fam.hf.decode(encode_segments(fam.hf, fam.family.write(Reply(calls=(Call("Odd", {"-A": 3, "node": {}}),)),
+                                                                  thinking=False)), skip_special_tokens=False)
+    reader = dialect_named("gemma4").reader([ODD], thinking_open=False)
+    calls = [item for item in reader.feed(text) + reader.finish() if isinstance(item, (ParsedCall, FailedCall))]
+    assert len(calls) == 1 and isinstance(calls[0], ParsedCall), calls
+    assert calls[0].arguments == {"-A": 3, "node": {}}

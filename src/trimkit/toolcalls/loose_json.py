@@ -23,6 +23,8 @@ GEMMA_QUOTE = '<|"|>'
 _SPACE = re.compile(r"\s*")
 _NUMBER = re.compile(r"-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?")
 _WORD = re.compile(r"[A-Za-z_$][\w$.\-]*")
+_GEMMA_KEY = re.compile(r"-*[A-Za-z_$][\w$.\-]*")
+"""Gemma writes every key bare, a command-line flag (Claude Code's Grep ``-A``) too."""
 _SINGLE_STOP = re.compile(r"['\\]")
 _LITERALS = {"true": True, "false": False, "null": None, "True": True, "False": False, "None": None}
 _CLOSERS = {"}": dict, "]": list}
@@ -155,7 +157,7 @@ class _Loose:
     def key(self, c: str) -> str:
         if c in "\"'" or (self.gemma and self.text.startswith(GEMMA_QUOTE, self.i)):
             return self.string(c)
-        m = _WORD.match(self.text, self.i)
+        m = (_GEMMA_KEY if self.gemma else _WORD).match(self.text, self.i)
         if not m:
             raise self.fail("expected a key")
         self.i = m.end()

@@ -21,8 +21,9 @@ from .base import CONVENTION_OPENERS, CallGrammar, Marks, ToolSchema, literal, n
 OPEN, CLOSE, QUOTE = "<|tool_call>", "<tool_call|>", '<|"|>'
 CHANNEL_OPEN, CHANNEL_CLOSE = "<|channel>", "<channel|>"
 
-BARE_KEY = re.compile(r"[A-Za-z_$][\w$.\-]*")
-"""Keys the reader takes without quotes; any other key is written between ``<|"|>`` marks."""
+BARE_KEY = re.compile(r"-*[A-Za-z_$][\w$.\-]*")
+"""Keys the reader takes without quotes (flags such as Grep's ``-A`` too, as the template writes them);
+any other key is written between ``<|"|>`` marks."""
 
 NUMBER_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
 UNSUPPORTED = (
@@ -35,7 +36,7 @@ UNSUPPORTED = (
 TERMINALS = [
     'GINT: /-?(0|[1-9][0-9]*)/',
     'GNUM: /-?(0|[1-9][0-9]*)(\\.[0-9]+)?([eE][+-]?[0-9]{1,2})?/',
-    'GKEY: /[A-Za-z_$][A-Za-z0-9_$.\\-]*/',
+    'GKEY: /-*[A-Za-z_$][A-Za-z0-9_$.\\-]*/',
 ]
 
 

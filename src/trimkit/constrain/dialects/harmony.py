@@ -7,7 +7,7 @@ The prompt ends with ``<|start|>assistant``; the model then writes messages::
 
 or ends with ``<|channel|>final<|message|>…`` (and ``<|return|>``). The analysis
 channel is the model's reasoning, which always comes first: a forced call or
-JSON answer may follow any number of analysis messages. A call is one message, and
+JSON answer may follow up to :data:`EARLIER_MESSAGES` analysis messages. A call is one message, and
 ``<|call|>`` ends the turn, so there is one call a turn. JSON output is the final
 message's content.
 """
@@ -21,6 +21,9 @@ from .base import CallGrammar, Marks, Mode, ToolSchema, json_arguments, literal
 
 START, END, MESSAGE, CHANNEL = "<|start|>", "<|end|>", "<|message|>", "<|channel|>"
 CONSTRAIN, RETURN, CALL = "<|constrain|>", "<|return|>", "<|call|>"
+EARLIER_MESSAGES = 4
+"""Analysis (and preamble) messages allowed before the last one: gpt-oss writes one or two; a bound
+keeps a model that keeps starting new ones from never reaching its answer."""
 TEXT_ENDS = (START, END, MESSAGE, CHANNEL, CONSTRAIN, RETURN, CALL)
 """Markers the reader ends a message's text at: no message text holds them."""
 
@@ -50,7 +53,7 @@ class Harmony(CallGrammar):
             rules.append(f"final_json: {message('final')} output")
         last = {"call": "calls", "output": "final_json", "output_or_call": "final_json | calls",
                 "text": "final | calls", "none": "final"}[mode]
-        return rules, f"{earlier}* ({last})"
+        return rules, f"{earlier}{{0,{EARLIER_MESSAGES}}} ({last})"
 
     def reasoned(self, body: str, mode: Mode, thinking_open: bool, marks: Marks) -> tuple[list[str], str]:
         return [], body  # the analysis channel is part of the turn
