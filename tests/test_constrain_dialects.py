@@ -25,8 +25,9 @@ pytest.importorskip("mlx_lm")
 from tests.fixtures.claude_code_tools import tools as claude_code_tools
 from tests.test_families import OPENS_THINKING
 from trimkit.backends.mlx_grammar import GrammarEngine
-from trimkit.constrain import CALL_GRAMMARS, build, constraint_for, markers
-from trimkit.testing.families import FAMILIES, Call, Reply, encode_segments
+from trimkit.constrain import CALL_GRAMMARS, UnsupportedSchema, build, constraint_for, markers
+from trimkit.constrain.dialects.harmony import EARLIER_MESSAGES
+from trimkit.testing.families import FAMILIES, Call, Reply, Segment, encode_segments, markup, plain
 from trimkit.testing.grammar_models import FAMILY_BONUS, token_id
 from trimkit.toolcalls.dialects import dialect_named
 from trimkit.toolcalls.items import FailedCall, ParsedCall
@@ -46,14 +47,14 @@ TITLE = {"type": "object", "properties": {"title": {"type": "string"}}, "require
 class Family:
     """A family's tokenizers and a grammar builder with its special tokens."""
 
-    def __init__(self, name: str, model_dir):
+    def __init__(self, name: str, model_dir, dialect: str | None = None):
         from mlx_lm.utils import load_tokenizer
         from tokenizers import Tokenizer
 
         config = json.loads((model_dir / "config.json").read_text())
         wrapper = load_tokenizer(model_dir, eos_token_ids=config["eos_token_id"])
         self.name, self.family = name, FAMILIES[name]
-        self.dialect = self.family.dialect
+        self.dialect = dialect or self.family.dialect
         self.engine = GrammarEngine(wrapper, config["vocab_size"])
         self.llg = self.engine.tokenizer
         self.special = self.engine.special_ids(markers(self.dialect))
@@ -71,8 +72,11 @@ class Family:
 
     def allows(self, grammar: str, reply: Reply, *, thinking: bool = False) -> bool:
         """Whether the grammar lets the family write ``reply`` to its end (its end-of-turn token included)."""
+        return self.allows_segments(grammar, self.family.write(reply, thinking=thinking))
+
+    def allows_segments(self, grammar: str, segments: list[Segment]) -> bool:
         matcher = self.matcher(grammar)
-        for token in encode_segments(self.hf, self.family.write(reply, thinking=thinking)):
+        for token in encode_segments(self.hf, segments):
             if token in self.llg.eos_tokens and (matcher.is_stopped() or matcher.is_accepting()):
                 return True  # the turn ends where the grammar may end
             if matcher.is_stopped() or not matcher.consume_token(token):
@@ -234,14 +238,18 @@ def test_random_walks_through_a_forced_call_read_back_as_valid_calls(families, n
             if tokens is None:
                 continue
             finished += 1
-            text = fam.hf.decode(tokens, skip_special_tokens=False)
-            reader = dialect_named(fam.dialect).reader(TOOLS, thinking_open=OPENS_THINKING[name][1])
-            items = reader.feed(text) + reader.finish()
-            calls = [item for item in items if isinstance(item, (ParsedCall, FailedCall))]
-            assert calls and all(isinstance(c, ParsedCall) and c.name == tool for c in calls), (text, items)
+            text, calls = read_back(fam, tokens, TOOLS)
+            assert calls and all(isinstance(c, ParsedCall) and c.name == tool for c in calls), (text, calls)
             for call in calls:
                 assert invalid(tool, call.arguments) == [], (text, call.arguments)
     assert finished >= 6
+
+
+def read_back(fam: Family, tokens: list[int], tools: list[Tool]) -> tuple[str, list]:
+    """The text of ``tokens`` and the calls the dialect's reader finds in it."""
+    text = fam.hf.decode(tokens, skip_special_tokens=False)
+    reader = dialect_named(fam.dialect).reader(tools, thinking_open=OPENS_THINKING[fam.name][1])
+    return text, [item for item in reader.feed(text) + reader.finish() if isinstance(item, (ParsedCall, FailedCall))]
 
 
 # --------------------------------------------------------------------------- Gemma's own value syntax
@@ -292,3 +300,91 @@ def test_a_gemma_call_with_a_flag_for_a_key_reads_back_whole(families):
     calls = [item for item in reader.feed(text) + reader.finish() if isinstance(item, (ParsedCall, FailedCall))]
     assert len(calls) == 1 and isinstance(calls[0], ParsedCall), calls
     assert calls[0].arguments == {"-A": 3, "node": {}}
+
+
+SPACED = Tool(name="Spaced", input_schema={
+    "type": "object",
+    "properties": {"odd key": {"type": "integer"}, "-B": {"type": "boolean"}, "2nd": {"type": "string", "minLength": 1}},
+    "required": ["odd key", "-B", "2nd"],
+    "additionalProperties": False,
+})
+
+
+def test_gemma_random_walks_through_nested_refs_unions_and_odd_keys_read_back_valid(families):
+    """Recursive ``$ref``, ``anyOf``, open objects, bounded arrays and keys the reader takes only quoted
+    (``odd key``, ``2nd``) or bare as flags (``-A``, ``-B``): what the grammar lets out is read back whole."""
+    fam = families("gemma4")
+    tools = [ODD, SPACED]
+    schemas = {tool.name: tool.input_schema for tool in tools}
+    rnd = random.Random("gemma-odd")
+    seen = set()
+    for choice in (ToolChoice(type="tool", name="Odd"), ToolChoice(type="tool", name="Spaced"), ANY):
+        grammar = fam.grammar(choice, tools=tools)
+        for _ in range(3):
+            tokens = walk(fam, grammar, rnd)
+            if tokens is None:
+                continue
+            text, calls = read_back(fam, tokens, tools)
+            assert calls and all(isinstance(c, ParsedCall) for c in calls), (text, calls)
+            for call in calls:
+                seen.add(call.name)
+                assert jsonschema.Draft7Validator(schemas[call.name]).is_valid(call.arguments), (text, call.arguments)
+    assert seen == {"Odd", "Spaced"}
+
+
+def test_gemma_syntax_is_written_as_text_where_the_tokenizer_lacks_gemmas_tokens(families, family_closing_model):
+    """The same grammar with ``<|"|>`` and ``<|tool_call>`` as text (a tokenizer that does not hold them):
+    a string is one lazy lexeme ended by the first closing quote."""
+    fam = Family("qwen3", family_closing_model("qwen3"), dialect="gemma4")
+    assert not {"<|tool_call>", "<tool_call|>", '<|"|>', "<|channel>"} & set(fam.special)
+    gemma = FAMILIES["gemma4"]
+    forced = fam.grammar(ANY)
+    for call, allowed in ((READ, True), (TODO, True), (Call("Read", {"limit": 20}), False),
+                          (Call("Read", {"file_path": "/a", "limit": "twenty"}), False)):
+        written = gemma.write(Reply(calls=(call,)), thinking=False)[:-1]  # the end-of-turn token is Gemma's
+        assert fam.allows_segments(forced, written) is allowed, call
+    assert fam.allows_segments(forced, gemma.write(Reply(calls=(READ, BASH)), thinking=False)[:-1])
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"x": {"type": "string", "not": {"const": "a"}}}, "required": ["x"]},
+        {"type": "object", "properties": {"x": {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}}},
+        {"type": "object", "properties": {"x": {"type": "object", "patternProperties": {"^a": {"type": "string"}}}}},
+        {"type": "object", "properties": {"x": {"$ref": "#/$defs/missing"}}},
+    ],
+    ids=["not", "uniqueItems", "patternProperties", "dangling-ref"],
+)
+def test_a_schema_gemmas_syntax_cannot_write_is_unsupported_not_loosened(schema):
+    tool = Tool(name="Odd", input_schema=schema)
+    with pytest.raises(UnsupportedSchema):
+        build(constraint_for([tool], ANY, None, dialect="gemma4"))
+
+
+# --------------------------------------------------------------------------- harmony's messages
+
+
+def analysis(n: int) -> list[Segment]:
+    out: list[Segment] = []
+    for k in range(n):
+        out += [markup("<|channel|>analysis<|message|>"), plain(f"Step {k}."), markup("<|end|><|start|>assistant")]
+    return out
+
+
+def test_harmony_allows_a_bounded_number_of_analysis_messages_before_the_call(families):
+    fam = families("gpt_oss")
+    forced = fam.grammar(ANY)
+    call = fam.family.write(Reply(calls=(READ,), thinking="Read it."), thinking=True)  # one analysis message, then the call
+    assert fam.allows_segments(forced, analysis(EARLIER_MESSAGES - 1) + call)
+    assert not fam.allows_segments(forced, analysis(EARLIER_MESSAGES) + call)
+    # the call is the last message: nothing may follow <|call|>, and no final answer stands in for it
+    assert not fam.allows(forced, Reply(text="Done.", thinking="Nothing to call."), thinking=True)
+
+
+def test_harmony_under_auto_allows_a_preamble_to_no_one_then_the_final_answer(families):
+    fam = families("gpt_oss")
+    preamble = [markup("<|channel|>commentary<|message|>"), plain("Checking."), markup("<|end|><|start|>assistant")]
+    reply = fam.family.write(Reply(text="It is 4.", thinking="Easy."), thinking=True)
+    assert fam.allows_segments(fam.grammar(None), preamble + reply)
+    assert not fam.allows_segments(fam.grammar(ANY), preamble + reply)

@@ -14,6 +14,7 @@ calls coming back at all shows the prompt's dialect reached the grammar.
 from __future__ import annotations
 
 import json
+import logging
 from contextlib import contextmanager
 
 import pytest
@@ -132,3 +133,14 @@ def test_the_prompts_dialect_reaches_the_constraint_and_the_xml_convention_keeps
     for convention, dialect in (("auto", "gemma4"), ("native", "gemma4"), ("xml", "xml")):
         settings = ServerSettings(backend="mlx", model=str(backend.path), convention=convention)
         assert MessageService(settings, backend).prepare(body).constraint.dialect == dialect
+
+
+def test_a_schema_gemmas_syntax_cannot_write_falls_back_with_a_200_and_a_log_line(backends, caplog):
+    tools = [{"name": "Odd", "input_schema": {"type": "object", "required": ["x"],
+                                              "properties": {"x": {"type": "string", "not": {"const": "a"}}}}}]
+    with serve(backends("gemma4")) as client, caplog.at_level(logging.WARNING, logger="trimkit.constrain"):
+        message = client.messages.create(model=MODEL, max_tokens=20, tools=tools, tool_choice={"type": "any"},
+                                          messages=[{"role": "user", "content": "hi"}])
+    assert message.content is not None
+    assert any("constrained decoding off" in r.getMessage() and "gemma" in r.getMessage().lower()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
