@@ -24,10 +24,14 @@
    constrains them in the same dialect): the share of schema-valid ``tool_use``
    over ``tool_choice: any`` requests on the family's random model with a liking
    for what ends its values and reasoning (``build_family_closing_model``), with
-   and without the constraint; schema-valid title JSON; the first request's
-   grammar compile time for the family's dialect.
+   and without the constraint, and over requests that name each tool in turn;
+   schema-valid title JSON; the first request's grammar compile time for the
+   family's dialect; decode tokens/s with the family's grammar ÷ without on the
+   family's plain random model (CPU time, free text under ``auto`` and inside a
+   forced call).
 
 ``python benchmarks/bench_constrain.py [--requests 200] [--titles 100] [--family-requests 50]``
+``python benchmarks/bench_constrain.py --parts 5 --family-requests 20 --family-named 25 --family-titles 5``
 """
 
 from __future__ import annotations
@@ -55,24 +59,26 @@ def validator(schema: dict):
     return jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
-def valid_calls(client, n: int, max_tokens: int) -> tuple[int, int, set[str]]:
-    """How many of ``n`` ``tool_choice: any`` requests gave only schema-valid calls; and the tools called."""
+def valid_calls(client, n: int, max_tokens: int, *, named: bool = False) -> tuple[int, int, set[str]]:
+    """How many of ``n`` ``tool_choice: any`` requests (``named``: request i names tool i of the list) gave
+    only schema-valid calls, to the named tool where one is named; and the tools called."""
     tools = claude_code_tools()
     schemas = {t["name"]: t["input_schema"] for t in tools}
     good, cut, names = 0, 0, set()
     for i in range(n):
         if i and i % 20 == 0:
             print(f"    {i} requests, {good} valid", file=sys.stderr, flush=True)
+        wanted = tools[i % len(tools)]["name"] if named else None
         message = client.messages.create(
             model="claude-opus-4-8", max_tokens=max_tokens, system="You are a coding agent. Use the tools.",
             messages=[{"role": "user", "content": f"Request {i}: find why the parser test fails."}],
-            tools=tools, tool_choice={"type": "any"},
+            tools=tools, tool_choice={"type": "tool", "name": wanted} if named else {"type": "any"},
         )
         uses = [b for b in message.content if b.type == "tool_use"]
         names.update(u.name for u in uses)
         cut += message.stop_reason == "max_tokens"
-        good += bool(uses) and all(u.name in schemas and not any(validator(schemas[u.name]).iter_errors(u.input))
-                                   for u in uses)
+        good += bool(uses) and all(u.name in schemas and u.name == (wanted or u.name)
+                                   and not any(validator(schemas[u.name]).iter_errors(u.input)) for u in uses)
     return good, cut, names
 
 
@@ -106,14 +112,16 @@ def serve(model_dir: Path, **settings):
     return client, lambda: (server.__exit__(None, None, None), backend.close())
 
 
-def decode_ratio(model_dir: Path, label: str) -> None:
-    """Decode tokens/s with a grammar ÷ without, measured on the same prompt, three runs each."""
+def decode_ratio(model_dir: Path, label: str, *, dialect: str = "xml", runs: int = RUNS,
+                 tokens: int = DECODE_TOKENS, quiet: bool = False) -> dict[str, float]:
+    """Decode tokens/s with a grammar ÷ without, measured on the same prompt, ``runs`` runs each, in
+    ``dialect`` (its markers written as the tokenizer's special tokens); the CPU-time ratio per grammar."""
     import mlx.core as mx
     from mlx_lm import load, stream_generate
     from mlx_lm.sample_utils import make_sampler
 
     from trimkit.backends.mlx_grammar import GrammarEngine
-    from trimkit.constrain import constraint_for, lark_grammar
+    from trimkit.constrain import constraint_for, lark_grammar, markers
     from trimkit.wire import Tool, ToolChoice
 
     model, tokenizer = load(str(model_dir))
@@ -125,9 +133,11 @@ def decode_ratio(model_dir: Path, label: str) -> None:
     tokenizer_s = time.perf_counter() - start
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Tell me about the parser."}],
                                            add_generation_prompt=True)
+    special = engine.special_ids(markers(dialect))
     grammars = {
-        "free text (auto)": lark_grammar(constraint_for(tools, None, None)),
-        "inside a call (any)": lark_grammar(constraint_for(tools, ToolChoice(type="any"), None)),
+        "free text (auto)": lark_grammar(constraint_for(tools, None, None, dialect=dialect), special),
+        "inside a call (any)": lark_grammar(constraint_for(tools, ToolChoice(type="any"), None, dialect=dialect),
+                                            special),
     }
 
     def speeds(grammar: str | None) -> tuple[float, float]:
@@ -135,7 +145,7 @@ def decode_ratio(model_dir: Path, label: str) -> None:
         processors = [engine.processor(grammar)] if grammar else None
         mx.random.seed(0)
         count, cpu, wall = 0, time.process_time(), time.perf_counter()
-        for _ in stream_generate(model, tokenizer, prompt, max_tokens=DECODE_TOKENS, sampler=make_sampler(1.0),
+        for _ in stream_generate(model, tokenizer, prompt, max_tokens=tokens, sampler=make_sampler(1.0),
                                  logits_processors=processors):
             count += 1
         return count / (time.process_time() - cpu), count / (time.perf_counter() - wall)
@@ -143,17 +153,22 @@ def decode_ratio(model_dir: Path, label: str) -> None:
     speeds(None)  # warm up
     for grammar in grammars.values():
         engine.matcher(grammar)  # compiled before timing
-    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in ("none", *grammars)}
-    for _ in range(RUNS):  # interleaved, so a busy spell hits every kind alike
-        runs["none"].append(speeds(None))
+    measured: dict[str, list[tuple[float, float]]] = {name: [] for name in ("none", *grammars)}
+    for _ in range(runs):  # interleaved, so a busy spell hits every kind alike
+        measured["none"].append(speeds(None))
         for name, grammar in grammars.items():
-            runs[name].append(speeds(grammar))
-    base_cpu, base_wall = (statistics.median(r[i] for r in runs["none"]) for i in (0, 1))
+            measured[name].append(speeds(grammar))
+    base_cpu, base_wall = (statistics.median(r[i] for r in measured["none"]) for i in (0, 1))
+    ratios = {}
     for name in grammars:
-        cpu, wall = (statistics.median(r[i] for r in runs[name]) for i in (0, 1))
-        print(f"  {label:<18} {name:<20} CPU-time {base_cpu:6.0f} → {cpu:6.0f} tokens/s, ratio {cpu / base_cpu:.2f}   "
-              f"wall-clock {base_wall:6.0f} → {wall:6.0f}, ratio {wall / base_wall:.2f}")
-    print(f"  {label:<24} llguidance tokenizer built in {tokenizer_s:.2f} s (once per model)")
+        cpu, wall = (statistics.median(r[i] for r in measured[name]) for i in (0, 1))
+        ratios[name] = cpu / base_cpu
+        if not quiet:
+            print(f"  {label:<18} {name:<20} CPU-time {base_cpu:6.0f} → {cpu:6.0f} tokens/s, ratio {cpu / base_cpu:.2f}"
+                  f"   wall-clock {base_wall:6.0f} → {wall:6.0f}, ratio {wall / base_wall:.2f}")
+    if not quiet:
+        print(f"  {label:<24} llguidance tokenizer built in {tokenizer_s:.2f} s (once per model)")
+    return ratios
 
 
 def compile_times(model_dir: Path) -> None:
@@ -190,6 +205,9 @@ def main() -> None:
     parser.add_argument("--title-max-tokens", type=int, default=4000,
                         help="per title request (Claude Code asks 32,000; unconstrained, noise runs to the limit)")
     parser.add_argument("--family-requests", type=int, default=50, help="tool_choice any requests per family")
+    parser.add_argument("--family-named", type=int, default=25,
+                        help="requests per family naming a tool (each names the next of Claude Code's 25)")
+    parser.add_argument("--family-runs", type=int, default=3, help="decode-speed runs per family (0: not measured)")
     parser.add_argument("--family-titles", type=int, default=10, help="title requests per family")
     parser.add_argument("--families", default="", help="comma-separated families for part 5 (default: all)")
     parser.add_argument("--parts", default="12345", help="which figures to measure, e.g. 34")
@@ -245,20 +263,22 @@ def titles_figure(tiny: Path, args) -> None:
 
 def families_figure(tmp: Path, args) -> None:
     """Part 5: each family's random model, its own format, constrained in its own dialect."""
-    from trimkit.testing.families import FAMILIES
+    from trimkit.testing.families import FAMILIES, build_family_model
     from trimkit.testing.grammar_models import build_family_closing_model
 
     names = [n for n in args.families.split(",") if n] or list(FAMILIES)
-    n, titles = args.family_requests, args.family_titles
-    print(f"\n5. per family: tool_choice any over Claude Code's 25 tools, {n} requests each (family closing model),"
-          f" {titles} title requests:")
-    print(f"  {'family':<14} {'dialect':<12} {'schema-valid tool_use':>22} {'tools':>6} {'cut':>4} {'mean tok':>9}"
-          f" {'unconstrained':>14} {'titles':>8} {'compile':>9}")
+    n, named, titles, runs = args.family_requests, args.family_named, args.family_titles, args.family_runs
+    print(f"\n5. per family, over Claude Code's 25 tools (family closing model): {n} tool_choice any requests, {named}"
+          f" naming a tool, {titles} title requests; decode tokens/s (CPU time) with ÷ without on the plain family"
+          f" model, {DECODE_TOKENS // 2} tokens, median of {runs}, free text (auto) / inside a call:")
+    print(f"  {'family':<14} {'dialect':<12} {'any: valid':>16} {'tools':>5} {'cut':>4} {'mean tok':>8}"
+          f" {'named: valid':>16} {'unconstr.':>9} {'titles':>7} {'compile':>8} {'decode ratio':>13}")
     for name in names:
         model = build_family_closing_model(tmp / f"family-{name}", name)
         client, close = serve(model)
         start = time.perf_counter()
         good, cut, called, tokens = family_calls(client, n, args.max_tokens)
+        good_named = valid_calls(client, named, args.max_tokens, named=True)[0] if named else 0
         title_good, _ = valid_titles(client, titles, 400) if titles else (0, 0.0)
         close()
         client, close = serve(model, constrain_tool_choice=False, constrain_tool_calls=False)
@@ -266,8 +286,15 @@ def families_figure(tmp: Path, args) -> None:
         free, _, _, _ = family_calls(client, loose, 300)
         close()
         compile_ms = family_compile_ms(model, FAMILIES[name].dialect)
-        print(f"  {name:<14} {FAMILIES[name].dialect:<12} {good:>6}/{n} = {100 * good / n:5.1f} % {called:>6} {cut:>4}"
-              f" {tokens:>9.0f} {free:>8}/{loose:<5} {title_good:>4}/{titles:<3} {compile_ms:>6.0f} ms"
+        ratio = "-"
+        if runs:
+            plain = build_family_model(tmp / f"plain-{name}", name)
+            ratios = decode_ratio(plain, name, dialect=FAMILIES[name].dialect, runs=runs, tokens=DECODE_TOKENS // 2,
+                                  quiet=True)
+            ratio = " / ".join(f"{r:.2f}" for r in ratios.values())
+        print(f"  {name:<14} {FAMILIES[name].dialect:<12} {good:>4}/{n:<3} = {100 * good / n:5.1f} % {called:>5} {cut:>4}"
+              f" {tokens:>8.0f} {good_named:>4}/{named:<3} = {100 * good_named / max(named, 1):5.1f} %"
+              f" {free:>5}/{loose:<3} {title_good:>3}/{titles:<3} {compile_ms:>5.0f} ms {ratio:>13}"
               f"   ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
