@@ -56,3 +56,37 @@ def test_the_same_commands_start_with_a_good_stage_table(tmp_path):
     assert shown.returncode == 0 and "drop_step = 2" in shown.stdout
     inspected = trimkit(["inspect", str(EXAMPLE)], tmp_path)
     assert inspected.returncode == 0 and inspected.stdout.splitlines()[0].startswith("stage")
+
+
+BAD_SETTINGS = {
+    "TOML nested 3,000 deep": ("x = " + "[" * 3000 + "]" * 3000 + "\n", "values are nested too deeply"),
+    "a port past 65535": ("port = 70000\n", "'port' at {config} line 1 is invalid: Expected `int` <= 65535"),
+    "a log level that is no level": ('log_level = "nonsense"\n', "'log_level' at {config} line 1 must be one of"),
+    "an upstream URL that does not parse": ('upstream = "http://[::1"\n', "is not a valid URL: Invalid IPv6 URL"),
+    "pings without a pause": ("ping_interval = 0\n", "'ping_interval' at {config} line 1 is invalid: Expected `float` >= 0.1"),
+    "no body at all": ("max_body_bytes = 0\n", "'max_body_bytes' at {config} line 1 is invalid: Expected `int` >= 1"),
+    "an endless timeout": ("upstream_timeout = inf\n", "'upstream_timeout' at {config} line 1 is invalid"),
+    "a queue of minus one": ("max_queue = -1\n", "'max_queue' at {config} line 1 is invalid: Expected `int` >= 0"),
+    "a tier that is no tier": ('tier = "huge"\n', "'tier' at {config} line 1 must be one of"),
+    "no connections": ("max_connections = 0\n", "'max_connections' at {config} line 1 is invalid"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SETTINGS))
+def test_a_setting_that_cannot_work_stops_serve_at_startup_in_one_line(tmp_path, case):
+    toml, message = BAD_SETTINGS[case]
+    config = tmp_path / "trimkit.toml"
+    config.write_text(toml)
+    (tmp_path / "turns.json").write_text('["hello"]')
+    done = trimkit(["serve", "--backend", "replay", "--script", "turns.json", "--port", "1"], tmp_path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("trimkit serve: ") and done.stderr.count("\n") == 1, done.stderr
+    assert message.format(config=config) in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_value_from_a_flag_or_the_environment_says_what_is_wrong(tmp_path):
+    flag = trimkit(["config", "--port", "70000"], tmp_path)
+    upstream = trimkit(["config", "--upstream", "http://[::1"], tmp_path)
+    assert flag.returncode == upstream.returncode == 2
+    assert flag.stderr == "trimkit config: --port is invalid: Expected `int` <= 65535\n"
+    assert upstream.stderr.startswith("trimkit config: upstream 'http://[::1' is not a valid URL")
