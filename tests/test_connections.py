@@ -96,6 +96,20 @@ def test_a_body_that_never_completes_is_answered_408_and_closed():
     assert after.status_code == 200 and backend.started == 1
 
 
+def test_a_kept_alive_connection_that_goes_quiet_is_closed_after_the_idle_timeout():
+    with serve(ScriptBackend(["ok"]), idle_timeout=1, header_timeout=HANG * 2) as live:
+        assert live.server.config.timeout_keep_alive == 1  # uvicorn's own is 5 s
+        sock = socket.create_connection(("127.0.0.1", live.port))
+        sock.sendall(raw_request({**BODY, "max_tokens": 5}))  # HTTP/1.1: the connection is kept open
+        sock.settimeout(HANG)
+        received, closed = b"", False
+        while not closed:  # the answer, then an end of file from the server (a timeout raises here)
+            chunk = sock.recv(65536)
+            received, closed = received + chunk, chunk == b""
+        assert wait_until(lambda: not live.server.server_state.connections, HANG)
+    assert received.startswith(b"HTTP/1.1 200 ") and b'"ok"' in received
+
+
 def test_connections_beyond_the_limit_get_529_before_anything_is_read_and_the_rest_are_served():
     with serve(ScriptBackend(["ok"]), max_connections=4, header_timeout=30) as live:
         idle = [socket.create_connection(("127.0.0.1", live.port)) for _ in range(4)]
