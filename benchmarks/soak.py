@@ -4,6 +4,8 @@
     python benchmarks/soak.py --quick         # smaller counts, for a first look
     python benchmarks/soak.py --no-mlx        # replay backend only
     python benchmarks/soak.py --mlx-fuzz 2000 # fewer fuzzed bodies on the tiny MLX model
+    python benchmarks/soak.py --parts hostile # only some parts (fuzz, load, disconnect, memory, hostile, mlx-fuzz)
+    python benchmarks/soak.py --before none   # the hostile inputs on this tree alone
 
 Prints:
   - requests fuzzed (hypothesis strategies and schemathesis) and 5xx seen;
@@ -16,7 +18,14 @@ Prints:
   - hostile inputs, each to a fresh `trimkit serve`: peak RSS (VmHWM) and the answer for a
     1 MB `stop_sequences` entry and for 1 MB of unclosed `<example>` tags in tool descriptions;
     `/health` latency while a 30 MB body is prepared; how long a request waits behind nine
-    streaming clients that never read;
+    streaming clients that never read. Beside each, the same input at a size the older tree
+    survives (``--before``, by default eb6ce57, the commit before these inputs were handled,
+    checked out into a temporary git worktree and run with its ``trimkit`` first on the path):
+    a 40 KB stop sequence (the older tree's memory grows with its square: 1 MB took 23 GB) and
+    the most accepted (128 of 4,096 characters),
+    64 KB of tags (its time grows with the square: 216 KB took 31 s), the 30 MB bodies (a
+    session of 3,000 Read results, and one huge result) and the nine silent clients, each tree
+    in its own processes;
   - requests fuzzed on the tiny MLX model (20,000 by default) and 5xx seen.
 
 Every server is started here on 127.0.0.1 and stopped at the end.
@@ -27,13 +36,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -231,15 +243,20 @@ def peak_rss_kib(pid: int) -> int:
     raise RuntimeError("no VmHWM")
 
 
-def replay_server_process(script_turns: list[str]) -> tuple[object, str]:
+def tree_env(tree: Path) -> dict[str, str]:
+    """The environment that runs ``tree``'s trimkit (its src first on the path, before the installed one)."""
+    return {"PYTHONPATH": os.pathsep.join([str(tree / "src"), str(ROOT)])}
+
+
+def replay_server_process(script_turns: list[str], tree: Path = ROOT) -> tuple[object, str]:
     script = Path(tempfile.mkdtemp(prefix="trimkit-soak-")) / "script.json"
     script.write_text(json.dumps(script_turns))
-    return spawn_server(["--backend", "replay", "--script", str(script)], timeout=120)
+    return spawn_server(["--backend", "replay", "--script", str(script)], env=tree_env(tree), timeout=120)
 
 
-def hostile_peak(body: dict) -> tuple[int, int, int, float]:
+def hostile_peak(body: dict, tree: Path = ROOT) -> tuple[int, int, int, float]:
     """A fresh server's peak RSS before and after ``body`` (KiB), the answer's status and its seconds."""
-    proc, url = replay_server_process(["ok"] * 4)
+    proc, url = replay_server_process(["ok"] * 4, tree)
     try:
         with httpx.Client(base_url=url, timeout=600) as client:
             client.post("/v1/messages", json=base_request())
@@ -263,16 +280,32 @@ def example_tags_body(chars: int) -> dict:
     return base_request(tools=tools)
 
 
-def health_while_preparing(body_mb: int) -> tuple[list[float], float, int]:
+def big_body(body_mb: int, shape: str) -> dict:
+    """A valid request of about ``body_mb`` MB: ``"one result"``, a session whose one old tool result is
+    huge, or ``"many turns"``, a session of Read calls with 10 KB results (what a long agent session sends)."""
+    if shape == "one result":
+        return base_request(messages=[
+            {"role": "user", "content": "read the log"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"p": "log"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
+                                          "content": "log line\n" * (body_mb * 1000 * 1000 // 10)}]},
+            {"role": "assistant", "content": "Read it."},
+            {"role": "user", "content": "what went wrong?"}])
+    messages: list = [{"role": "user", "content": "read every file"}]
+    for i in range(body_mb * 100):
+        lines = "".join(f"{n:5d}\tdef function_{i}_{n}(value): return value * {n}  # line {n}\n" for n in range(150))
+        messages += [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": f"toolu_{i}", "name": "Read",
+                                               "input": {"file_path": f"/src/module_{i}.py"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": f"toolu_{i}", "content": lines}]}]
+    messages += [{"role": "assistant", "content": "Read them all."}, {"role": "user", "content": "what is wrong?"}]
+    return base_request(messages=messages)
+
+
+def health_while_preparing(body_mb: int, tree: Path = ROOT, shape: str = "many turns") -> tuple[list[float], float, int]:
     """/health latencies (s) while a ``body_mb`` MB request is prepared; the request's seconds and status."""
-    proc, url = replay_server_process(["ok"] * 4)
-    big = base_request(messages=[  # a session whose old tool result is huge: trimmed, then answered
-        {"role": "user", "content": "read the log"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"p": "log"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1",
-                                      "content": "log line\n" * (body_mb * 1000 * 1000 // 10)}]},
-        {"role": "assistant", "content": "Read it."},
-        {"role": "user", "content": "what went wrong?"}])
+    proc, url = replay_server_process(["ok"] * 4, tree)
+    big = big_body(body_mb, shape)
     latencies: list[float] = []
     outcome: dict = {}
     try:
@@ -297,8 +330,9 @@ def health_while_preparing(body_mb: int) -> tuple[list[float], float, int]:
     return latencies, outcome["seconds"], outcome["status"]
 
 
-def behind_silent_clients(silent: int, chunks: int = 64) -> tuple[float, int, int]:
-    """Seconds a request waits behind ``silent`` streaming clients that never read (each 4 MB of output)."""
+def behind_silent_clients(silent: int, chunks: int = 64, patience: float = 600) -> tuple[float, int, int]:
+    """Seconds a request waits behind ``silent`` streaming clients that never read (each 4 MB of output),
+    its status (0: no answer within ``patience`` seconds) and how many of their generations finished."""
     import socket
 
     backend = ChunkBackend(chunks=chunks)
@@ -313,10 +347,14 @@ def behind_silent_clients(silent: int, chunks: int = 64) -> tuple[float, int, in
             sock.sendall(head + data)
             sockets.append(sock)
         time.sleep(0.5)
-        finished = backend.finished
         started = time.perf_counter()
-        status = httpx.post(live.url + "/v1/messages", json=base_request(max_tokens=1), timeout=600).status_code
+        try:
+            status = httpx.post(live.url + "/v1/messages", json=base_request(max_tokens=1),
+                                timeout=patience).status_code
+        except httpx.TimeoutException:
+            status = 0
         waited = time.perf_counter() - started
+        finished = backend.finished - (status == 200)  # of the silent ones, by the time it was answered
         for sock in sockets:
             sock.close()
     return waited, status, finished
@@ -352,12 +390,83 @@ def ms(values: list[float]) -> str:
     return f"median {statistics.median(values) * 1000:.2f} ms, worst {max(values) * 1000:.2f} ms"
 
 
+PARTS = ("fuzz", "load", "disconnect", "memory", "hostile", "mlx-fuzz")
+BEFORE = "eb6ce57"  # the commit before stop sequences, tool descriptions and slow clients were handled
+SILENT_PATIENCE = 30.0  # seconds the older tree's request is given (it waits as long as the silent clients stay)
+
+
+def silent_in_child(tree: Path) -> tuple[float, int, int]:
+    """:func:`behind_silent_clients` run by ``tree``'s trimkit, in a process of its own."""
+    done = subprocess.run([sys.executable, __file__, "--child-silent"], capture_output=True, text=True,
+                          env={**os.environ, **tree_env(tree)}, timeout=SILENT_PATIENCE + 300)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    if done.returncode or not lines:
+        raise SystemExit(f"the silent clients in {tree} failed:\n{done.stderr[-3000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    assert Path(result["trimkit"]).resolve() == (tree / "src" / "trimkit").resolve(), result["trimkit"]
+    return result["waited"], result["status"], result["finished"]
+
+
+def checkout(commit: str, into: Path) -> Path:
+    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(into), commit],
+                   check=True, capture_output=True)
+    return into
+
+
+def hostile(trees: dict[str, Path], lap) -> None:
+    """The hostile inputs, this tree at full size and every tree at the size the older one survives."""
+    def peak(before: int, after: int, status: int, elapsed: float) -> str:
+        return f"{status} in {elapsed:.2f} s, peak RSS {before / 1024:.0f} → {after / 1024:.0f} MiB"
+
+    def health(latencies: list[float], seconds: float, status: int) -> str:
+        return (f"{status} after {seconds:.1f} s; /health median {statistics.median(latencies) * 1000:.1f} ms, "
+                f"worst {max(latencies) * 1000:.1f} ms ({len(latencies)} checks)")
+
+    def silent(waited: float, status: int, finished: int) -> str:
+        answer = f"{status}" if status else f"no answer within {SILENT_PATIENCE:.0f} s"
+        return f"{answer} after {waited * 1000:.0f} ms; their generations finished: {finished} of 9"
+
+    cases = [
+        ("1 MB stop_sequences entry", {"now": lambda tree: peak(*hostile_peak(stop_sequence_body(1 << 20), tree))}),
+        ("40 KB stop_sequences entry", {"*": lambda tree: peak(*hostile_peak(stop_sequence_body(40_000), tree))}),
+        ("the most accepted: 128 stop sequences of 4,096 characters",
+         {"*": lambda tree: peak(*hostile_peak(base_request(stop_sequences=[
+             "s" * 4095 + chr(0x4E00 + i) for i in range(128)]), tree))}),
+        ("1 MB of unclosed <example> tags in tool descriptions",
+         {"now": lambda tree: peak(*hostile_peak(example_tags_body(1 << 20), tree))}),
+        ("64 KB of unclosed <example> tags in tool descriptions",
+         {"*": lambda tree: peak(*hostile_peak(example_tags_body(64_000), tree))}),
+        ("a 30 MB session (3,000 Read results) prepared", {"*": lambda tree: health(*health_while_preparing(30, tree))}),
+        ("a 30 MB tool result prepared",
+         {"*": lambda tree: health(*health_while_preparing(30, tree, "one result"))}),
+        ("a request behind 9 streaming clients that never read (4 MB each)", {"*": lambda tree: silent(*silent_in_child(tree))}),
+    ]
+    for name, runs in cases:
+        for label, tree in trees.items():
+            run = runs.get(label) or runs.get("*")
+            if run is not None:
+                print(f"hostile:      {name}, {label}: {run(tree)} {lap()}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--no-mlx", action="store_true", help="skip the runs on the tiny MLX model")
     parser.add_argument("--mlx-fuzz", type=int, default=None, help="bodies fuzzed on the tiny MLX model (20,000)")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
+    parser.add_argument("--before", default=BEFORE, help=f"older commit for the hostile inputs ({BEFORE}; none)")
+    parser.add_argument("--child-silent", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args()
+    if options.child_silent:
+        import trimkit
+
+        waited, status, finished = behind_silent_clients(9, patience=SILENT_PATIENCE)
+        print("RESULT " + json.dumps({"waited": waited, "status": status, "finished": finished,
+                                      "trimkit": str(Path(trimkit.__file__).parent)}))
+        return
+    parts = set(options.parts.split(","))
+    if parts - set(PARTS):
+        parser.error(f"unknown parts: {', '.join(sorted(parts - set(PARTS)))}")
     mlx_fuzz_examples = options.mlx_fuzz or (500 if options.quick else 20_000)
     fuzz_examples, memory_requests, mlx_memory_requests, trials = (
         (100, 300, 60, 5) if options.quick else (500, 1000, 150, 20)
@@ -370,55 +479,61 @@ def main() -> None:
         last = now
         return f"[{elapsed:.0f} s]"
 
-    tally = fuzz(fuzz_examples)
-    print(f"bad input:    {tally.summary()} {lap()}")
-    for problem in tally.server_errors[:5]:
-        print(f"              5xx: {problem}")
+    if "fuzz" in parts:
+        tally = fuzz(fuzz_examples)
+        print(f"bad input:    {tally.summary()} {lap()}", flush=True)
+        for problem in tally.server_errors[:5]:
+            print(f"              5xx: {problem}")
 
-    for clients, max_queue in ((32, 8), (32, 32)):
-        outcome = concurrent_streams(clients, max_queue)
-        print(f"load:         {clients} streaming clients, max_queue {max_queue}: "
-              + ", ".join(f"{k} {v}" for k, v in outcome.items()) + f" {lap()}")
+    if "load" in parts:
+        for clients, max_queue in ((32, 8), (32, 32)):
+            outcome = concurrent_streams(clients, max_queue)
+            print(f"load:         {clients} streaming clients, max_queue {max_queue}: "
+                  + ", ".join(f"{k} {v}" for k, v in outcome.items()) + f" {lap()}", flush=True)
 
-    step = 0.05
-    freed, next_started = replay_disconnects(trials, step)
-    print(f"disconnect:   replay backend, {step * 1000:.0f} ms per step, {trials} trials: "
-          f"model free {ms(freed)}; next request generating {ms(next_started)} {lap()}")
+    if "disconnect" in parts:
+        step = 0.05
+        freed, next_started = replay_disconnects(trials, step)
+        print(f"disconnect:   replay backend, {step * 1000:.0f} ms per step, {trials} trials: "
+              f"model free {ms(freed)}; next request generating {ms(next_started)} {lap()}", flush=True)
 
     model_dir = None
-    if not options.no_mlx:
+    if not options.no_mlx and parts & {"disconnect", "memory", "mlx-fuzz"}:
         from trimkit.testing.tinymodel import build_tiny_model
 
         model_dir = build_tiny_model(Path(tempfile.mkdtemp(prefix="trimkit-soak-")) / "tiny")
+    if model_dir is not None and "disconnect" in parts:
         figures = mlx_disconnects(model_dir, trials)
         print(f"disconnect:   tiny MLX model, {trials} trials: model free {ms(figures['freed'])}; "
               f"next request generating {ms(figures['next'])}; one decode step {figures['step'][0] * 1000:.2f} ms; "
-              f"steps emitted after the cancel flag: worst {max(figures['steps after cancel'])} {lap()}")
+              f"steps emitted after the cancel flag: worst {max(figures['steps after cancel'])} {lap()}", flush=True)
 
-    script = Path(tempfile.mkdtemp(prefix="trimkit-soak-")) / "script.json"
-    script.write_text(json.dumps(REPLAY_TURNS * (2 * memory_requests // len(REPLAY_TURNS) + 2)))  # a retried tool call takes two
-    first, final, growth = memory_soak(["--backend", "replay", "--script", str(script)], memory_requests, turns=30)
-    print(f"memory:       replay backend, {memory_requests} varied requests: RSS after 50 {first / 1024:.1f} MiB, "
-          f"after {memory_requests} {final / 1024:.1f} MiB ({growth:+.1f} %) {lap()}")
-    if model_dir is not None:
-        mlx_args = ["--model", str(model_dir), "--max-output-tokens", "16", "--context-window", "16384"]
-        first, final, growth = memory_soak(mlx_args, mlx_memory_requests, turns=6)
-        print(f"memory:       tiny MLX model, {mlx_memory_requests} varied requests: RSS after 50 "
-              f"{first / 1024:.1f} MiB, after {mlx_memory_requests} {final / 1024:.1f} MiB ({growth:+.1f} %) {lap()}")
+    if "memory" in parts:
+        script = Path(tempfile.mkdtemp(prefix="trimkit-soak-")) / "script.json"
+        script.write_text(json.dumps(REPLAY_TURNS * (2 * memory_requests // len(REPLAY_TURNS) + 2)))  # a retried tool call takes two
+        first, final, growth = memory_soak(["--backend", "replay", "--script", str(script)], memory_requests, turns=30)
+        print(f"memory:       replay backend, {memory_requests} varied requests: RSS after 50 {first / 1024:.1f} MiB, "
+              f"after {memory_requests} {final / 1024:.1f} MiB ({growth:+.1f} %) {lap()}", flush=True)
+        if model_dir is not None:
+            mlx_args = ["--model", str(model_dir), "--max-output-tokens", "16", "--context-window", "16384"]
+            first, final, growth = memory_soak(mlx_args, mlx_memory_requests, turns=6)
+            print(f"memory:       tiny MLX model, {mlx_memory_requests} varied requests: RSS after 50 "
+                  f"{first / 1024:.1f} MiB, after {mlx_memory_requests} {final / 1024:.1f} MiB ({growth:+.1f} %) "
+                  f"{lap()}", flush=True)
 
-    for name, body in (("1 MB stop_sequences entry", stop_sequence_body(1 << 20)),
-                       ("1 MB of unclosed <example> tags in tool descriptions", example_tags_body(1 << 20))):
-        before, after, status, elapsed = hostile_peak(body)
-        print(f"hostile:      {name}: answered {status} in {elapsed:.2f} s; peak RSS {before / 1024:.0f} MiB "
-              f"before, {after / 1024:.0f} MiB after {lap()}")
-    latencies, seconds, status = health_while_preparing(30)
-    print(f"event loop:   /health while a 30 MB body is prepared ({status} after {seconds:.1f} s, "
-          f"{len(latencies)} checks): median {statistics.median(latencies) * 1000:.1f} ms, "
-          f"worst {max(latencies) * 1000:.1f} ms {lap()}")
-    waited, status, finished = behind_silent_clients(9)
-    print(f"silent:       a request behind 9 streaming clients that never read (4 MB each): {status} after "
-          f"{waited * 1000:.0f} ms; their generations finished: {finished} of 9 {lap()}")
-    if model_dir is not None:
+    if "hostile" in parts:
+        with tempfile.TemporaryDirectory(prefix="trimkit-soak-") as tmp:
+            trees = {"now": ROOT}
+            if options.before != "none":
+                trees[f"before ({options.before})"] = checkout(options.before, Path(tmp) / "before")
+            try:
+                hostile(trees, lap)
+            finally:
+                if options.before != "none":
+                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "before")],
+                                   capture_output=True)
+
+    if model_dir is not None and "mlx-fuzz" in parts:
         tally = mlx_fuzz(model_dir, mlx_fuzz_examples)
         print(f"bad input:    tiny MLX model: {tally.summary()} {lap()}")
         for problem in tally.server_errors[:5]:
