@@ -3,6 +3,7 @@
     python benchmarks/bench_long_session.py                   # everything, against e2cbf4a (a few minutes)
     python benchmarks/bench_long_session.py --before none     # this tree alone
     python benchmarks/bench_long_session.py --before COMMIT --plot out.png --turns 100
+    python benchmarks/bench_long_session.py --sections session --tokenizer corpus   # a realistic tokenizer
 
 Every figure is measured in a fresh process per tree (the older tree is checked out
 into a temporary git worktree, its ``trimkit`` first on the path; the sessions come
@@ -63,8 +64,40 @@ def ending_at_once(eos: int):
     return lambda prompt: [only_eos]
 
 
-def measure_server(model_dir: Path, turns: int, window: int) -> dict:
-    """Section 1: the session through a live server; per turn usage and the budget's dropped turns."""
+def writing(reply: list[str], tokenizer, eos: int):
+    """A logits processor that makes the model write ``reply[0]`` (as it is when generation starts), then
+    end-of-sequence: the scripted assistant turn, generated as a real model's answer would be."""
+    import mlx.core as mx
+
+    def start(prompt):
+        ids, step = tokenizer.encode(reply[0], add_special_tokens=False), [0]
+
+        def next_only(tokens, logits):
+            target = ids[step[0]] if step[0] < len(ids) else eos
+            step[0] += 1
+            return mx.where(mx.arange(logits.shape[-1]) == target, mx.zeros_like(logits), -mx.inf)
+
+        return [next_only]
+
+    return start
+
+
+def assistant_turn(request: dict, native_tools: bool) -> str:
+    """The text of ``request``'s last assistant message as the tree renders it for the model."""
+    from trimkit.render import chat_for
+    from trimkit.wire import decode_request
+
+    chat = chat_for(decode_request(request), native_tools)
+    assert chat[-2]["role"] == "assistant", [m["role"] for m in chat[-3:]]
+    return chat[-2]["content"]
+
+
+def measure_server(model_dir: Path, turns: int, window: int, answer: str = "end") -> dict:
+    """Section 1: the session through a live server; per turn usage and the budget's dropped turns.
+
+    ``answer``: ``end``, every answer ends at once (the scripted assistant turn then reaches the
+    model as new prompt tokens); ``scripted``, the model is made to write the next request's
+    assistant turn, so that turn is already in the KV cache, as a real model's answer is."""
     import httpx
 
     from tests.fixtures.long_session import agent_session
@@ -72,7 +105,13 @@ def measure_server(model_dir: Path, turns: int, window: int) -> dict:
     from trimkit.testing import live_app
 
     backend = tiny_backend(model_dir)
-    backend.logits_processors = ending_at_once(backend.tokenizer.eos_token_id)
+    requests = agent_session(turns + 1)
+    reply = [""]
+    if answer == "scripted":
+        native = bool(getattr(getattr(backend, "profile", None), "native_tools", False))
+        backend.logits_processors = writing(reply, backend.tokenizer, backend.tokenizer.eos_token_id)
+    else:
+        backend.logits_processors = ending_at_once(backend.tokenizer.eos_token_id)
 
     class Dropped:
         turns: list[int] = []
@@ -85,7 +124,9 @@ def measure_server(model_dir: Path, turns: int, window: int) -> dict:
     usage, seconds = [], []
     with live_app("mlx", backend, pipeline=Pipeline(plugins=[observer]), model=str(backend.path),
                   context_window=window, stages={"budget": {"target_prefill_seconds": 0}}) as server:
-        for body in agent_session(turns):
+        for k, body in enumerate(requests[:-1]):
+            if answer == "scripted":
+                reply[0] = assistant_turn(requests[k + 1], native)
             started = time.perf_counter()
             response = httpx.post(server.url + "/v1/messages", json={**body, "max_tokens": 32000, "stream": False},
                                   timeout=600)
@@ -180,10 +221,10 @@ def measure_library(model_dir: Path) -> dict:
             "prefill_forgetful": moves(500.0, cache=True, remember=False), "table": table, "kept": kept}
 
 
-def child(section: str, model_dir: Path, turns: int, window: int) -> None:
+def child(section: str, model_dir: Path, turns: int, window: int, answer: str) -> None:
     sys.path.insert(1, str(ROOT))  # this tree's tests/fixtures; trimkit itself comes from PYTHONPATH
     if section == "server":
-        out = measure_server(model_dir, turns, window)
+        out = measure_server(model_dir, turns, window, answer)
     elif section == "cost":
         out = measure_cost(model_dir, turns)
     else:
@@ -197,10 +238,11 @@ def child(section: str, model_dir: Path, turns: int, window: int) -> None:
 # --------------------------------------------------------------------------- the parent: run, compare, print
 
 
-def run_child(tree: Path, section: str, model_dir: Path, turns: int, window: int = WINDOW) -> dict:
+def run_child(tree: Path, section: str, model_dir: Path, turns: int, window: int = WINDOW,
+              answer: str = "end") -> dict:
     env = {**os.environ, "PYTHONPATH": f"{tree / 'src'}{os.pathsep}{ROOT}"}
     command = [sys.executable, str(Path(__file__).resolve()), "--child", section, "--model-dir", str(model_dir),
-               "--turns", str(turns), "--window", str(window)]
+               "--turns", str(turns), "--window", str(window), "--answer", answer]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=3600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -208,6 +250,49 @@ def run_child(tree: Path, section: str, model_dir: Path, turns: int, window: int
     result = json.loads(lines[-1][len("RESULT "):])
     assert Path(result["trimkit"]).resolve() == (tree / "src" / "trimkit").resolve(), result["trimkit"]
     return result
+
+
+TOKENIZERS = ("tiny", "big", "corpus")
+
+
+def build_model(tokenizer: str, path: Path) -> Path:
+    """The tiny random MLX model with the chosen tokenizer (see the module's docstring)."""
+    if tokenizer == "big":
+        from trimkit.testing.grammar_models import build_big_vocab_model
+
+        return build_big_vocab_model(path)
+    if tokenizer == "corpus":
+        from trimkit.testing.corpus_model import build_corpus_model
+
+        return build_corpus_model(path)
+    from trimkit.testing.tinymodel import build_tiny_model
+
+    return build_tiny_model(path)
+
+
+def describe_tokenizer(name: str, model_dir: Path) -> str:
+    """Which tokenizer the figures are counted in, and how many characters a token it reads
+    on the session's system prompt, on its exchanges (the assistant's words and tool call,
+    the tool's result) and on the code that its Read results show, without line numbers."""
+    sys.path.insert(1, str(ROOT))
+    from tests.fixtures import claude_code as cc
+    from tests.fixtures.long_session import agent_exchange
+    from tests.fixtures.sources import paths, python_module
+    from trimkit.testing.corpus_model import chars_per_token
+
+    system = cc.first_request(" ")["system"]
+    system = system if isinstance(system, str) else "".join(block["text"] for block in system)
+    exchanges = []
+    for i in range(100):
+        assistant, user = agent_exchange(i)
+        say, call = assistant["content"]
+        exchanges.append(say["text"] + json.dumps(call["input"]) + user["content"][0]["content"])
+    code = "".join(python_module(paths("src", 1, i)[0], 900 + (i * 389) % 1400) for i in range(0, 100, 5))
+    vocab = json.loads((model_dir / "config.json").read_text())["vocab_size"]
+    return (f"tokenizer: {name} ({vocab:,} tokens); characters a token on the system prompt "
+            f"{chars_per_token(model_dir, system):.2f}, on the session's exchanges "
+            f"{chars_per_token(model_dir, ''.join(exchanges)):.2f}, on the code its Read results show "
+            f"{chars_per_token(model_dir, code):.2f}")
 
 
 def checkout(commit: str, into: Path) -> Path:
@@ -276,9 +361,12 @@ def terminal_chart(figures: dict[str, dict], height: int = 8) -> str:
     return "\n".join(lines)
 
 
-def print_session(figures: dict[str, dict], window: int) -> None:
+ANSWERS = {"end": "every answer ends at once", "scripted": "the model writes each scripted assistant turn"}
+
+
+def print_session(figures: dict[str, dict], window: int, answer: str = "end") -> None:
     print(f"1. a {next(iter(figures.values()))['turns']}-turn agent session through the server, tiny MLX model, "
-          f"{window:,}-token window (a quarter kept for output)")
+          f"{window:,}-token window (a quarter kept for output), {ANSWERS[answer]}")
     print(f"   {'':<10}{'cut events':>11}{'median % cached':>17}{'min % cached':>14}{'after 1st cut':>15}"
           f"{'median % prev.':>16}{'min % prev.':>13}{'prompt kept':>16}{'run':>8}")
     print(f"   {'':<10}{'':>11}{'(goal >= 95)':>17}{'(no cut)':>14}{'(no cut)':>15}{'reused':>16}{'(no cut)':>13}"
@@ -346,11 +434,17 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=ROOT / ".benchmarks" / "long_session.png")
     parser.add_argument("--repeat", type=int, default=3, help="fresh processes measuring the cost per request")
     parser.add_argument("--sections", default="session,cost,library", help="which of session, cost, library to run")
+    parser.add_argument("--tokenizer", choices=TOKENIZERS, default="tiny",
+                        help="the tiny model's tokenizer: its own (tiny), grown by random merges (big), "
+                             "or trained on the Python standard library (corpus)")
+    parser.add_argument("--answer", choices=list(ANSWERS), default="end",
+                        help="section 1: every answer ends at once (end), or the model writes the scripted "
+                             "assistant turn, which the next request then finds in the cache (scripted)")
     parser.add_argument("--child", choices=["server", "cost", "library"], help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.model_dir, args.turns, args.window)
+        child(args.child, args.model_dir, args.turns, args.window, args.answer)
         return
     with tempfile.TemporaryDirectory(prefix="trimkit-bench-") as tmp:
         trees = {"now": ROOT}
@@ -358,19 +452,19 @@ def main() -> None:
             trees[args.before[:9]] = checkout(args.before, Path(tmp) / "before")
         model_dir = Path(tmp) / "tiny-model"
         sys.path.insert(0, str(ROOT / "src"))
-        from trimkit.testing.tinymodel import build_tiny_model
-
-        build_tiny_model(model_dir)
+        build_model(args.tokenizer, model_dir)
+        print(describe_tokenizer(args.tokenizer, model_dir), flush=True)
         sections = args.sections.split(",")
         try:
             if "session" in sections:
-                sessions = {name: session_figures(run_child(tree, "server", model_dir, args.turns, args.window))
+                sessions = {name: session_figures(run_child(tree, "server", model_dir, args.turns, args.window,
+                                                            args.answer))
                             for name, tree in trees.items()}
-                print_session(sessions, args.window)
+                print_session(sessions, args.window, args.answer)
                 print(draw(sessions, args.plot, args.window))
                 if args.also_window:
                     print_session({"now": session_figures(run_child(ROOT, "server", model_dir, args.turns,
-                                                                    args.also_window))}, args.also_window)
+                                                                    args.also_window, args.answer))}, args.also_window, args.answer)
                 print(flush=True)
             if "cost" in sections:
                 print_cost({name: cost_of([run_child(tree, "cost", model_dir, 12) for _ in range(args.repeat)])

@@ -215,14 +215,20 @@ def build_tiny_model(
     ``eos_bias`` lowers it instead: the model then always runs to ``max_tokens``,
     so a test can stop an engine while its answer is still streaming.
     """
-    tokenizer = train_tokenizer(vocab)
+    return write_chatml_model(path, train_tokenizer(vocab), layers=layers, hidden=hidden, heads=heads,
+                              head_dim=head_dim, vocab=vocab, seed=seed, eos_bias=eos_bias)
+
+
+def write_chatml_model(path: str | Path, tokenizer, **shape) -> Path:
+    """:func:`write_model` with this model's ChatML template and special tokens: the tiny model
+    around another tokenizer that has them (``shape`` as :func:`write_model` takes it)."""
     return write_model(
         path,
         tokenizer,
         tokenizer_config={"bos_token": None, "eos_token": EOS_TOKEN, "pad_token": PAD_TOKEN},
         chat_template=CHAT_TEMPLATE,
         eos_tokens=(EOS_TOKEN,),
-        layers=layers, hidden=hidden, heads=heads, head_dim=head_dim, vocab=vocab, seed=seed, eos_bias=eos_bias,
+        **shape,
     )
 
 
