@@ -52,7 +52,7 @@ def wheel(tmp_path_factory) -> Path:
     return built
 
 
-def test_wheel_carries_the_stages_prompts_hookspecs_and_command(wheel):
+def test_wheel_carries_the_stages_prompts_pages_hookspecs_and_command(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
@@ -63,9 +63,13 @@ def test_wheel_carries_the_stages_prompts_hookspecs_and_command(wheel):
             "trimkit/plugins/tools/compact.py"} <= stage_modules
     assert {"trimkit/prompts/small.j2", "trimkit/prompts/medium.j2", "trimkit/prompts/tools.j2",
             "trimkit/prompts/environment.j2"} <= templates
-    assert stage_modules | templates | {"trimkit/hookspecs.py", "trimkit/__init__.py", "trimkit/agent_lines.txt"} <= names
+    pages = {f"trimkit/pages/{p.name}" for p in (ROOT / "pages").iterdir()}
+    assert {"trimkit/pages/live.html", "trimkit/pages/report.html", "trimkit/pages/page.css",
+            "trimkit/pages/live.js"} <= pages
+    assert stage_modules | templates | pages | {"trimkit/hookspecs.py", "trimkit/__init__.py",
+                                                "trimkit/agent_lines.txt"} <= names
     assert "[console_scripts]\ntrimkit = trimkit.cli:main" in scripts
-    assert not any(n.startswith(("tests/", "benchmarks/", "plugins/", "prompts/")) for n in names)
+    assert not any(n.startswith(("tests/", "benchmarks/", "plugins/", "prompts/", "pages/")) for n in names)
 
 
 def test_installed_wheel_trims_with_its_own_stages_and_prompts(wheel, tmp_path):
@@ -79,13 +83,17 @@ def test_installed_wheel_trims_with_its_own_stages_and_prompts(wheel, tmp_path):
         f"""
         import json, sys
         import trimkit
-        from trimkit.resources import prompts_dir
+        from trimkit.resources import pages_dir, prompts_dir
+        from trimkit.report_html import RequestView, report_file
         result = trimkit.trim(open({str(EXAMPLE)!r}, "rb").read(), trimkit.ModelProfile.for_tier("small"))
+        page = report_file(RequestView(id=1, at=0.0, report=result.report))
         print(json.dumps({{
             "trimkit": trimkit.__file__,
             "plugins": sys.modules["trimkit.plugins"].__file__,
             "stages": {{s.name: sys.modules[s.run.__module__].__file__ for s in trimkit.pipeline.default_pipeline().stages}},
             "prompts": str(prompts_dir()),
+            "pages": str(pages_dir()),
+            "page": page,
             "before": result.report.before.chars,
             "after": result.report.after.chars,
             "system": trimkit.wire.system_text(result.request),
@@ -95,13 +103,14 @@ def test_installed_wheel_trims_with_its_own_stages_and_prompts(wheel, tmp_path):
         cwd=tmp_path,
     )
     site_dir = str(site.resolve())
-    for key in ("trimkit", "plugins", "prompts"):
+    for key in ("trimkit", "plugins", "prompts", "pages"):
         assert shown[key].startswith(site_dir), (key, shown[key])
     assert set(shown["stages"]) >= {"client_noise", "system_prompt", "reminders", "tools", "budget"}
     assert all(file.startswith(site_dir) for file in shown["stages"].values()), shown["stages"]
     assert shown["after"] < shown["before"] / 10
     assert "You are a coding agent" in shown["system"]  # rendered from the wheel's small.j2
     assert '<tool name="Read">' in shown["system"]
+    assert "<svg" in shown["page"] and "tools_dropped" in shown["page"]  # rendered from the wheel's pages/
 
 
 # ---------------------------------------------------------------- nothing heavy on import

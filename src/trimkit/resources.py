@@ -1,6 +1,6 @@
-"""Where the built-in stages (``plugins/``) and prompt templates (``prompts/``) live.
+"""Where the built-in stages (``plugins/``), prompt templates (``prompts/``) and page templates (``pages/``) live.
 
-In a built wheel both are inside the package (``trimkit/plugins``, ``trimkit/prompts``);
+In a built wheel all three are inside the package (``trimkit/plugins``, ``trimkit/prompts``, ``trimkit/pages``);
 in a source checkout they sit at the repository root. Either way the stages import
 as the package ``trimkit.plugins``: in a checkout, :func:`install_checkout_finder`
 (run when ``trimkit`` is imported) maps that name, and only that name, to the
@@ -29,6 +29,11 @@ def _locate(name: str) -> Path:
 
 def prompts_dir() -> Path:
     return _locate("prompts")
+
+
+def pages_dir() -> Path:
+    """The HTML page templates, their stylesheet and script (kept apart from the prompt templates)."""
+    return _locate("pages")
 
 
 class _CheckoutPlugins(importlib.abc.MetaPathFinder):

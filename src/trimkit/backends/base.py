@@ -96,6 +96,8 @@ class BackendStatus:
     detail: str = ""
     extra: dict = field(default_factory=dict)
     answer: int | None = None
+    progress: tuple[int, int] | None = None
+    """While loading, (bytes of weights loaded, bytes in all), for progress bars; None when not told."""
 
     @property
     def ready(self) -> bool:
@@ -134,6 +136,8 @@ class Backend(abc.ABC):
     tool calls (:func:`trimkit.toolcalls.dialects.dialect_for`); None when unknown."""
     vocab: Collection[str] = ()
     """The tokenizer's tokens, for the same (some formats show in the vocabulary only)."""
+    load_seconds: float | None = None
+    """How long the model took to load (``/metrics`` shows it); None until loaded, or with nothing to load."""
 
     @abc.abstractmethod
     def status(self) -> BackendStatus:

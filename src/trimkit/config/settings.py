@@ -72,6 +72,9 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     constrain_cache_entries: int = 16
     capture_dir: str | None = None
     capture_keep: Count = 50
+    metrics: bool = True
+    live_view: bool = True
+    live_view_keep: Count = 200
     log_level: LogLevel = "warning"
     header_timeout: Seconds = 10.0
     body_timeout: Seconds = 60.0

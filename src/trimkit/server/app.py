@@ -19,7 +19,9 @@ from ..backends.base import Backend
 from ..pipeline import Pipeline
 from ..wire import Health, encode
 from .errors import EXCEPTION_HANDLERS, ApiError
+from .live_view import UiAccess, live_view_routes, metrics_routes
 from .messages import MessageService
+from .observer import Observer
 from .openapi import ERROR_RESPONSES, CountTokensOperation, MessagesOperation, openapi_config
 from .local_only import LocalOnly
 from .shutdown import MESSAGE as SHUTTING_DOWN, Shutdown
@@ -85,6 +87,7 @@ def create_app(
     backend = backend or make_backend(settings)
     service = MessageService(settings, backend, pipeline)
     preparing = PreparationThread()
+    observer = Observer(settings, backend, service.gate)
     expected = settings.api_key.encode() if settings.api_key else None
 
     def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -121,7 +124,7 @@ def create_app(
     @post("/v1/messages", status_code=200, guards=[require_key], operation_class=MessagesOperation,
           responses=ERROR_RESPONSES)
     async def create_message(request: Request) -> Response:
-        prep = await prepared(request)
+        prep = await prepared(request, trace=observer.begin(request))
         if prep.request.stream:
             return Stream(
                 await until_disconnect(request, service.open_stream(prep), service.shutdown),
@@ -181,8 +184,11 @@ def create_app(
             backend.close()
 
     return Litestar(
-        route_handlers=[root, root_head, create_message, count_tokens, list_models, get_model, health],
+        route_handlers=[root, root_head, create_message, count_tokens, list_models, get_model, health,
+                        *metrics_routes(observer, [require_key]),
+                        *live_view_routes(observer, UiAccess(settings.api_key, presented_key))],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        before_send=[observer.before_send] if observer.active else [],
         request_max_body_size=settings.max_body_bytes,
         on_shutdown=[on_shutdown],
         state=State({"shutdown": service.shutdown}),

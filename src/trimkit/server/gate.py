@@ -85,6 +85,16 @@ class GenerationGate:
     def busy(self) -> int:
         return self._tickets
 
+    @property
+    def running(self) -> int:
+        """Tickets holding a slot now."""
+        return len(self._holders)
+
+    @property
+    def waiting(self) -> int:
+        """Tickets with a place in the queue and no slot yet."""
+        return self._tickets - len(self._holders)
+
     def reserve(self, *, urgent: bool = True) -> Ticket:
         """Take a place: the running generations plus ``max_queue`` waiting ones."""
         if self._tickets >= self.slots + self.max_queue:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from ..backends.locate import model_label
 from ..backends.base import Backend, BackendError, Finished, GenerationEvent, GenerationParams, TextDelta
@@ -35,6 +36,7 @@ from .errors import ApiError
 from .gate import GenerationGate, Ticket
 from .retry import MIN_RETRY_TOKENS, plan_retry
 from .shutdown import Shutdown
+from .trace import NO_TRACE
 from .validation import check_request
 from ..config.settings import ServerSettings
 
@@ -58,6 +60,8 @@ class Prepared:
     answer: str | None = None
     """The text to answer with, when the request is answered without the model."""
     constraint: Constraint | None = None
+    trace: Any = NO_TRACE
+    """The request's :class:`~.trace.RequestTrace`, told how it goes (for ``/metrics`` and the live view)."""
 
 
 @dataclass
@@ -68,6 +72,9 @@ class _Attempt:
     finished: Finished | None = None
     stopped: bool = False
     """Stopped to give the slot to the user's turn (a side request); it will start over."""
+    first_at: float | None = None
+    """When the first text arrived (``time.perf_counter``), and when the generation finished."""
+    ended_at: float | None = None
 
     @property
     def written(self) -> str:
@@ -126,7 +133,7 @@ class MessageService:
         """The trimmed request as chat messages, in the convention the profile says."""
         return chat_for(trimmed.request, trimmed.profile.native_tools)
 
-    def prepare(self, body: bytes, *, needs_max_tokens: bool = True) -> Prepared:
+    def prepare(self, body: bytes, *, needs_max_tokens: bool = True, trace: Any = NO_TRACE) -> Prepared:
         try:
             request = decode_request(body)
         except RequestDecodeError as exc:
@@ -150,7 +157,8 @@ class MessageService:
             raise ApiError(400, "request is nested too deeply to process") from None
         kind = classify(request)
         answer = title_from_words(request) if kind is RequestKind.TITLE and self.settings.quick_titles else None
-        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer, constraint)
+        trace.prepared(request, trimmed, kind.value)
+        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer, constraint, trace)
 
     def constraint(self, request: MessagesRequest, trimmed: TrimResult, chat: Chat) -> Constraint | None:
         """What the output must fit: the tools the prompt shows, ``tool_choice``, a JSON output schema.
@@ -256,6 +264,7 @@ class MessageService:
             cache_creation_input_tokens=0,
             cache_read_input_tokens=sum(a.finished.cached_tokens for a in attempts if a.finished),
         )
+        prep.trace.generated(attempts, builder, outcome["usage"])
 
     def _retry(self, prep: Prepared, builder: ResponseBuilder, first: "_Attempt", params: GenerationParams):
         """The retry for the failed call the builder holds, or None when there is no room or way for one."""
@@ -298,6 +307,8 @@ class MessageService:
                     attempt.stopped = True
                     return
                 if isinstance(item, TextDelta):
+                    if attempt.first_at is None:
+                        attempt.first_at = time.perf_counter()
                     attempt.pieces.append(item.text)
                     for event in builder.feed(item.text):
                         yield event
@@ -305,6 +316,7 @@ class MessageService:
                         break
                 elif isinstance(item, Finished):
                     attempt.finished = item
+                    attempt.ended_at = time.perf_counter()
                     break
                 await asyncio.sleep(0)  # a disconnect is noticed even if the backend never waits
                 item = await anext(generation)
@@ -337,6 +349,7 @@ class MessageService:
                 yield event
             return
         while True:
+            prep.trace.waiting()
             waiting = asyncio.ensure_future(ticket.acquire())
             try:
                 while not waiting.done():
@@ -348,6 +361,7 @@ class MessageService:
                     waiting.cancel()
                     await asyncio.gather(waiting, return_exceptions=True)
             waiting.result()
+            prep.trace.running()
             if ticket.urgent:
                 async for event in self._events(prep, builder, outcome):
                     yield event
@@ -372,6 +386,9 @@ class MessageService:
         try:
             async for _ in self._generate(prep, ticket, outcome):
                 pass
+        except asyncio.CancelledError:
+            prep.trace.client_left()
+            raise
         except BackendError as exc:
             raise ApiError(exc.status, str(exc), exc.error_type, lasting=exc.lasting) from None
         finally:
@@ -453,16 +470,20 @@ class MessageService:
             ))
             yield sse.MESSAGE_STOP
         except asyncio.CancelledError:
+            prep.trace.client_left()
             raise
         except BackendError as exc:
             if not opened:
                 raise
+            prep.trace.stream_failed(exc.error_type, str(exc))
             yield sse.error(exc.error_type, str(exc))
         except Exception as exc:  # a failure after the stream began must end it cleanly
             if not opened:
                 raise
             log.exception("stream failed")
-            yield sse.error("api_error", f"Internal server error ({type(exc).__name__})")
+            message = f"Internal server error ({type(exc).__name__})"
+            prep.trace.stream_failed("api_error", message)
+            yield sse.error("api_error", message)
         finally:
             if ticket is not None:
                 ticket.release()
