@@ -278,3 +278,49 @@ def test_inspect_reads_no_more_than_the_server_would_take(tmp_path):
         endless = inspect_process("-", stdin=zeros, max_body_bytes=1_000_000)
     assert done.returncode == endless.returncode == Exit.INPUT
     assert "more than 1000 bytes" in done.stderr and "Traceback" not in endless.stderr
+
+
+# ---------------------------------------------------------------- --html
+
+
+def html_report(capsys, *args: str) -> tuple[str, str]:
+    assert main(["inspect", *args]) == 0
+    captured = capsys.readouterr()
+    return captured.out, captured.err
+
+
+def test_html_writes_one_self_contained_page_with_the_stages_a_chart_and_the_diff(capsys, tmp_path):
+    out_file = tmp_path / "report.html"
+    out, err = html_report(capsys, str(EXAMPLE), "--html", str(out_file))
+    page = out_file.read_text()
+    assert f"report written to {out_file}" in err and total_line(out)
+    for stage in STAGES:
+        assert f"<td>{stage}</td>" in page
+    chart = page[page.index('<svg class="chart"'):page.index("</svg>")]
+    tools = next(s for s in Pipeline().trim(EXAMPLE.read_bytes(), ModelProfile.for_tier("small")).report.stages
+                 if s.name == "tools")
+    assert chart.count("<rect") == len(STAGES) and f"−{tools.chars_before - tools.chars_after:,}</text>" in chart
+    assert '<pre class="diff">' in page and '<span class="del">-You are Claude Code' in page
+    assert "<style>" in page and "<link" not in page and "<script" not in page
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//""", page)  # nothing loaded from elsewhere
+    assert "tools_dropped" in page and "Bash, Glob, Grep, Read, Edit, Write" in page
+
+
+def test_html_of_a_capture_shows_the_response_the_server_gave(capsys, tmp_path):
+    entry = tmp_path / "captures" / "20250101-120000.000001-0001"
+    entry.mkdir(parents=True)
+    (entry / "original.json").write_bytes(EXAMPLE.read_bytes())
+    (entry / "response.json").write_text(json.dumps({
+        "content": [{"type": "text", "text": "I'll look <here> first."},
+                    {"type": "tool_use", "id": "toolu_1", "name": "Read", "input": {"file_path": "cart.py"}}],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 1100, "output_tokens": 30, "cache_read_input_tokens": 900},
+    }))
+    html_report(capsys, str(tmp_path / "captures"), "--html", str(tmp_path / "r.html"))
+    page = (tmp_path / "r.html").read_text()
+    assert "I&#39;ll look &lt;here&gt; first." in page and "[tool_use Read]" in page
+    assert "<dt>tool calls</dt><dd>Read</dd>" in page and "<dd>900</dd>" in page
+
+
+def test_html_to_a_place_that_cannot_be_written_is_a_one_line_error(capsys, tmp_path):
+    assert main(["inspect", str(EXAMPLE), "--html", str(tmp_path / "no" / "such" / "dir" / "r.html")]) == Exit.INPUT
+    assert "cannot write" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``trimkit inspect``: what each stage does to one request, as a table, JSON, a diff or the prompt."""
+"""``trimkit inspect``: what each stage does to one request, as a table, JSON, a diff, the prompt or an HTML page."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 
 from dataclasses import replace
@@ -18,21 +19,28 @@ from .errors import CommandError, Exit
 from .main import _config
 
 
-def _read_request(source: str, limit: int) -> bytes:
-    """The request to inspect: a file, the newest capture in a directory, or ``-`` (stdin).
-
-    Only a regular file is read (a FIFO would wait for a writer, ``/dev/zero`` never
-    ends), and no more than ``limit`` bytes (``max_body_bytes``, what the server
-    would accept) of anything.
-    """
+def _request_path(source: str) -> Path | None:
+    """The file ``source`` names: itself, or the newest capture in a directory (None for stdin)."""
     if source == "-":
-        return _bounded(sys.stdin.buffer.read(limit + 1), "standard input", limit)
+        return None
     path = Path(source)
     if path.is_dir():
         candidates = sorted(path.glob("*/original.json")) or sorted(path.glob("*.json"))
         if not candidates:
             raise CommandError(f"no captured requests in {path}", Exit.INPUT)
         path = max(candidates, key=lambda p: (p.stat().st_mtime_ns, str(p)))
+    return path
+
+
+def _read_request(source: str, path: Path | None, limit: int) -> bytes:
+    """The request to inspect: the file at ``path`` (see :func:`_request_path`), or stdin when None.
+
+    Only a regular file is read (a FIFO would wait for a writer, ``/dev/zero`` never
+    ends), and no more than ``limit`` bytes (``max_body_bytes``, what the server
+    would accept) of anything.
+    """
+    if path is None:
+        return _bounded(sys.stdin.buffer.read(limit + 1), "standard input", limit)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens without waiting for a writer
     except OSError as exc:
@@ -125,7 +133,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     from ..render import prompt_text
 
     config = _config(args)
-    body = _read_request(args.request, config.settings.max_body_bytes)
+    path = _request_path(args.request)
+    body = _read_request(args.request, path, config.settings.max_body_bytes)
     profile, template = _profile(args), _template(args)
     if template is not None:
         native = template.traits.renders_tools and config.settings.convention != "xml"
@@ -139,6 +148,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print()
         return 0
     print(render_table(result))
+    if args.html:
+        write_html(args.html, result, path)
     if args.diff:
         before = prompt_text(result.original).splitlines(keepends=True)
         after = prompt_text(result.request).splitlines(keepends=True)
@@ -148,3 +159,50 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print()
         print(_prompt(result, template))
     return 0
+
+
+def _captured_response(request_path: Path | None) -> dict | None:
+    """The response saved beside a captured request (``DIR/…/response.json``), if there is one."""
+    if request_path is None or request_path.name != "original.json":
+        return None
+    try:
+        response = json.loads((request_path.parent / "response.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return response if isinstance(response, dict) else None
+
+
+def report_view(result, request_path: Path | None = None):
+    """One request's :class:`~trimkit.report_html.RequestView`, with the prompt's diff and, for a
+    capture, the response the server gave."""
+    from ..render import prompt_text
+    from ..report_html import RequestView, prompt_texts, response_text
+
+    at = request_path.stat().st_mtime if request_path is not None else time.time()
+    view = RequestView(id=1, at=at, model=result.original.model, served=result.profile.name, tier=result.report.tier,
+                       kind="", report=result.report, tools_offered=list(result.carry.tool_names))
+    texts = prompt_texts(prompt_text(result.original), prompt_text(result.request))
+    response = _captured_response(request_path)
+    if response is not None:
+        content = [b for b in response.get("content") or [] if isinstance(b, dict)]
+        texts.response = response_text(content)
+        view.tool_calls = [str(b.get("name", "")) for b in content if b.get("type") == "tool_use"]
+        view.stop_reason = str(response.get("stop_reason") or "")
+        usage = response.get("usage") or {}
+        view.prefilled_tokens = usage.get("input_tokens")
+        view.cached_tokens = usage.get("cache_read_input_tokens")
+        view.output_tokens = usage.get("output_tokens")
+    view.texts = texts
+    return view
+
+
+def write_html(out: str, result, request_path: Path | None) -> None:
+    """``--html OUT``: the report as one self-contained page (styles inline, the chart as SVG)."""
+    from ..report_html import report_file
+
+    source = str(request_path) if request_path is not None else "standard input"
+    try:
+        Path(out).write_text(report_file(report_view(result, request_path), source=source), encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot write {out}: {exc.strerror}", Exit.INPUT) from None
+    print(f"trimkit inspect: report written to {out}", file=sys.stderr)

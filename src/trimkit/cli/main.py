@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diff", action="store_true", help="unified diff of the prompt before and after")
     p.add_argument("--show", action="store_true", help="print the trimmed prompt")
     p.add_argument("--json", action="store_true", help="machine-readable report with the trimmed request")
+    p.add_argument("--html", metavar="OUT.html",
+                   help="also write the report as one self-contained HTML page: stages, a chart, the diff")
     p.set_defaults(func=_command("inspect", "cmd_inspect"))
 
     s = sub.add_parser("serve", parents=[common], help="serve the Anthropic Messages API on a local model")
