@@ -36,7 +36,7 @@ from .base import (Backend, BackendError, BackendStatus, ChatMessages, Finished,
                    GenerationParams, Readiness, TextDelta)
 from .locate import model_label, resolve_model_path, without_paths
 from .mlx_grammar import DEFAULT_CACHE_ENTRIES, GrammarEngine, log as constrain_log
-from .prefill_meter import PrefillMeter
+from .prefill_meter import PREFILL_REPORT_SECONDS, PrefillMeter, PrefillProgress
 from .prompt_cache import PromptCache
 from .prompt_tokens import PromptTokenizer
 
@@ -44,6 +44,8 @@ DEFAULT_MAX_CACHE_BYTES = 4 << 30
 DEFAULT_MAX_CACHE_ENTRIES = 4
 DEFAULT_PREFILL_STEP = 2048
 DEFAULT_TEMPERATURE = 1.0  # the Anthropic API's default
+LOAD_STEP_BYTES = 256 << 20
+"""Weights are read in steps of about this much, so that loading can say how far it got."""
 
 
 class _Cancelled(Exception):
@@ -129,6 +131,9 @@ class MLXBackend(Backend):
         self.prefill_meter = PrefillMeter(self.profile)
         self.logits_processors = logits_processors
         self.load_seconds: float | None = None
+        self.load_progress: tuple[int, int] | None = None
+        """(bytes of weights read, bytes in all) while loading."""
+        self.prefill_report_seconds = PREFILL_REPORT_SECONDS
         self.model: Any = None
 
         self._memory_limit = memory_limit
@@ -155,7 +160,7 @@ class MLXBackend(Backend):
         if (refusal := self._refusal()) is not None:
             return BackendStatus(Readiness.FAILED, detail=str(refusal))
         if not self._loaded.is_set():
-            return BackendStatus(Readiness.LOADING, detail=f"loading {self.label}")
+            return BackendStatus(Readiness.LOADING, detail=f"loading {self.label}", progress=self.load_progress)
         return BackendStatus(
             Readiness.READY,
             detail=f"{self.label} loaded in {self.load_seconds:.2f} s",
@@ -366,8 +371,23 @@ class MLXBackend(Backend):
             mx.set_memory_limit(self._memory_limit)
         if self._cache_limit is not None:
             mx.set_cache_limit(self._cache_limit)
+        from mlx.utils import tree_flatten
+
         start = time.perf_counter()
-        self.model, _ = load_model(self.path)
+        model, _ = load_model(self.path, lazy=True)
+        arrays = [array for _, array in tree_flatten(model.parameters())]
+        total = sum(array.nbytes for array in arrays)
+        done, step, step_bytes = 0, [], 0
+        self.load_progress = (0, total)
+        for i, array in enumerate(arrays):  # what load_model(lazy=False) evaluates at once, in counted steps
+            step.append(array)
+            step_bytes += array.nbytes
+            if step_bytes >= LOAD_STEP_BYTES or i == len(arrays) - 1:
+                mx.eval(step)
+                done += step_bytes
+                self.load_progress = (done, total)
+                step, step_bytes = [], 0
+        self.model = model
         self.load_seconds = time.perf_counter() - start
 
     def _serve(self, job: _Job) -> None:
@@ -381,6 +401,7 @@ class MLXBackend(Backend):
         if cache is None:
             cache = make_prompt_cache(self.model)
         held = reused  # prompt tokens the cache holds so far
+        progress = PrefillProgress(len(prompt) - reused, reused, self.prefill_report_seconds)
 
         def on_prefill_progress(done: int, total: int) -> None:
             nonlocal held
@@ -388,6 +409,7 @@ class MLXBackend(Backend):
                 held = reused + done
                 if job.cancel.is_set():
                     raise _Cancelled
+                progress.step(done, total)
 
         params = job.params
         sampler = make_sampler(
@@ -415,6 +437,8 @@ class MLXBackend(Backend):
         try:
             with contextlib.closing(steps):
                 for response in steps:
+                    if not generated:
+                        progress.finished(len(prompt) - reused)
                     held = len(prompt)
                     generated.append(response.token)
                     if response.text:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 import sys
 import time
@@ -32,6 +33,23 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+LOG_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": logging.WARNING,
+              "info": logging.INFO, "debug": logging.DEBUG, "trace": logging.DEBUG}
+
+
+def configure_logging(level: str) -> None:
+    """trimkit's own lines on stderr at ``log_level``; progress lines (the model loading, a long
+    prefill: ``trimkit.progress``) at every level but ``error`` and ``critical``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("trimkit: %(message)s"))
+    logger = logging.getLogger("trimkit")
+    logger.addHandler(handler)
+    logger.setLevel(LOG_LEVELS.get(level.lower(), logging.WARNING))
+    logger.propagate = False
+    if logger.level <= logging.WARNING:
+        logging.getLogger("trimkit.progress").setLevel(logging.INFO)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from ..backends.locate import missing_model
     from .progress import report_loading
@@ -43,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CommandError(f"{exc}; install the server with: {REINSTALL}", Exit.NOT_INSTALLED) from None
     settings = _config(args).settings
+    configure_logging(settings.log_level)
     started = time.monotonic()
     label = settings.model or f"{settings.backend} backend"
     settings.check_bind()
