@@ -2,8 +2,7 @@
 
 Bounded everywhere: ``keep`` requests (numbers and names only), the newest
 ``TEXTS_KEPT`` of them with their prompt diff and response when captures are on,
-and each listener's queue. A listener that falls behind is not waited for: its
-queue is emptied and it is told to reload the whole list (``reset``).
+and what each listener is owed (the ids of changed requests, or "reload the list").
 """
 
 from __future__ import annotations
@@ -19,29 +18,45 @@ if TYPE_CHECKING:
     from ..stage import TrimResult
 
 TEXTS_KEPT = 20
-LISTENER_QUEUE = 256
+COALESCE_SECONDS = 0.25
 
 
 class Listener:
-    """One page's stream of (event, data) pairs."""
+    """One page's news: which requests changed since it was last sent rows, or that it must reload them all.
 
-    def __init__(self):
-        self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue(LISTENER_QUEUE)
+    Telling it costs a set insertion, whatever the page does; the page's stream
+    renders the changed rows itself, at most every ``COALESCE_SECONDS``, so a busy
+    server renders each row a few times a second at most, never once per event.
+    """
 
-    def tell(self, event: str, data: str) -> None:
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.changed: set[int] = set()
+        self.reset = False
+        self.news = asyncio.Event()
+
+    def tell(self, request_id: int) -> None:
+        if len(self.changed) >= self.limit:  # behind by more than the list holds: send the list again
+            self.changed.clear()
+            self.reset = True
+        else:
+            self.changed.add(request_id)
+        self.news.set()
+
+    async def wait(self, timeout: float) -> bool:
+        """Whether there is news within ``timeout`` seconds."""
         try:
-            self.queue.put_nowait((event, data))
-        except asyncio.QueueFull:  # behind: drop what it missed, and have it reload the list
-            while not self.queue.empty():
-                self.queue.get_nowait()
-            self.queue.put_nowait(("reset", ""))
-
-    async def next(self, timeout: float) -> tuple[str, str] | None:
-        """The next event, or None after ``timeout`` seconds of quiet."""
-        try:
-            return await asyncio.wait_for(self.queue.get(), timeout)
+            await asyncio.wait_for(self.news.wait(), timeout)
         except asyncio.TimeoutError:
-            return None
+            return False
+        return True
+
+    def take(self) -> tuple[list[int], bool]:
+        """The changed requests, newest first, and whether to send the whole list instead."""
+        changed, reset = sorted(self.changed, reverse=True), self.reset
+        self.changed, self.reset = set(), False
+        self.news.clear()
+        return changed, reset
 
 
 class RecentRequests:
@@ -93,12 +108,12 @@ class RecentRequests:
 
     # ---------------------------------------------------------------- listeners
 
-    def tell_all(self, event: str, data: str) -> None:
-        for listener in list(self.listeners):
-            listener.tell(event, data)
+    def changed(self, view: RequestView) -> None:
+        for listener in self.listeners:
+            listener.tell(view.id)
 
     def listener(self) -> Listener:
-        listener = Listener()
+        listener = Listener(self.keep)
         self.listeners.add(listener)
         return listener
 

@@ -6,7 +6,7 @@ import asyncio
 import hmac
 from typing import Any, Awaitable, TypeVar
 
-from litestar import Litestar, Request, Response, get, head, post
+from litestar import Litestar, Request, Response, Router, get, head, post
 from litestar.datastructures import State
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -21,7 +21,7 @@ from ..wire import Health, encode
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .live_view import UiAccess, live_view_routes, metrics_routes
 from .messages import MessageService
-from .observer import Observer
+from .observer import TRACED, Observer
 from .openapi import ERROR_RESPONSES, CountTokensOperation, MessagesOperation, openapi_config
 from .local_only import LocalOnly
 from .shutdown import MESSAGE as SHUTTING_DOWN, Shutdown
@@ -122,7 +122,7 @@ def create_app(
         return await preparing.run(service.prepare, body, **options)
 
     @post("/v1/messages", status_code=200, guards=[require_key], operation_class=MessagesOperation,
-          responses=ERROR_RESPONSES)
+          responses=ERROR_RESPONSES, opt={TRACED: True})
     async def create_message(request: Request) -> Response:
         prep = await prepared(request, trace=observer.begin(request))
         if prep.request.stream:
@@ -184,11 +184,12 @@ def create_app(
             backend.close()
 
     return Litestar(
-        route_handlers=[root, root_head, create_message, count_tokens, list_models, get_model, health,
-                        *metrics_routes(observer, [require_key]),
-                        *live_view_routes(observer, UiAccess(settings.api_key, presented_key))],
+        route_handlers=[create_message, Router("/", route_handlers=[  # Messages requests are counted by their traces
+            root, root_head, count_tokens, list_models, get_model, health, *metrics_routes(observer, [require_key]),
+            *live_view_routes(observer, UiAccess(settings.api_key, presented_key)),
+        ], middleware=[observer.middleware] if observer.active else [])],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        before_send=[observer.before_send] if observer.active else [],
+        after_exception=[observer.after_exception] if observer.active else [],
         request_max_body_size=settings.max_body_bytes,
         on_shutdown=[on_shutdown],
         state=State({"shutdown": service.shutdown}),

@@ -19,6 +19,7 @@ this machine).
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 from typing import Any, AsyncIterator, Callable
@@ -30,6 +31,7 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from .. import report_html
+from .activity import COALESCE_SECONDS
 from .observer import Observer
 from .metrics import METRICS_MEDIA_TYPE
 
@@ -135,14 +137,17 @@ def live_view_routes(observer: Observer, access: UiAccess) -> list[BaseRouteHand
                 yield b"retry: 3000\n\n" + sse_frame("reset", report_html.rows(recent.newest()))
                 yield sse_frame("status", report_html.status_bar(observer.header()))
                 while True:
-                    item = await listener.next(QUIET_PING_SECONDS)
-                    if item is None:
+                    if not await listener.wait(QUIET_PING_SECONDS):
                         yield b": ping\n\n"  # finds a page that went away while nothing happened
                         continue
-                    event, data = item
-                    if event == "reset":
-                        data = report_html.rows(recent.newest())
-                    yield sse_frame(event, data)
+                    await asyncio.sleep(COALESCE_SECONDS)  # rows that change together are sent together
+                    changed, reset = listener.take()
+                    if reset:
+                        rows = sse_frame("reset", report_html.rows(recent.newest()))
+                    else:
+                        views = [v for v in map(recent.get, changed) if v is not None]
+                        rows = sse_frame("request", report_html.rows(views)) if views else b""
+                    yield rows + sse_frame("status", report_html.status_bar(observer.header()))
             finally:
                 recent.forget(listener)
 

@@ -395,6 +395,7 @@ class MessageService:
             if ticket is not None:
                 ticket.release()
         builder = outcome["builder"]
+        prep.trace.answered(200)
         message = MessagesResponse(
             id=new_message_id(),
             model=prep.request.model,
@@ -404,6 +405,7 @@ class MessageService:
             usage=outcome["usage"],
         )
         await self._capture(prep, message)
+        prep.trace.complete()
         return message
 
     async def _capture(self, prep: Prepared, message: MessagesResponse) -> None:
@@ -427,6 +429,7 @@ class MessageService:
             first = await anext(stream)
         except BackendError as exc:
             raise ApiError(exc.status, str(exc), exc.error_type, lasting=exc.lasting) from None
+        prep.trace.answered(200)
         return delivered(first, stream, ping_interval=self.settings.ping_interval, shutdown=self.shutdown)
 
     async def _stream(self, prep: Prepared, ticket: Ticket | None) -> AsyncIterator[bytes]:
@@ -487,6 +490,7 @@ class MessageService:
         finally:
             if ticket is not None:
                 ticket.release()
+            prep.trace.complete()
 
 
 async def fixed_text(text: str) -> AsyncIterator[GenerationEvent]:

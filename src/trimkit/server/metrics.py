@@ -120,6 +120,7 @@ class ServerMetrics:
         self.tool_calls = Counter("trimkit_tool_calls", "tool_use blocks sent back to clients.", ["model"],
                                   registry=r)
         r.register(_ServerState(backend, gate, model))
+        self._models: dict[str, _ModelMetrics] = {}
 
     def request(self, endpoint: str, status: int, error_type: str) -> None:
         self.requests.labels(endpoint, str(status), bounded_error_type(error_type)).inc()
@@ -127,29 +128,62 @@ class ServerMetrics:
     def stream_error(self, model: str, error_type: str) -> None:
         self.stream_errors.labels(model, bounded_error_type(error_type)).inc()
 
+    def _for(self, model: str) -> "_ModelMetrics":
+        children = self._models.get(model)
+        if children is None:
+            children = self._models[model] = _ModelMetrics(self, model)
+        return children
+
     def observe(self, trace: "RequestTrace") -> None:
         """Count one completed Messages request."""
-        view, model = trace.view, trace.view.served
+        view = trace.view
+        m = self._for(view.served)
         if trace.disconnected:
-            self.cancelled.labels(model, "disconnect").inc()
+            m.cancelled.inc()
         if view.report is not None:
             report = view.report
-            self.prompt_tokens.labels(model, "received").observe(report.before.tokens)
-            self.prompt_tokens.labels(model, "trimmed").observe(report.after.tokens)
-            self.trim_seconds.labels(model).observe(report.ms / 1000)
+            m.received.observe(report.before.tokens)
+            m.trimmed.observe(report.after.tokens)
+            m.trim_seconds.observe(report.ms / 1000)
             for stage in report.stages:
-                self.stage_tokens.labels(model, stage.name, "before").inc(stage.tokens_before)
-                self.stage_tokens.labels(model, stage.name, "after").inc(stage.tokens_after)
-        for histogram, value in ((self.queue_wait, view.queue_wait), (self.ttft, view.ttft),
-                                 (self.prefill_tps, view.prefill_tps), (self.decode_tps, view.decode_tps)):
+                before, after = m.stage(stage.name)
+                before.inc(stage.tokens_before)
+                after.inc(stage.tokens_after)
+        for histogram, value in ((m.queue_wait, view.queue_wait), (m.ttft, view.ttft),
+                                 (m.prefill_tps, view.prefill_tps), (m.decode_tps, view.decode_tps)):
             if value is not None:
-                histogram.labels(model).observe(value)
-        for counter, value in ((self.cached_tokens, view.cached_tokens), (self.prefilled_tokens, view.prefilled_tokens),
-                               (self.output_tokens, view.output_tokens)):
+                histogram.observe(value)
+        for counter, value in ((m.cached_tokens, view.cached_tokens), (m.prefilled_tokens, view.prefilled_tokens),
+                               (m.output_tokens, view.output_tokens), (m.tool_calls, len(view.tool_calls))):
             if value:
-                counter.labels(model).inc(value)
-        if view.tool_calls:
-            self.tool_calls.labels(model).inc(len(view.tool_calls))
+                counter.inc(value)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ModelMetrics:
+    """One model's children of the per-request metrics, looked up once (``labels()`` takes a lock each time)."""
+
+    def __init__(self, metrics: ServerMetrics, model: str):
+        self.metrics, self.model = metrics, model
+        self.cancelled = metrics.cancelled.labels(model, "disconnect")
+        self.received = metrics.prompt_tokens.labels(model, "received")
+        self.trimmed = metrics.prompt_tokens.labels(model, "trimmed")
+        self.trim_seconds = metrics.trim_seconds.labels(model)
+        self.queue_wait = metrics.queue_wait.labels(model)
+        self.ttft = metrics.ttft.labels(model)
+        self.prefill_tps = metrics.prefill_tps.labels(model)
+        self.decode_tps = metrics.decode_tps.labels(model)
+        self.cached_tokens = metrics.cached_tokens.labels(model)
+        self.prefilled_tokens = metrics.prefilled_tokens.labels(model)
+        self.output_tokens = metrics.output_tokens.labels(model)
+        self.tool_calls = metrics.tool_calls.labels(model)
+        self._stages: dict[str, tuple[Counter, Counter]] = {}
+
+    def stage(self, name: str) -> tuple[Counter, Counter]:
+        pair = self._stages.get(name)
+        if pair is None:
+            tokens = self.metrics.stage_tokens
+            pair = self._stages[name] = (tokens.labels(self.model, name, "before"), tokens.labels(self.model, name, "after"))
+        return pair

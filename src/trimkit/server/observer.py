@@ -1,13 +1,17 @@
 """What the server shows of itself: one object behind ``/metrics`` and the live view.
 
-The app asks it for a :class:`~.trace.RequestTrace` per Messages request
-(:meth:`Observer.begin`) and installs :meth:`Observer.before_send` as a Litestar
-``before_send`` hook, which sees every response's status (errors' types read from
-their Anthropic-shaped bodies) and last byte, for every route. Completed traces go
-to the metrics and to the live view's ring; pages listening get the changed rows as
-HTML, rendered once whoever listens.
+The Messages route asks it for a :class:`~.trace.RequestTrace` per request
+(:meth:`Observer.begin`); the request path tells the trace how it goes, and the
+trace counts the request when it is answered. That route has no middleware, so a
+stream's thousands of chunks pass through nothing of this. Every other route is
+wrapped by :meth:`Observer.middleware`, which counts its response's status (an
+error's type read from its Anthropic-shaped body). :meth:`Observer.after_exception`
+counts what fails before a route answers: the Messages route's errors (with its
+trace) and paths no route serves. Completed traces go to the metrics and to the
+live view's ring; pages listening are told which rows changed, and render them a
+few times a second at most (:mod:`.activity`).
 
-With ``metrics`` and ``live_view`` both off it is inactive: no hook, no traces.
+With ``metrics`` and ``live_view`` both off it is inactive: no middleware, no traces.
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ import msgspec
 from litestar import Request
 
 from ..backends.base import Backend, Readiness
-from .. import report_html
 from ..config.settings import ServerSettings
 from .activity import RecentRequests
+from .errors import ERROR_TYPES, ApiError
 from .gate import GenerationGate
 from .metrics import ServerMetrics
 from .trace import NO_TRACE, RequestTrace
 from .user_agent import client_family
 
 TRACE_KEY = "trimkit.trace"
-ERROR_STATUS_KEY = "trimkit.error_status"
+TRACED = "trimkit_traced"
+"""A route handler's ``opt`` key: its requests are counted by their traces (the Messages route)."""
 MAX_ERROR_BODY = 65536
 STATE_TEXT = {Readiness.READY: "serving", Readiness.LOADING: "loading", Readiness.FAILED: "failed to load"}
 
@@ -65,7 +70,8 @@ class Observer:
         if not self.active:
             return NO_TRACE
         trace = RequestTrace(self, next(self._ids), client=client_family(request.headers.get("user-agent")),
-                             served=self.model(), keep_texts=self.texts_shown)
+                             served=self.model(), keep_texts=self.texts_shown,
+                             endpoint=_endpoint(request.scope))
         request.scope["state"][TRACE_KEY] = trace
         if self.recent is not None:
             self.recent.add(trace.view)
@@ -75,6 +81,10 @@ class Observer:
 
     def updated(self, trace: RequestTrace) -> None:
         self._tell(trace)
+
+    def answered(self, trace: RequestTrace, status: int, error_type: str) -> None:
+        if self.metrics is not None:
+            self.metrics.request(trace.endpoint, status, error_type)
 
     def completed(self, trace: RequestTrace) -> None:
         if self.metrics is not None:
@@ -89,39 +99,48 @@ class Observer:
             self.metrics.stream_error(trace.view.served, error_type)
 
     def _tell(self, trace: RequestTrace) -> None:
-        """Send the request's row and the status bar to the pages listening, if any."""
-        recent = self.recent
-        if recent is None or not recent.listeners:
+        """Tell the pages listening, if any, that this request's row changed (they render it themselves)."""
+        if self.recent is not None:
+            self.recent.changed(trace.view)
+
+    # ---------------------------------------------------------------- watching responses
+
+    @property
+    def middleware(self) -> Callable[[Any], Any]:
+        """Litestar middleware for every route but the Messages one: counts the response's status,
+        reading an error's type from its body. A plain function (Litestar copies the routers it is given,
+        and the observer, which holds locks, must not be copied)."""
+        metrics = self.metrics
+
+        def wrap(app: Any) -> Any:
+            async def observed(scope: Any, receive: Any, send: Any) -> None:
+                if scope["type"] != "http" or metrics is None:
+                    await app(scope, receive, send)
+                    return
+                answer = _Answer(metrics, scope)
+
+                async def watched(message: Any) -> None:
+                    if not message.get("more_body"):  # the live view's events pass with one lookup each
+                        answer.look(message)
+                    await send(message)
+
+                await app(scope, receive, watched)
+
+            return observed
+
+        return wrap
+
+    async def after_exception(self, exception: Exception, scope: Any) -> None:
+        """Count what the middleware does not see: the Messages route's errors, and unknown paths."""
+        status, error_type, message = _error_of(exception)
+        if (trace := scope.get("state", {}).get(TRACE_KEY)) is not None:
+            trace.answered(status, error_type, message)
+            trace.complete()
             return
-        recent.tell_all("request", report_html.rows([trace.view]))
-        recent.tell_all("status", report_html.status_bar(self.header()))
-
-    # ---------------------------------------------------------------- the app's before_send hook
-
-    async def before_send(self, message: Any, scope: Any) -> None:
-        kind = message["type"]
-        if kind == "http.response.start":
-            status = message["status"]
-            state = scope["state"]
-            if status >= 400:
-                state[ERROR_STATUS_KEY] = status  # counted with its type, read from the body that follows
-                return
-            if self.metrics is not None:
-                self.metrics.request(_endpoint(scope), status, "")
-            if (trace := state.get(TRACE_KEY)) is not None:
-                trace.answered(status)
-        elif kind == "http.response.body":
-            state = scope["state"]
-            status = state.pop(ERROR_STATUS_KEY, None)
-            trace = state.get(TRACE_KEY)
-            if status is not None:
-                error_type, text = read_error(message.get("body", b""))
-                if self.metrics is not None:
-                    self.metrics.request(_endpoint(scope), status, error_type)
-                if trace is not None:
-                    trace.answered(status, error_type or "error", text)
-            if trace is not None and not message.get("more_body", False):
-                trace.complete()
+        handler = scope.get("route_handler")
+        traced = handler is not None and bool(getattr(handler, "opt", {}).get(TRACED))
+        if self.metrics is not None and (traced or not scope.get("path_template")):
+            self.metrics.request(_endpoint(scope), status, error_type)
 
     # ---------------------------------------------------------------- the live view's header
 
@@ -145,3 +164,32 @@ class Observer:
 def _endpoint(scope: Any) -> str:
     """The route's template (``/v1/models/{model_id}``), never the path itself: a bounded label."""
     return scope.get("path_template") or "unmatched"
+
+
+class _Answer:
+    """One response as the middleware sees it: its status, then its body (an error's type is in it)."""
+
+    __slots__ = ("metrics", "scope", "status")
+
+    def __init__(self, metrics: ServerMetrics, scope: Any):
+        self.metrics, self.scope, self.status = metrics, scope, 0
+
+    def look(self, message: Any) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            if self.status < 400:
+                self.metrics.request(_endpoint(self.scope), self.status, "")
+        elif message["type"] == "http.response.body" and self.status >= 400:
+            self.metrics.request(_endpoint(self.scope), self.status, read_error(message.get("body", b""))[0])
+            self.status = 0
+
+
+def _error_of(exception: Exception) -> tuple[int, str, str]:
+    """(status, error type, message) of an exception as the app's handlers answer it."""
+    if isinstance(exception, ApiError):
+        return exception.status, exception.error_type, exception.message
+    status = getattr(exception, "status_code", 500)
+    if not isinstance(status, int):
+        status = 500
+    detail = getattr(exception, "detail", "") if status < 500 else ""
+    return status, ERROR_TYPES.get(status, "api_error"), str(detail or "")

@@ -1,8 +1,9 @@
-"""One Messages request followed from arrival to its last byte, for ``/metrics`` and the live view.
+"""One Messages request followed from arrival to its answer, for ``/metrics`` and the live view.
 
 The request path calls a trace at a few points (prepared, waiting, running,
-generated, a stream error, a disconnect); the app's ``before_send`` hook tells it
-the status it was answered with and when its last byte went. It fills a
+generated, answered, a stream error, a disconnect, complete); the app's
+``after_exception`` hook tells it an error it was answered with. It counts the
+request once, with the status of its answer, and fills a
 :class:`~trimkit.report_html.RequestView` as it goes and hands itself to its
 observer once, when the request is done. :data:`NO_TRACE` stands in when metrics
 and the live view are both off, so the request path never asks whether to call.
@@ -36,20 +37,25 @@ class TraceSink(Protocol):
 
     def updated(self, trace: "RequestTrace") -> None: ...
 
+    def answered(self, trace: "RequestTrace", status: int, error_type: str) -> None: ...
+
     def completed(self, trace: "RequestTrace") -> None: ...
 
     def stream_error(self, trace: "RequestTrace", error_type: str) -> None: ...
 
 
 class RequestTrace:
-    def __init__(self, sink: TraceSink, request_id: int, *, client: str, served: str, keep_texts: bool):
+    def __init__(self, sink: TraceSink, request_id: int, *, client: str, served: str, keep_texts: bool,
+                 endpoint: str = "/v1/messages"):
         self.sink = sink
+        self.endpoint = endpoint
         self.started = time.perf_counter()
         self.view = RequestView(id=request_id, at=time.time(), client=client, served=served)
         self.keep_texts = keep_texts
         self.trimmed: "TrimResult | None" = None
         """The trim (original and trimmed request), kept only when texts may be shown, for the diff."""
         self.disconnected = False
+        self.counted = False
         self.done = False
         self._waiting_since: float | None = None
 
@@ -107,13 +113,15 @@ class RequestTrace:
         self.disconnected = self.view.cancelled = True
         self.complete()
 
-    # ---------------------------------------------------------------- called by the app's before_send hook
-
     def answered(self, status: int, error_type: str = "", message: str = "") -> None:
+        """The answer's status (200 once a response or a stream begins), counted once; an error's type and words."""
         view = self.view
         view.status = status
         if error_type:
             view.error_type, view.error = error_type, message
+        if not self.counted:
+            self.counted = True
+            self.sink.answered(self, status, error_type)
         if self.done:  # a disconnected non-streaming request is answered (to nobody) after it was counted
             self.sink.updated(self)
 
@@ -137,6 +145,10 @@ class _NoTrace:
     def stream_failed(self, error_type, message) -> None: ...
 
     def client_left(self) -> None: ...
+
+    def answered(self, status, error_type="", message="") -> None: ...
+
+    def complete(self) -> None: ...
 
 
 NO_TRACE: Any = _NoTrace()
