@@ -68,10 +68,12 @@ class RequestTrace:
         view.tools_offered = list(trimmed.carry.tool_names)
         if self.keep_texts:
             self.trimmed = trimmed
-        self.sink.updated(self)
 
     def waiting(self) -> None:
+        """Waiting for a generation slot: its row can show the trim now (``prepared`` runs on the
+        preparation thread, so the pages hear of it from here, on the event loop)."""
         self._waiting_since = time.perf_counter()
+        self.sink.updated(self)
 
     def running(self) -> None:
         if self._waiting_since is not None:
