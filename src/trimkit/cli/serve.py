@@ -88,6 +88,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sock.close()
         raise
     print(f"trimkit: serving {settings.backend} backend on http://{settings.host}:{settings.port}", file=sys.stderr)
+    if settings.live_view:
+        print(f"trimkit: live view at http://{settings.host}:{settings.port}/ui", file=sys.stderr)
     server = uvicorn_server(app, settings)
 
     def keep_serving(reason: str) -> None:
