@@ -221,3 +221,23 @@ def test_in_a_browser_a_request_appears_live_and_its_detail_opens(browser, tmp_p
 def test_the_browser_test_runs_the_system_chromium():
     """Nothing here downloads a browser: the one driven is the system's."""
     assert Path(CHROMIUM).resolve().is_file()
+
+
+@pytest.mark.e2e
+def test_a_claude_code_session_shows_up_as_claude_code_with_its_tool_call_and_no_prompt_text(claude_bin, tmp_path):
+    from tests.support.agents import work_and_home, write_file_script
+    from tests.test_e2e_claude_code import run_claude
+
+    work, home = work_and_home(tmp_path)
+    with replay_server(write_file_script("Write", "file_path", work / "hello.txt"), name="replay",
+                       window=65_536) as server:
+        done = run_claude(claude_bin, server.url, "create hello.txt containing hello world", work, home,
+                          "--allowedTools", "Write")
+        page = httpx.get(server.url + "/ui", timeout=10).text
+        first = httpx.get(server.url + "/ui/requests/1", timeout=10).text
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert page.count("<td class=\"client\">Claude Code 2.") == 2
+    assert "<td>Write</td>" in page and "tools −" in page
+    assert "<dt>tools offered</dt>" in first and "Write" in first
+    for shown in (page, first):
+        assert "Claude Code, Anthropic" not in shown and "hello world" not in shown
