@@ -136,9 +136,12 @@ def test_serve_writes_progress_lines_at_every_level_but_error_and_critical(level
     logger, progress = logging.getLogger("trimkit"), logging.getLogger("trimkit.progress")
     saved = (list(logger.handlers), logger.level, logger.propagate, progress.level)
     try:
+        progress.setLevel(logging.INFO)  # as an earlier server in this process may have left it
+        configure_logging(level)
         configure_logging(level)
         assert progress.isEnabledFor(logging.INFO) is shown
         assert logger.isEnabledFor(logging.INFO) is (level == "info")
+        assert len(logger.handlers) == len(saved[0]) + 1  # one handler, however often it is called
     finally:
         logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
         progress.setLevel(saved[3])

@@ -39,15 +39,19 @@ LOG_LEVELS = {"critical": logging.CRITICAL, "error": logging.ERROR, "warning": l
 
 def configure_logging(level: str) -> None:
     """trimkit's own lines on stderr at ``log_level``; progress lines (the model loading, a long
-    prefill: ``trimkit.progress``) at every level but ``error`` and ``critical``."""
+    prefill: ``trimkit.progress``) at every level but ``error`` and ``critical``. Called again (a
+    second server in one process), it replaces its handler rather than adding one."""
+    logger = logging.getLogger("trimkit")
+    for handler in [h for h in logger.handlers if getattr(h, "trimkit_serve", False)]:
+        logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("trimkit: %(message)s"))
-    logger = logging.getLogger("trimkit")
+    handler.trimkit_serve = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(LOG_LEVELS.get(level.lower(), logging.WARNING))
     logger.propagate = False
-    if logger.level <= logging.WARNING:
-        logging.getLogger("trimkit.progress").setLevel(logging.INFO)
+    progress = logging.INFO if logger.level <= logging.WARNING else logging.NOTSET
+    logging.getLogger("trimkit.progress").setLevel(progress)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
