@@ -14,12 +14,17 @@ Workloads:
 - short: a one-line question, a 300-token streamed answer — per-request costs show most;
 - claude-code: the Claude-Code-shaped first request (88 KB, 25 tools), the same answer.
 
+Then the server alone: the app driven in-process through ASGI, no HTTP and no client,
+its CPU time per request on and off (the finest view of what observing adds).
+
 Goal: on ÷ off ≥ 0.95.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
 import statistics
 import subprocess
 import sys
@@ -85,6 +90,52 @@ def workloads() -> dict[str, dict]:
     return {"short": short, "claude-code": claude_code}
 
 
+async def asgi_request(app, body: bytes) -> None:
+    """One streamed Messages request straight into the app, the client reading at once."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/messages", "raw_path": b"/v1/messages", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                         (b"user-agent", b"Anthropic/Python 2.14.0"), (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8787)}
+    done, sent = asyncio.Event(), [False]
+
+    async def receive():
+        if not sent[0]:
+            sent[0] = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            done.set()
+
+    await app(scope, receive, send)
+
+
+def server_cpu(body: dict, rounds: int, requests: int) -> tuple[float, float]:
+    """Median CPU milliseconds per request of the app alone, on and off, in interleaved rounds."""
+    apps = {"on": create_app(ServerSettings(backend="replay"), backend=backend()),
+            "off": create_app(ServerSettings(backend="replay", metrics=False, live_view=False), backend=backend())}
+    raw = json.dumps(body).encode()
+
+    async def run() -> dict[str, list[float]]:
+        for app in apps.values():
+            for _ in range(3):
+                await asgi_request(app, raw)
+        times: dict[str, list[float]] = {"on": [], "off": []}
+        for i in range(rounds):
+            for side in (("on", "off") if i % 2 == 0 else ("off", "on")):
+                start = time.process_time()
+                for _ in range(requests):
+                    await asgi_request(apps[side], raw)
+                times[side].append((time.process_time() - start) / requests * 1000)
+        return times
+
+    times = asyncio.run(run())
+    return statistics.median(times["on"]), statistics.median(times["off"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=21)
@@ -122,6 +173,11 @@ def main() -> None:
                    if line.startswith('trimkit_requests_total{endpoint="/v1/messages"'))
     rows = events.read_text().count("<tr id=")
     print(f"  the page was sent {rows:,} rows; /metrics counted: {counted}")
+    print("the server alone (ASGI in-process, no HTTP, no client), CPU ms per request, median of rounds:")
+    for name, body in workloads().items():
+        on_ms, off_ms = server_cpu(body, args.rounds, args.requests)
+        print(f"  {name:<12} on {on_ms:.3f} ms   off {off_ms:.3f} ms   +{on_ms - off_ms:.3f} ms   "
+              f"throughput on ÷ off {off_ms / on_ms:.3f}")
 
 
 if __name__ == "__main__":
