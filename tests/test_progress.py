@@ -141,7 +141,24 @@ def test_serve_writes_progress_lines_at_every_level_but_error_and_critical(level
         configure_logging(level)
         assert progress.isEnabledFor(logging.INFO) is shown
         assert logger.isEnabledFor(logging.INFO) is (level == "info")
-        assert len(logger.handlers) == len(saved[0]) + 1  # one handler, however often it is called
+        ours = [h for h in logger.handlers if getattr(h, "trimkit_serve", False)]
+        assert len(ours) == 1  # one handler, however often it is called (an earlier server's replaced)
+        assert [h for h in logger.handlers if h not in ours] == [
+            h for h in saved[0] if not getattr(h, "trimkit_serve", False)]  # others' handlers kept
     finally:
         logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
         progress.setLevel(saved[3])
+
+
+def test_a_serve_that_refuses_to_start_leaves_the_processs_logging_alone(tmp_path, capsys):
+    """Logging is set up once the server will serve, so a refusal (here: no key off loopback) run
+    in-process leaves no handler on a stream that was stderr then, and trimkit's lines still propagate."""
+    from trimkit.cli.main import main
+
+    logger = logging.getLogger("trimkit")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    script = tmp_path / "script.json"
+    script.write_text('["fine"]')
+    assert main(["serve", "--host", "0.0.0.0", "--backend", "replay", "--script", str(script)]) == 2
+    assert "refusing to listen on 0.0.0.0" in capsys.readouterr().err
+    assert (list(logger.handlers), logger.level, logger.propagate) == before

@@ -65,7 +65,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         raise CommandError(f"{exc}; install the server with: {REINSTALL}", Exit.NOT_INSTALLED) from None
     settings = _config(args).settings
-    configure_logging(settings.log_level)
     started = time.monotonic()
     label = settings.model or f"{settings.backend} backend"
     settings.check_bind()
@@ -76,6 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         resolve_model_path(settings.model, allow_download=True)
     elif (missing := missing_model(settings)) is not None:
         raise missing
+    configure_logging(settings.log_level)  # only once it will serve: a refusal leaves the process's logging alone
     raise_descriptor_limit()
     sock = listening_socket(settings.host, settings.port)
     if settings.backend == "mlx" and settings.model:  # the one backend that takes a while to build
