@@ -122,8 +122,9 @@ def measure_server(model_dir: Path, turns: int, window: int, answer: str = "end"
 
     observer = Dropped()
     usage, seconds = [], []
-    with live_app("mlx", backend, pipeline=Pipeline(plugins=[observer]), model=str(backend.path),
-                  context_window=window, stages={"budget": {"target_prefill_seconds": 0}}) as server:
+    stages = {"budget": {"target_prefill_seconds": 0}}  # in the pipeline too: older servers ignored settings.stages then
+    with live_app("mlx", backend, pipeline=Pipeline(stages, plugins=[observer]), model=str(backend.path),
+                  context_window=window, stages=stages) as server:
         for k, body in enumerate(requests[:-1]):
             if answer == "scripted":
                 reply[0] = assistant_turn(requests[k + 1], native)

@@ -218,6 +218,15 @@ class TypedProbe(Probe):
         super().__init__(options=Limits, tier_options={"small": Limits(count=1)})
 
 
+def test_with_plugins_lays_a_configuration_over_the_pipelines_table_by_table():
+    base = Pipeline({"budget": {"drop_step": 0.25, "small": {"default_max_tokens": 100}}, "disabled": ["reminders"]})
+    built = base.with_plugins(config={"budget": {"small": {"min_output_tokens": 50}}, "disabled": []})
+    options = built.options_for("budget", "small")
+    assert (options.drop_step, options.default_max_tokens, options.min_output_tokens) == (0.25, 100, 50)
+    assert "reminders" in stage_names(built) and "reminders" not in stage_names(base)
+    assert base.options_for("budget", "small").min_output_tokens != 50
+
+
 def test_a_typed_stage_gets_its_options_struct_converted_from_the_configuration():
     probe = TypedProbe()
     config = {"probe": {"names": ["a", "b"], "nested": {"y": "table"}, "large": {"step": 2}}}

@@ -331,6 +331,27 @@ def test_budget_counts_what_the_backend_already_has_cached_in_one_run_of_the_pip
     assert (counter.trims, backend.asked, backend.counted) == (2, 2, 3)
 
 
+def test_stage_settings_reach_a_pipeline_handed_to_the_server_so_no_measured_speed_cuts_with_the_target_off():
+    """``[stages]`` set for the server apply to a pipeline it is handed too. They once did not: a
+    benchmark that turned the prefill target off there ran with it on, and on a busy machine the
+    slower prefill it measured cut some turns further than a quiet run did."""
+    from tests.fixtures import claude_code as cc
+    from trimkit.pipeline import Pipeline
+    from trimkit.server.messages import MessageService
+
+    body = json.dumps(cc.session_prefixes(6)[-1]).encode()
+    settings = ServerSettings(backend="replay", stages={"budget": {"target_prefill_seconds": 0}})
+    decided = []
+    for measured_tps in (400, 10**9):  # a busy machine's measurement, a quiet one's
+        profile = ModelProfile(name="r", context_window=20_000, prefill_tps=measured_tps, tier="small")
+        service = MessageService(settings, CachingReplay([], profile=profile), Pipeline(plugins=[TrimCounter()]))
+        budget = service.prepare(body).trimmed.carry.budget
+        decided.append((budget.dropped_turns, budget.budget_tokens, budget.prompt_tokens))
+        assert service.pipeline.options_for("budget", "small").target_prefill_seconds == 0
+    assert decided[0] == decided[1]
+    assert decided[0][:2] == (0, 15_000)  # the window's limit alone: at 400 tokens/s the target would cut
+
+
 def test_a_request_that_fits_is_trimmed_and_counted_once_and_the_cache_not_asked():
     service, backend, counter = caching_service()
     prep = service.prepare(json.dumps({"model": "claude-x", "max_tokens": 50, "messages": USER}).encode())

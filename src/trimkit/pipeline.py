@@ -38,6 +38,15 @@ from .wire import MessagesRequest, decode_request
 RESERVED_KEYS = {"order", "disabled"}
 
 
+def _laid_over(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top``'s values, tables in both merged the same way, anything else replaced."""
+    merged = dict(base)
+    for key, value in top.items():
+        below = merged.get(key)
+        merged[key] = _laid_over(below, value) if isinstance(below, Mapping) and isinstance(value, Mapping) else value
+    return merged
+
+
 class Pipeline:
     """An ordered set of stages built from plugins and configuration.
 
@@ -126,15 +135,17 @@ class Pipeline:
                 layers[(stage.name, tier)] = Layers.of(stage, tier, mine, table)
         return layers
 
-    def with_plugins(self, *plugins: object) -> "Pipeline":
+    def with_plugins(self, *plugins: object, config: Mapping[str, Any] | None = None) -> "Pipeline":
         """A new pipeline built as this one was, with ``plugins`` registered after its own.
 
         For a caller that adds hooks to a pipeline it was handed (the server adds
-        its own plugin); this one is left as it is.
+        its own plugin, and its ``[stages]`` settings as ``config``); this one is left
+        as it is. ``config`` is laid over this pipeline's configuration, tables merged
+        key by key, so options given in either place apply.
         """
         built = self._built_with
-        return Pipeline(self.config, plugins=[*built["plugins"], *plugins], block=built["block"],
-                        entry_points=built["entry_points"], builtins=built["builtins"])
+        return Pipeline(_laid_over(self.config, config or {}), plugins=[*built["plugins"], *plugins],
+                        block=built["block"], entry_points=built["entry_points"], builtins=built["builtins"])
 
     def options_for(self, stage: Stage | str, tier: str) -> Any:
         """A stage's options for a tier, as its options Struct (or a dict for an untyped stage)."""

@@ -95,12 +95,16 @@ class _Attempt:
 class MessageService:
     def __init__(self, settings: ServerSettings, backend: Backend, pipeline: Pipeline | None = None):
         """``pipeline`` defaults to one built from ``settings.stages``; either way the
-        server's own plugin (:class:`~trimkit.server.plugin.ServerPlugin`) joins it."""
+        server's own plugin (:class:`~trimkit.server.plugin.ServerPlugin`) joins it, and
+        ``settings.stages`` is laid over a given pipeline's configuration, so stage options
+        set for the server are never silently dropped (a prefill target turned off there
+        stays off, and no cut then depends on the measured prefill speed)."""
         self.settings = settings
         self.backend = backend
         self.plugin = ServerPlugin(settings, backend)
         self.pipeline = (
-            pipeline.with_plugins(self.plugin) if pipeline else Pipeline(settings.stages, plugins=[self.plugin])
+            pipeline.with_plugins(self.plugin, config=settings.stages) if pipeline
+            else Pipeline(settings.stages, plugins=[self.plugin])
         )
         self.gate = GenerationGate(settings.max_queue, backend.max_concurrency)
         self.dialect = dialect_for(backend.chat_template, backend.vocab)
