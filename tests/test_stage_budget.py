@@ -616,6 +616,30 @@ def test_a_cut_made_for_the_prefill_target_stays_where_the_backend_cached_it():
     assert moves[True] < moves[False]
 
 
+def test_a_prefill_cut_is_not_taken_back_when_the_next_turn_measures_a_faster_prefill():
+    """At the window's first cut event the prefill speed measured last is slow (a busy machine), so
+    the target cuts deeper; the next turn measures fast (the deep cut's own long prefill, the
+    machine quiet again). The cut stays where the backend holds the prompt until the window
+    overtakes it: one event, not a pair of them a turn apart that breaks the prompt's front twice."""
+    requests = [decode_request(r) for r in read_session(60, result_chars=900)]
+    window_only = [fit(r, ModelProfile(name="w", context_window=16384), NO_PREFILL).dropped_turns for r in requests]
+    first = next(k for k, dropped in enumerate(window_only) if dropped)
+    backend = Backend(cached=None, remember=True)
+    trimmed = []
+    for k, req in enumerate(requests):
+        measured = 100.0 if k == first else 1e9  # tokens/s: 800 in 8 seconds at the event, no limit after
+        fitted = fit(req, backend.profile(context_window=16384, prefill_tps=measured), BudgetOptions())
+        backend.answer(fitted.request)
+        trimmed.append((fitted.result(), fitted.request))
+    dropped = [budget.dropped_turns for budget, _ in trimmed]
+    assert dropped[first] > window_only[first]
+    overtaken = next(k for k in range(first, len(requests)) if window_only[k] >= dropped[first])
+    assert overtaken > first + 1
+    assert dropped[first:overtaken] == [dropped[first]] * (overtaken - first)
+    assert dropped[overtaken:] == window_only[overtaken:]
+    assert_sticky(trimmed)
+
+
 # --------------------------------------------------------------------------- determinism and purity
 
 

@@ -150,7 +150,8 @@ def fit(
     plan = Plan.of(request, tokens, profile, options, limits, measure)
     count = window_cut(plan.sizes, limits.window, options.drop_step)
     budget, cached = limits.window, max(0, cached_tokens)
-    if limits.prefill is not None and plan.sizes.kept(count) > limits.prefill + cached:
+    if limits.prefill is not None and (plan.sizes.kept(count) > limits.prefill + cached or (
+            profile.cached_prefix is not None and _remembered(plan, count, profile) is not None)):
         count, budget, cached = _prefill(plan, count, limits, cached, options, profile)
     if profile.recent_cuts is not None:
         profile.recent_cuts.put(plan.key(), count)
@@ -165,21 +166,33 @@ def _prefill(plan: Plan, start: int, limits: Limits, cached: int, options: Budge
     below the floor, cut in steps as the window's cut is, so that it stays put too; the
     steps are half as long, so that the prompt keeps more than 60 % of that limit. A
     server says what its backend caches and remembers the last cut of a conversation:
-    while the backend still holds that cut's prompt, the cut stays there.
+    while the backend still holds that cut's prompt, the cut stays there, as a window's
+    cut would, unless the window's own cut costs no more to prefill. It is tried before
+    the window's cut, not after: a prefill measured faster on the next turn (the deep
+    cut's own long prefill, or a machine less busy) would otherwise take the cut back
+    at once and break the prompt's front twice in two turns.
     """
     allowance, sizes, ask = limits.prefill or 0, plan.sizes, profile.cached_prefix
     if ask is not None:
         cached = max(cached, ask(plan.candidate(start)))
-        if sizes.kept(start) - cached <= allowance:
-            return start, limits.window, cached
-        earlier = profile.recent_cuts.get(plan.key()) if profile.recent_cuts is not None else None
-        if earlier is not None and start < earlier <= sizes.units:  # the window has not overtaken it
+        uncached = max(0, sizes.kept(start) - cached)
+        earlier = _remembered(plan, start, profile)
+        if uncached and earlier is not None:
             held = ask(plan.candidate(earlier))
-            if sizes.kept(earlier) - held <= allowance:  # still cached: it stays, as a window's cut would
+            if max(0, sizes.kept(earlier) - held) < min(uncached, allowance + 1):  # still cached: it stays
                 return earlier, min(limits.window, allowance + held), held
+        if uncached <= allowance:
+            return start, limits.window, cached
     limit = min(limits.window, max(limits.floor, allowance + cached))
     step = options.drop_step / 2 if isinstance(options.drop_step, float) else options.drop_step
     return max(start, window_cut(sizes, limit, step)), limit, cached
+
+
+def _remembered(plan: Plan, start: int, profile: ModelProfile) -> int | None:
+    """The cut the server remembers for this conversation, when it went beyond ``start`` and
+    the window has not overtaken it: one the prefill target made."""
+    earlier = profile.recent_cuts.get(plan.key()) if profile.recent_cuts is not None else None
+    return earlier if earlier is not None and start < earlier <= plan.sizes.units else None
 
 
 def _counted(plan: Plan, count: int, tokens: int, limits: Limits, budget: int, cached: int,
