@@ -16,13 +16,13 @@ import os
 import platform
 import shlex
 import shutil
-import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ..backends.locate import locate_model
+from ..backends.memory import Memory, memory
 from .main import REINSTALL
 from ..config import Config, ServerSettings
 
@@ -97,57 +97,6 @@ class Report:
 
 
 # ---------------------------------------------------------------- the machine
-
-
-@dataclass(frozen=True)
-class Memory:
-    total: int
-    available: int | None
-
-
-def _meminfo() -> Memory | None:
-    try:
-        text = Path("/proc/meminfo").read_text()
-    except OSError:
-        return None
-    values = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[0].isdigit():
-            values[name] = int(parts[0]) * 1024
-    if "MemTotal" not in values:
-        return None
-    return Memory(values["MemTotal"], values.get("MemAvailable"))
-
-
-def _darwin_memory() -> Memory | None:
-    try:
-        total = int(subprocess.run(["sysctl", "-n", "hw.memsize"], capture_output=True, text=True, timeout=5).stdout)
-        vm = subprocess.run(["vm_stat"], capture_output=True, text=True, timeout=5).stdout
-    except (OSError, ValueError, subprocess.SubprocessError):
-        return None
-    page = 4096
-    pages = {}
-    for line in vm.splitlines():
-        if "page size of" in line:
-            page = int(line.split("page size of")[1].split()[0])
-        name, _, value = line.partition(":")
-        if value.strip().rstrip(".").isdigit():
-            pages[name.strip()] = int(value.strip().rstrip("."))
-    free = sum(pages.get(k, 0) for k in ("Pages free", "Pages inactive", "Pages speculative"))
-    return Memory(total, free * page if pages else None)
-
-
-def memory() -> Memory | None:
-    """Total and available memory: /proc/meminfo on Linux, sysctl and vm_stat on macOS."""
-    found = _darwin_memory() if sys.platform == "darwin" else _meminfo()
-    if found is None:
-        try:
-            found = Memory(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), None)
-        except (ValueError, OSError, AttributeError):
-            return None
-    return found
 
 
 def _gb(n: float) -> str:

@@ -167,12 +167,30 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
+_ENTRY_PATH = re.compile(r" - at `\$\[(\d+)\]\.?([^`]*)`$")
+
+
+def _entry_problem(exc: msgspec.ValidationError) -> tuple[int, str] | None:
+    """For a list of tables (``[[models]]``): which entry is wrong (from 0), and how, in words."""
+    found = _ENTRY_PATH.search(str(exc))
+    if found is None:
+        return None
+    text = str(exc)[: found.start()]
+    text = text[0].lower() + text[1:] if text else text
+    inside = f" in `{found.group(2)}`" if found.group(2) else ""
+    return int(found.group(1)), f"{text}{inside}"
+
+
 def _convert(name: str, value: Any, *, strict: bool, say_got: bool = True) -> tuple[Any, str | None]:
     """The value converted to the field's type, or None and what is wrong with it."""
     try:
         return msgspec.convert(value, _field_types()[name], strict=strict), None
     except msgspec.ValidationError as exc:
         info = _fields()[name]
+        tables = isinstance(value, list) and any(isinstance(item, dict) for item in value)
+        if tables and (entry := _entry_problem(exc)) is not None:
+            index, text = entry
+            return None, f"entry {index + 1} is invalid: {text}"
         if _expected_kind_matches(info, value) or _converts(value, _unconstrained(_field_types()[name]), strict):
             return None, f"is invalid: {str(exc).split(' - at ')[0]}"
         got = f", got {_kind(value)}" if say_got else ""
@@ -234,6 +252,7 @@ class _KeyLines:
 
     def __init__(self, text: str):
         self._lines: dict[tuple[str, ...], int] = {}
+        self._entries: dict[tuple[str, ...], list[int]] = {}  # each ``[[name]]`` header's line
         section: tuple[str, ...] = ()
         open_string: str | None = None
         depth = 0
@@ -247,6 +266,8 @@ class _KeyLines:
             elif header := _HEADER.match(line):
                 section = _split_key(header.group(1))
                 self._note(section, number)
+                if line.lstrip().startswith("[["):
+                    self._entries.setdefault(section, []).append(number)
             elif assign := _ASSIGN.match(line):
                 self._note(section + _split_key(assign.group(1)), number)
                 value = line[assign.end():]
@@ -258,6 +279,11 @@ class _KeyLines:
     def _note(self, path: tuple[str, ...], number: int) -> None:
         for end in range(1, len(path) + 1):
             self._lines.setdefault(path[:end], number)
+
+    def entry_line(self, key: str, index: int) -> int | None:
+        """The line of the ``index``-th ``[[key]]`` table (from 0), when the file has one."""
+        entries = self._entries.get((key,), [])
+        return entries[index] if 0 <= index < len(entries) else None
 
     def line(self, *path: str) -> int | None:
         """The line of ``path``, or of its nearest enclosing table that has one."""
@@ -351,7 +377,11 @@ def _file_layer(file: Path) -> tuple[dict[str, Any], dict[str, Source], _KeyLine
             )
         value, problem = _convert(key, raw, strict=True)
         if problem:
-            raise ConfigFileError(f"{key!r} at {_where(file, line)} {problem}", path=file, key=key, line=line)
+            what = key
+            if entry := re.match(r"entry (\d+) (.*)", problem):
+                what, problem = f"{key} entry {entry.group(1)}", entry.group(2)
+                line = lines.entry_line(key, int(entry.group(1)) - 1) or line
+            raise ConfigFileError(f"{what!r} at {_where(file, line)} {problem}", path=file, key=key, line=line)
         values[key] = value
         sources[key] = Source("file", f"{file}:{line}" if line else str(file))
     return values, sources, lines

@@ -30,6 +30,30 @@ Interval = Annotated[float, Meta(ge=0.1, le=1e6)]
 Text = Annotated[str, Meta(min_length=1)]
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 
+Family = Literal["opus", "sonnet", "haiku"]
+FAMILIES: tuple[Family, ...] = ("opus", "sonnet", "haiku")
+"""Claude's model families: Claude Code asks for each by an id that contains its name."""
+
+
+class ModelSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """One model of a server that offers several: an entry of ``[[models]]`` in trimkit.toml.
+
+    ``model`` is a directory or a Hugging Face id already in the local cache; ``alias``
+    the name clients ask for (by default the directory's or the id's last part), which
+    is also its name on ``/v1/models``, ``/health`` and in the logs. Requests for an id
+    that contains one of ``families`` (``claude-haiku-4-5`` is ``haiku``) or matches
+    one of ``patterns`` come here. A ``pinned`` model is loaded at start and never
+    unloaded. ``tier`` and ``context_window`` override the model's own for the pipeline.
+    """
+
+    model: Annotated[str, msgspec.Meta(min_length=1)]
+    alias: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    families: list[Family] = msgspec.field(default_factory=list)
+    patterns: list[str] = msgspec.field(default_factory=list)
+    pinned: bool = False
+    tier: Literal["small", "medium", "large"] | None = None
+    context_window: Annotated[int, msgspec.Meta(ge=1)] | None = None
+
 
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     host: Text = "127.0.0.1"
@@ -37,6 +61,10 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     api_key: str | None = None
     backend: str = "mlx"
     model: str | None = None
+    models: list[ModelSettings | str] = msgspec.field(default_factory=list)
+    model_dirs: list[str] = msgspec.field(default_factory=list)
+    memory_cap: int | str | None = None
+    model_idle_ttl: Annotated[float, msgspec.Meta(gt=0)] | None = None
     download: bool = False
     script: str | None = None
     upstream: str | None = None
