@@ -81,6 +81,7 @@ class Readiness(enum.Enum):
     READY = "ok"
     LOADING = "loading"  # not yet: the model is loading, or an upstream is not answering for now
     FAILED = "error"  # never, without a change of configuration: the model could not be loaded
+    UNLOADED = "unloaded"  # its weights are not in memory; load() brings them (a server of several models)
 
 
 @dataclass
@@ -184,6 +185,23 @@ class Backend(abc.ABC):
         thinking. None means unknown, read as no.
         """
         return None
+
+    def load(self) -> None:
+        """Start loading the weights if they are not in memory; ``status()`` says when they are.
+
+        A backend that holds its model from the start (or has none) does nothing.
+        """
+
+    def unload(self) -> None:
+        """Free the weights and caches, keeping what counting and rendering need (the tokenizer).
+
+        Called only when nothing is generating or queued; ``load()`` brings the weights back.
+        A backend whose model is not in this process does nothing.
+        """
+
+    def memory_bytes(self) -> int:
+        """Bytes the loaded weights hold in this process (0 when none are, or the model is elsewhere)."""
+        return 0
 
     def close(self) -> None:
         """Stop serving and free the model; called once when the server shuts down."""

@@ -9,6 +9,14 @@ step and between prefill chunks, so the model is free again within one step.
 Across requests a :class:`~.prompt_cache.PromptCache` keeps KV caches keyed by
 their tokens: a prompt that extends an earlier one prefills only the new tokens.
 
+A server of several models holds one ``MLXBackend`` per model, each with its own
+generation thread, prefix cache and slot, so a short request to a small model is not
+stuck behind a long answer from a big one. MLX evaluates thread-safely from 0.31.2;
+with an older MLX the threads take turns (:data:`MLX_TURNS`), one generation or load
+at a time across models. ``unload()`` ends the thread and frees the weights and the
+prefix cache (the tokenizer stays, so prompts are still counted and rendered);
+``load()`` starts a new thread that loads them again.
+
 Prompts are rendered by the model's chat template through a
 :class:`~trimkit.chat_template.ChatTemplate`, which learns at load time what the template
 can do: when it renders tools, the server gives it the model's own convention
@@ -21,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import queue
 import threading
 import time
@@ -46,6 +55,41 @@ DEFAULT_PREFILL_STEP = 2048
 DEFAULT_TEMPERATURE = 1.0  # the Anthropic API's default
 LOAD_STEP_BYTES = 256 << 20
 """Weights are read in steps of about this much, so that loading can say how far it got."""
+THREAD_SAFE_MLX = (0, 31, 2)  # the first MLX whose evaluation may run on several threads at once
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(".")[:3] if part.isdigit())
+
+
+def _turns_lock() -> threading.Lock | contextlib.nullcontext:
+    """A lock shared by every model's thread when this MLX cannot evaluate on two at once."""
+    import importlib.metadata
+
+    try:
+        safe = _version(importlib.metadata.version("mlx")) >= THREAD_SAFE_MLX
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        safe = False
+    return contextlib.nullcontext() if safe else threading.Lock()
+
+
+MLX_TURNS = _turns_lock()
+"""Held around each load and each generation: a no-op where MLX is thread-safe."""
+
+
+@dataclass(frozen=True)
+class MemoryReading:
+    """MLX's own counters, for the whole process: bytes in arrays, the peak since the last reset, the buffer cache."""
+
+    active: int
+    peak: int
+    cache: int
+
+
+def mlx_memory() -> MemoryReading:
+    import mlx.core as mx
+
+    return MemoryReading(mx.get_active_memory(), mx.get_peak_memory(), mx.get_cache_memory())
 
 
 class _Cancelled(Exception):
@@ -89,7 +133,8 @@ class MLXBackend(Backend):
 
     The tokenizer loads in the constructor (so ``count_tokens`` works at once and a
     missing model fails here); the weights load on the generation thread, and
-    ``status()`` says when they are ready. ``wait_ready()`` blocks until then.
+    ``status()`` says when they are ready. ``wait_ready()`` blocks until then. With
+    ``load=False`` the weights wait for ``load()``.
     """
 
     name = "mlx"
@@ -106,12 +151,15 @@ class MLXBackend(Backend):
         allow_download: bool = False,
         logits_processors: Callable[[list[int]], list] | None = None,
         grammar_cache_entries: int = DEFAULT_CACHE_ENTRIES,
+        name: str | None = None,
+        load: bool = True,
     ):
         """``logits_processors``, if given, is called once per generation with the prompt's
         token ids and returns mlx-lm logits processors for that generation (tests use it to
         force a scripted reply, which then goes unconstrained). Otherwise a request's
         constraint is enforced by its grammar's processor (``grammar_cache_entries``
-        compiled grammars are kept)."""
+        compiled grammars are kept). ``name`` is the model's name in the profile (by
+        default its directory's name, or the Hugging Face id)."""
         from mlx_lm.utils import load_config
 
         self.model_id = model
@@ -119,7 +167,7 @@ class MLXBackend(Backend):
         self.path = resolve_model_path(model, allow_download=allow_download)
         config = load_config(self.path)
         self.tokenizer, self.template = load_chat_tokenizer(self.path, config.get("eos_token_id"))
-        name = self.path.name if Path(model).expanduser().is_dir() else model
+        name = name or (self.path.name if Path(model).expanduser().is_dir() else model)
         self.profile = ModelProfile.from_model_dir(self.path, name=name)
         if self.profile.tokenizer is None:
             self.profile.tokenizer = getattr(self.tokenizer, "backend_tokenizer", None)
@@ -135,6 +183,7 @@ class MLXBackend(Backend):
         """(bytes of weights read, bytes in all) while loading."""
         self.prefill_report_seconds = PREFILL_REPORT_SECONDS
         self.model: Any = None
+        self.weights_bytes = 0
 
         self._memory_limit = memory_limit
         self._cache_limit = cache_limit
@@ -151,14 +200,17 @@ class MLXBackend(Backend):
         )
         self._running: _Job | None = None
         self.profile.message_tokens = self._message_tokens()
-        self._thread = threading.Thread(target=self._run, name="trimkit-mlx-generation", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        if load:
+            self.load()
 
     # ------------------------------------------------------------------ public API
 
     def status(self) -> BackendStatus:
         if (refusal := self._refusal()) is not None:
             return BackendStatus(Readiness.FAILED, detail=str(refusal))
+        if self._thread is None:
+            return BackendStatus(Readiness.UNLOADED, detail=f"{self.model_id} is not loaded")
         if not self._loaded.is_set():
             return BackendStatus(Readiness.LOADING, detail=f"loading {self.label}", progress=self.load_progress)
         return BackendStatus(
@@ -181,6 +233,8 @@ class MLXBackend(Backend):
 
     def wait_ready(self, timeout: float | None = None) -> "MLXBackend":
         """Block until the weights are loaded; raise ``BackendError`` if loading failed."""
+        if self._thread is None and self._refusal() is None:
+            raise BackendError(f"model {self.model_id} is not loaded")
         if not self._loaded.wait(timeout):
             raise BackendError(f"model {self.label} is still loading")
         if (refusal := self._refusal()) is not None:
@@ -298,16 +352,59 @@ class MLXBackend(Backend):
         finally:
             job.cancel.set()
 
+    def load(self) -> None:
+        """Start loading the weights on a new generation thread (nothing when loaded or loading)."""
+        with self._pending_changed:
+            if self._closed or self._thread is not None:
+                return
+            self._load_error = None
+            self._loaded.clear()
+            self.load_progress = None
+            self._jobs = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._run, name="trimkit-mlx-generation", daemon=True)
+            self._thread.start()
+
+    def unload(self) -> None:
+        """End the generation thread and free the weights and the prefix cache (MLX's buffers too).
+
+        The tokenizer, template and grammars stay: prompts are still counted and
+        rendered, and ``load()`` brings the weights back. Refused while a request
+        is running or queued.
+        """
+        with self._pending_changed:
+            thread = self._thread
+            if thread is None:
+                return
+            if self._pending:
+                raise BackendError(f"model {self.model_id} is in use by {self._pending} requests")
+            self._jobs.put(None)
+            self._thread = None
+        thread.join()
+        self._release_memory()
+
+    def memory_bytes(self) -> int:
+        return self.weights_bytes if self.model is not None else 0
+
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
         if (running := self._running) is not None:
             running.cancel.set()
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
+        if (thread := self._thread) is not None:
+            self._jobs.put(None)
+            thread.join(timeout=30)
+        self._release_memory()
+
+    def _release_memory(self) -> None:
+        import mlx.core as mx
+
         self.prompt_cache.clear()
         self.model = None
+        self.weights_bytes = 0
+        self._loaded.clear()
+        gc.collect()  # a model's modules refer to each other: only the collector frees their arrays
+        mx.clear_cache()
 
     # ------------------------------------------------------------------ generation thread
 
@@ -323,8 +420,10 @@ class MLXBackend(Backend):
         if (refusal := self._refusal()) is not None:
             raise refusal
         with self._pending_changed:
+            if self._thread is None:
+                raise BackendError(f"model {self.model_id} is not loaded", status=529, error_type="overloaded_error")
             self._pending += 1
-        self._jobs.put(job)
+            self._jobs.put(job)
 
     def _run(self) -> None:
         import mlx.core as mx
@@ -340,21 +439,24 @@ class MLXBackend(Backend):
                 mx.clear_streams()
 
     def _serve_queue(self) -> None:
+        jobs = self._jobs
         try:
-            self._load()
+            with MLX_TURNS:
+                self._load()
         except Exception as exc:
             self._load_error = f"{type(exc).__name__}: {exc}"
         finally:
             self._loaded.set()
         if self._load_error is None:
             self.grammars.prepare()  # llguidance's tokenizer (about a second at 150 K tokens), before the first request needs it
-        while (job := self._jobs.get()) is not None:
+        while (job := jobs.get()) is not None:
             try:
                 if (refusal := self._refusal()) is not None:
                     job.emit(refusal)
                 elif not job.cancel.is_set():
                     self._running = job
-                    self._serve(job)
+                    with MLX_TURNS:
+                        self._serve(job)
             except Exception as exc:
                 job.emit(BackendError(f"generation failed: {type(exc).__name__}: {exc}"))
             finally:
@@ -365,14 +467,13 @@ class MLXBackend(Backend):
 
     def _load(self) -> None:
         import mlx.core as mx
+        from mlx.utils import tree_flatten
         from mlx_lm.utils import load_model
 
         if self._memory_limit is not None:
             mx.set_memory_limit(self._memory_limit)
         if self._cache_limit is not None:
             mx.set_cache_limit(self._cache_limit)
-        from mlx.utils import tree_flatten
-
         start = time.perf_counter()
         model, _ = load_model(self.path, lazy=True)
         arrays = [array for _, array in tree_flatten(model.parameters())]
@@ -388,6 +489,7 @@ class MLXBackend(Backend):
                 self.load_progress = (done, total)
                 step, step_bytes = [], 0
         self.model = model
+        self.weights_bytes = total
         self.load_seconds = time.perf_counter() - start
 
     def _serve(self, job: _Job) -> None:
