@@ -365,7 +365,7 @@ def test_the_servers_overrides_reach_the_budget_through_the_plugin_hooks():
     prep = service.prepare(json.dumps({"model": "claude-x", "max_tokens": 5000, "messages": USER}).encode())
     assert (prep.trimmed.profile.tier, prep.trimmed.profile.context_window) == ("large", 1000)
     assert prep.max_tokens == prep.trimmed.request.max_tokens == 300
-    assert service.pipeline.options_for("budget", "large").max_output_tokens == 300
+    assert service.default_lane.pipeline.options_for("budget", "large").max_output_tokens == 300
     assert backend.profile.context_window == 200_000  # the backend's own profile is left alone
     assert service.profile().context_window == 1000
 
@@ -411,17 +411,20 @@ def test_a_non_streaming_client_that_gives_up_frees_the_model():
 
 
 def test_model_mapping_by_pattern_and_by_family():
-    served = {"Qwen3-Coder-30B-A3B-Instruct-4bit"}
-    default = ServerSettings()
-    assert default.accepts_model("claude-opus-4-8", served)
-    assert default.accepts_model("Qwen3-Coder-30B-A3B-Instruct-4bit", served)
-    assert not default.accepts_model("gpt-4o", served)
+    from trimkit.backends.catalog import Catalog
 
-    families = ServerSettings(haiku_model="some-other-model", opus_model="*", model_patterns=["my-*"])
-    assert not families.accepts_model("claude-haiku-4-5", served)
-    assert families.accepts_model("claude-opus-4-8", served)
-    assert not families.accepts_model("claude-sonnet-4-6", served)
-    assert families.accepts_model("my-local", served)
+    name = "Qwen3-Coder-30B-A3B-Instruct-4bit"
+    default = Catalog.single(name, ServerSettings())
+    assert default.route("claude-opus-4-8") is default.default
+    assert default.route(name) is default.default
+    assert default.route("gpt-4o") is None
+
+    families = Catalog.single(name, ServerSettings(haiku_model="some-other-model", opus_model="*",
+                                                   model_patterns=["my-*"]))
+    assert families.route("claude-haiku-4-5") is None
+    assert families.route("claude-opus-4-8") is families.default
+    assert families.route("claude-sonnet-4-6") is None
+    assert families.route("my-local") is families.default
 
 
 def test_a_family_mapped_elsewhere_is_404_through_the_server():

@@ -220,6 +220,45 @@ class Health(Struct, kw_only=True):
     convention: str = ""
     tool_format: str = ""
     upstreams: list["UpstreamHealth"] = []  # several engines behind one trimkit: each one's state
+    models: list["ModelHealth"] = []  # each model the server offers
+    memory: "MemoryHealth | None" = None  # the memory cap of a server of several models
+
+
+class ModelHealth(Struct, kw_only=True):
+    """One model of the server: in memory or not, its window, and what it has done since the start.
+
+    ``state`` is ``loaded``, ``not_loaded``, ``loading``, ``unloading`` or ``failed``
+    (``detail`` says why); ``users`` are the requests queued for it or generating;
+    ``memory_bytes`` what it counts against the memory cap (its weights in memory, for
+    the one-model server).
+    """
+
+    name: str
+    state: str
+    pinned: bool = False
+    families: list[str] = []
+    context_window: int = 0
+    users: int = 0
+    requests: int = 0
+    loads: int = 0
+    unloads: int = 0
+    memory_bytes: int = 0
+    detail: str = ""
+
+
+class MemoryHealth(Struct, kw_only=True):
+    """The memory cap of a server of several models and what is under it, in bytes.
+
+    ``reserved`` is what the models in memory count against ``cap``; ``mlx_active``
+    what MLX holds now in this process (``mlx.core.get_active_memory``), of which
+    ``mlx_baseline`` was held before any model loaded.
+    """
+
+    cap: int
+    reserved: int
+    mlx_active: int | None = None
+    mlx_baseline: int = 0
+    loaded: list[str] = []
 
 
 class UpstreamHealth(Struct, kw_only=True):

@@ -41,6 +41,7 @@ import msgspec
 from ..config.settings import FAMILIES, ModelSettings
 from ..errors import ConfigError, ModelNotFoundError
 from .footprint import Footprint, read_footprint
+from .locate import model_label, resolve_model_path
 
 if TYPE_CHECKING:
     from ..config.settings import ServerSettings
@@ -173,8 +174,6 @@ def _entries(settings: "ServerSettings") -> list[ModelSettings]:
 
 
 def _locate(model: str, strict: bool) -> Path | None:
-    from .locate import resolve_model_path
-
     try:
         return resolve_model_path(model)
     except ModelNotFoundError:
@@ -302,12 +301,21 @@ class Catalog:
 
     # ------------------------------------------------------------------ builders
 
+    @property
+    def listed(self) -> list[str]:
+        """The names ``/v1/models`` shows: each model's alias, or every name of the one model
+        but a local directory's path, which is nobody else's business (see :func:`.locate.model_label`)."""
+        if self.managed:
+            return [spec.alias for spec in self.specs]
+        spec = self.specs[0]
+        return sorted(spec.names - ({spec.model} if model_label(spec.model) != spec.model else set()))
+
     @classmethod
     def single(cls, name: str, settings: "ServerSettings") -> "Catalog":
-        """The one-model server: the model's own name, the configured id and its last part."""
+        """The one-model server: the model's own name, the configured id (or directory) and its last part."""
         names = {name}
         if settings.model:
-            names |= {settings.model, short_name(settings.model)}
+            names |= {settings.model, model_label(settings.model), short_name(settings.model)}
         spec = ModelSpec(alias=name, model=settings.model or name, names=frozenset(names), pinned=True,
                          tier=settings.tier, context_window=settings.context_window)
         families = {f: t for f in FAMILIES if (t := getattr(settings, f"{f}_model")) is not None}

@@ -13,7 +13,11 @@ The environment (``--print-env`` prints it instead of running anything):
   the user's environment is neither used nor sent.
 - ``ANTHROPIC_MODEL`` and the opus, sonnet, haiku, small-fast and sub-agent model
   variables all name the served model by its own name (``Qwen3-Coder-30B-A3B-
-  Instruct-4bit``), not a ``claude-*`` id. Claude Code (2.1.x) takes
+  Instruct-4bit``), not a ``claude-*`` id. With several models, ``ANTHROPIC_MODEL``,
+  opus and sonnet name the model ``opus`` maps to (the largest, unless configured)
+  and haiku, small-fast and the sub-agent model (``CLAUDE_CODE_SUBAGENT_MODEL``, read
+  by 2.1.197 and 2.1.332) the one ``haiku`` maps to (the smallest): Claude Code's
+  side work and its sub-agents then run on the small model. Claude Code (2.1.x) takes
   ``CLAUDE_CODE_MAX_CONTEXT_TOKENS`` as the context window only for model ids that
   do not start with ``claude-``; for ``claude-*`` ids it assumes 200,000 tokens and
   never lets ``CLAUDE_CODE_AUTO_COMPACT_WINDOW`` go below 100,000, so it would not
@@ -71,14 +75,9 @@ COMPACT_BUFFER = 13_000
 """Tokens Claude Code (2.1.197, 2.1.332) keeps free below the context window besides the
 answer: it compacts at window - max output - this (measured)."""
 MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS = 4_096, 32_000
-MODEL_VARIABLES = (
-    "ANTHROPIC_MODEL",
-    "ANTHROPIC_DEFAULT_OPUS_MODEL",
-    "ANTHROPIC_DEFAULT_SONNET_MODEL",
-    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
-    "ANTHROPIC_SMALL_FAST_MODEL",
-    "CLAUDE_CODE_SUBAGENT_MODEL",
-)
+MAIN_MODEL_VARIABLES = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL")
+SMALL_MODEL_VARIABLES = ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_SUBAGENT_MODEL")
+MODEL_VARIABLES = MAIN_MODEL_VARIABLES + SMALL_MODEL_VARIABLES
 # Set in the user's environment, these would send Claude Code to another provider.
 PROVIDER_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
 PRINT_FORMATS = ("all", "shell", "json", "vscode")
@@ -155,17 +154,50 @@ def pick_model_id(ids: list[str]) -> str:
     return (short or own or ids)[0]
 
 
-def served_model_id(url: str, token: str) -> str:
-    """Ask the running server which names it serves (this also checks the API key)."""
+class ServedModels(NamedTuple):
+    """The names Claude Code asks for: ``main`` for its own turns (opus, sonnet), ``small`` for
+    its side work and sub-agents (haiku), with their context windows (None: the server's)."""
+
+    main: str
+    small: str
+    main_window: int | None = None
+    small_window: int | None = None
+
+
+def served_models(url: str, token: str) -> ServedModels:
+    """Ask the running server which names it serves, and which model each family goes to
+    (this also checks the API key)."""
     status, body = _get_json(url + "/v1/models", token)
     if status == 401:
         raise LaunchError(
             f"the server at {url} wants another API key: pass --api-key KEY (or set {env_name('api_key')})"
         )
-    ids = [m["id"] for m in (body or {}).get("data", []) if isinstance(m, dict) and "id" in m]
-    if status != 200 or not ids:
+    entries = [m for m in (body or {}).get("data", []) if isinstance(m, dict) and "id" in m]
+    if status != 200 or not entries:
         raise LaunchError(f"the server at {url} lists no models (GET /v1/models answered {status})")
-    return pick_model_id(ids)
+
+    def family(name: str) -> dict | None:
+        return next((m for m in entries if name in (m.get("families") or [])), None)
+
+    main, small = family("opus"), family("haiku")
+    if main is None or small is None:
+        chosen = pick_model_id([m["id"] for m in entries])
+        return ServedModels(chosen, chosen)
+    return ServedModels(main["id"], small["id"], main.get("context_window"), small.get("context_window"))
+
+
+def configured_models(settings: ServerSettings) -> ServedModels:
+    """The names from the configuration alone (no server running)."""
+    from ..backends import model_set
+    from ..backends.catalog import several_models
+
+    if not several_models(settings):
+        model_id = configured_model_id(settings)
+        return ServedModels(model_id, model_id)
+    models = model_set(settings, strict=False)
+    main, small = models.family("opus"), models.family("haiku")
+    assert main is not None and small is not None  # every family is assigned when there are several models
+    return ServedModels(main.name, small.name, main.window, small.window)
 
 
 def configured_model_id(settings: ServerSettings) -> str:
@@ -194,10 +226,13 @@ def output_tokens(window: int, cap: int | None = None) -> int:
     return min(tokens, cap) if cap else tokens
 
 
-def claude_env(url: str, token: str, model_id: str, window: int, max_output: int) -> dict[str, str]:
-    """What Claude Code needs to use the server at ``url``, in a stable order."""
+def claude_env(url: str, token: str, model_id: str, window: int, max_output: int, *,
+               small_model_id: str | None = None) -> dict[str, str]:
+    """What Claude Code needs to use the server at ``url``, in a stable order; ``small_model_id``
+    (by default ``model_id``) takes the haiku, small-fast and sub-agent variables."""
     env = {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_AUTH_TOKEN": token, "ANTHROPIC_API_KEY": ""}
-    env.update(dict.fromkeys(MODEL_VARIABLES, model_id))
+    env.update(dict.fromkeys(MAIN_MODEL_VARIABLES, model_id))
+    env.update(dict.fromkeys(SMALL_MODEL_VARIABLES, small_model_id or model_id))
     env.update(
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         CLAUDE_CODE_DISABLE_TERMINAL_TITLE="1",
@@ -432,19 +467,25 @@ def client_environment(env: dict[str, str]) -> dict[str, str]:
 
 def print_env(config: Config, fmt: str, out: TextIO) -> int:
     served, about = configured_server(config)
-    env = claude_env(served.url, served.token, served.model_id, served.window, served.max_output)
-    print(format_env(env, fmt, f"Claude Code on {about}"), file=out)
+    print(format_env(served_claude_env(served), fmt, f"Claude Code on {about}"), file=out)
     return 0
 
 
 class Served(NamedTuple):
-    """The server a client is pointed at: its URL, the key to send, the model's name and sizes."""
+    """The server a client is pointed at: its URL, the key to send, the model's name and sizes,
+    and the model for the client's side work when it is another (``small_model_id``)."""
 
     url: str
     token: str
     model_id: str
     window: int
     max_output: int
+    small_model_id: str | None = None
+
+
+def served_claude_env(served: Served) -> dict[str, str]:
+    return claude_env(served.url, served.token, served.model_id, served.window, served.max_output,
+                      small_model_id=served.small_model_id)
 
 
 @contextmanager
@@ -462,8 +503,9 @@ def running_server(config: Config, wait: float = DEFAULT_WAIT) -> Iterator[Serve
             child = ChildServer(config)
             print(f"trimkit: started trimkit serve on {url} (log: {child.log})", file=sys.stderr)
         health = wait_until_ready(url, child, wait, Progress())
-        window = health.context_window
-        yield Served(url, token, served_model_id(url, token), window, output_tokens(window, settings.max_output_tokens))
+        names = served_models(url, token)
+        window = names.main_window or health.context_window
+        yield Served(url, token, names.main, window, output_tokens(window, settings.max_output_tokens), names.small)
     finally:
         if child is not None and child.stop():
             print(f"trimkit: stopped the server{child.tidy_log()}", file=sys.stderr)
@@ -477,19 +519,23 @@ def configured_server(config: Config) -> tuple[Served, str]:
     token = settings.api_key or PLACEHOLDER_TOKEN
     health = server_health(url)
     if health is not None:
-        model_id, window = served_model_id(url, token), health.context_window
+        names = served_models(url, token)
+        window = names.main_window or health.context_window
         about = f"the trimkit server running at {url} (context window {window:,})"
     else:
-        model_id, window = configured_model_id(settings), configured_context_window(settings)
+        names = configured_models(settings)
+        window = names.main_window or configured_context_window(settings)
         about = f"`trimkit serve` at {url} (not running now; context window {window:,} from the configuration)"
-    return Served(url, token, model_id, window, output_tokens(window, settings.max_output_tokens)), about
+    if names.small != names.main:
+        about += f"; side work and sub-agents on {names.small}"
+    served = Served(url, token, names.main, window, output_tokens(window, settings.max_output_tokens), names.small)
+    return served, about
 
 
 def launch_claude(config: Config, claude_args: list[str], *, wait: float = DEFAULT_WAIT) -> int:
     claude = find_claude()
     with running_server(config, wait) as served:
-        env = claude_env(served.url, served.token, served.model_id, served.window, served.max_output)
-        return run_client([claude, *claude_args], client_environment(env))
+        return run_client([claude, *claude_args], client_environment(served_claude_env(served)))
 
 
 def cmd_launch(args: Any, config: Config) -> int:

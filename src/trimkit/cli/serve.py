@@ -59,7 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .progress import report_loading
 
     try:
-        from ..backends import make_backend
+        from ..backends import make_models
+        from ..backends.catalog import several_models
         from ..server import create_app
         from ..server.listen import raise_descriptor_limit, uvicorn_server
     except ImportError as exc:
@@ -77,12 +78,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise missing
     configure_logging(settings.log_level)  # only once it will serve: a refusal leaves the process's logging alone
     raise_descriptor_limit()
+    several = several_models(settings)
     sock = listening_socket(settings.host, settings.port)
-    if settings.backend == "mlx" and settings.model:  # the one backend that takes a while to build
+    if settings.backend == "mlx" and settings.model and not several:  # the one backend that takes a while to build
         print(f"trimkit: loading {label}…", file=sys.stderr, flush=True)
     try:
-        backend = make_backend(settings)
-        app = create_app(settings, backend=backend)
+        models = make_models(settings)
+        app = create_app(settings, models=models)
     except ImportError as exc:
         sock.close()
         raise CommandError(
@@ -91,6 +93,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except BaseException:
         sock.close()
         raise
+    if several:
+        label = models.default.name
+        describe_models(models)
+        print(f"trimkit: loading {label}…", file=sys.stderr, flush=True)
     print(f"trimkit: serving {settings.backend} backend on http://{settings.host}:{settings.port}", file=sys.stderr)
     if settings.live_view:
         print(f"trimkit: live view at http://{settings.host}:{settings.port}/ui", file=sys.stderr)
@@ -99,10 +105,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     def keep_serving(reason: str) -> None:
         print("trimkit: still serving: /health answers 503 with the reason", file=sys.stderr, flush=True)
 
-    report_loading(backend, label, started, on_failure=keep_serving)
+    report_loading(models, label, started, on_failure=keep_serving)
     try:
         server.run(sockets=[sock])
     finally:
-        backend.close()
+        models.close()
         sock.close()
     return 0
+
+
+def describe_models(models) -> None:
+    """One line per offered model, and the memory cap they share."""
+    from ..backends.memory import gb
+    from ..config.settings import FAMILIES
+
+    cap = f"a memory cap of {gb(models.cap)}" if models.cap else "no memory cap"
+    print(f"trimkit: {len(models.residents)} models under {cap}:", file=sys.stderr)
+    for resident in models.residents:
+        spec = resident.spec
+        families = ", ".join(f for f in FAMILIES if f in spec.families) or "by name"
+        pinned = ", pinned" if spec.pinned else ""
+        print(f"trimkit:   {spec.alias} ({families}{pinned}): {resident.window:,}-token window, "
+              f"about {gb(resident.reservation())}, {spec.path or spec.model}", file=sys.stderr)

@@ -14,10 +14,11 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from .. import __version__
-from ..backends import make_backend
+from ..backends import make_models
 from ..backends.base import Backend
+from ..backends.residency import ModelSet, ModelState, Resident
 from ..pipeline import Pipeline
-from ..wire import Health, encode
+from ..wire import Health, MemoryHealth, ModelHealth, encode
 from .errors import EXCEPTION_HANDLERS, ApiError
 from .live_view import UiAccess, live_view_routes, metrics_routes
 from .messages import MessageService
@@ -78,16 +79,50 @@ def presented_key(connection: ASGIConnection) -> str | None:
     return None
 
 
+def model_health(service: MessageService, resident: Resident) -> ModelHealth:
+    """What ``/health`` and ``/v1/models`` say of one model: its state, window and counts."""
+    stats = resident.stats
+    return ModelHealth(
+        name=resident.name,
+        state=resident.state.value,
+        pinned=resident.spec.pinned and service.models.managed,
+        families=sorted(resident.spec.families),
+        context_window=resident.window,
+        users=resident.users,
+        requests=stats.requests,
+        loads=stats.loads,
+        unloads=stats.unloads,
+        memory_bytes=resident.reservation() if service.models.managed else resident.backend.memory_bytes()
+        if resident.backend is not None else 0,
+        detail=resident.reason or "",
+    )
+
+
+def memory_health(models: ModelSet) -> MemoryHealth | None:
+    """The memory cap and what is held under it, for a server of several models."""
+    if not models.managed or models.cap is None:
+        return None
+    active = models.probe() if models.probe is not None else None
+    return MemoryHealth(cap=models.cap, reserved=models.committed(), mlx_active=active,
+                        mlx_baseline=models.baseline, loaded=models.loaded())
+
+
 def create_app(
     settings: ServerSettings,
     backend: Backend | None = None,
     pipeline: Pipeline | None = None,
+    *,
+    models: ModelSet | None = None,
 ) -> Litestar:
-    owns_backend = backend is None
-    backend = backend or make_backend(settings)
-    service = MessageService(settings, backend, pipeline)
+    """The app for ``settings``: on ``models`` (or the one ``backend``) when given, which stay
+    the caller's to close, else on the models the settings name."""
+    owns_models = backend is None and models is None
+    if models is None:
+        models = ModelSet.single(backend, settings) if backend is not None else make_models(settings)
+    service = MessageService(settings, models, pipeline)
     preparing = PreparationThread()
-    observer = Observer(settings, backend, service.gate)
+    default_lane = service.default_lane  # the one model, or the one model_patterns ids go to
+    observer = Observer(settings, default_lane.backend, default_lane.gate)
     expected = settings.api_key.encode() if settings.api_key else None
 
     def require_key(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -99,16 +134,26 @@ def create_app(
         if not hmac.compare_digest(key.encode(), expected):
             raise ApiError(401, "invalid x-api-key")
 
-    def model_info(model_id: str) -> dict[str, Any]:
-        profile = service.profile()
+    def model_info(model_id: str, resident: Resident) -> dict[str, Any]:
+        """The API's model object, with what trimkit knows of the model: its state and counts."""
+        window = service.lane(resident).profile().context_window if not models.managed else resident.window
+        health = model_health(service, resident)
         return {
             "type": "model",
             "id": model_id,
             "display_name": model_id,
             "created_at": MODEL_CREATED_AT,
             "lifecycle": "active",
-            "max_input_tokens": profile.context_window,
-            "max_tokens": profile.context_window,
+            "max_input_tokens": window,
+            "max_tokens": window,
+            "served_by": resident.name,
+            "state": health.state,
+            "context_window": window,
+            "pinned": health.pinned,
+            "families": health.families,
+            "requests": health.requests,
+            "loads": health.loads,
+            "unloads": health.unloads,
         }
 
     async def prepared(request: Request, **options: Any):
@@ -118,8 +163,12 @@ def create_app(
         may start background work (an upstream re-probes an engine it lost).
         """
         body = await request.body()
-        backend.status()
+        models.status()
         return await preparing.run(service.prepare, body, **options)
+
+    def listed() -> list[tuple[str, Resident]]:
+        """Every model by its alias; the one-model server under each of its names, as it always was."""
+        return [(name, models.route(name) or models.default) for name in models.catalog.listed]
 
     @post("/v1/messages", status_code=200, guards=[require_key], operation_class=MessagesOperation,
           responses=ERROR_RESPONSES, opt={TRACED: True})
@@ -141,15 +190,16 @@ def create_app(
 
     @get("/v1/models", guards=[require_key])
     async def list_models() -> dict[str, Any]:
-        ids = sorted(service.served_models())
-        return {"data": [model_info(i) for i in ids], "has_more": False, "first_id": ids[0], "last_id": ids[-1]}
+        data = [model_info(name, resident) for name, resident in listed()]
+        return {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
 
     @get("/v1/models/{model_id:path}", guards=[require_key])
     async def get_model(model_id: FromPath[str]) -> dict[str, Any]:
         model_id = model_id.lstrip("/")
-        if not settings.accepts_model(model_id, service.accepted_models()):
+        resident = models.route(model_id)
+        if resident is None:
             raise ApiError(404, f"model: {model_id} is not served here")
-        return model_info(model_id)
+        return model_info(model_id, resident)
 
     @get("/", include_in_schema=False)
     async def root() -> dict[str, str]:
@@ -161,27 +211,37 @@ def create_app(
 
     @get("/health")
     async def health() -> Response:
-        status = backend.status()
-        profile = service.profile()
+        status = models.status()
+        resident = models.default
+        ready = resident.backend is not None and resident.state is not ModelState.FAILED
+        lane = service.lane(resident) if ready or not models.managed else None
+        profile = lane.profile() if lane is not None else None
+        backend = lane.backend if lane is not None else None
         body = Health(
-            status=status.state.value,
-            backend=backend.name,
-            model=backend.profile.name,
+            status="ok" if status.ready else ("error" if status.failed else "loading"),
+            backend=backend.name if backend is not None else settings.backend,
+            model=backend.profile.name if backend is not None else resident.name,
             detail=status.detail,
-            queue=service.gate.busy,
-            tier=profile.tier,
-            context_window=profile.context_window,
-            prefill_tps=round(backend.profile.prefill_tps, 1),
-            convention="native" if profile.native_tools else "xml",
-            tool_format=service.dialect.name,
+            queue=sum(lane.gate.busy for lane in service.built_lanes()),
+            tier=profile.tier if profile is not None else (resident.spec.tier or ""),
+            context_window=profile.context_window if profile is not None else resident.window,
+            prefill_tps=round(backend.profile.prefill_tps, 1) if backend is not None else 0.0,
+            convention=("native" if profile.native_tools else "xml") if profile is not None else "",
+            tool_format=lane.dialect.name if lane is not None else "",
             upstreams=status.extra.get("upstreams", []),
+            models=[model_health(service, r) for r in models.residents],
+            memory=memory_health(models),
         )
         return Response(content=encode(body), media_type="application/json", status_code=200 if status.ready else 503)
 
-    def on_shutdown() -> None:
+    async def on_startup() -> None:
+        models.start()
+
+    async def on_shutdown() -> None:
         preparing.close()
-        if owns_backend:  # a backend handed in belongs to the caller, who may share it
-            backend.close()
+        await models.stop()
+        if owns_models:  # models handed in belong to the caller, who may share them
+            models.close()
 
     return Litestar(
         route_handlers=[create_message, Router("/", route_handlers=[  # Messages requests are counted by their traces
@@ -191,6 +251,7 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         after_exception=[observer.after_exception] if observer.active else [],
         request_max_body_size=settings.max_body_bytes,
+        on_startup=[on_startup],
         on_shutdown=[on_shutdown],
         state=State({"shutdown": service.shutdown}),
         middleware=[] if settings.api_key else [local_only(settings)],

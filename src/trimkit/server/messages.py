@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
-from ..backends.locate import model_label
 from ..backends.base import Backend, BackendError, Finished, GenerationEvent, GenerationParams, TextDelta
+from ..backends.residency import ModelSet, ModelState, Resident
 from ..constrain import Constraint, ConstraintKinds, constraint_for
 from .capture import Capture
-from .plugin import ServerPlugin
+from .lanes import Lane, Place
 from ..pipeline import Pipeline
 from ..profile import ModelProfile
 from ..render import Chat, chat_for, thinking_setting
 from ..request_kind import RequestKind, classify, title_from_words
-from ..toolcalls.dialects import dialect_for
 from ..toolcalls.response import BlockDelta, BlockStart, BlockStop, ResponseBuilder
 from ..errors import ConversationError
 from ..stage import ConfigError, PromptTooLong, TrimResult
@@ -33,7 +33,6 @@ from ..wire import (
 from . import sse
 from .delivery import delivered
 from .errors import ApiError
-from .gate import GenerationGate, Ticket
 from .retry import MIN_RETRY_TOKENS, plan_retry
 from .shutdown import Shutdown
 from .trace import NO_TRACE
@@ -50,6 +49,8 @@ def new_message_id() -> str:
 @dataclass
 class Prepared:
     request: MessagesRequest
+    lane: Lane
+    """The model the request was routed to."""
     trimmed: TrimResult
     chat: Chat
     prompt_tokens: int
@@ -93,45 +94,55 @@ class _Attempt:
 
 
 class MessageService:
-    def __init__(self, settings: ServerSettings, backend: Backend, pipeline: Pipeline | None = None):
-        """``pipeline`` defaults to one built from ``settings.stages``; either way the
-        server's own plugin (:class:`~trimkit.server.plugin.ServerPlugin`) joins it, and
-        ``settings.stages`` is laid over a given pipeline's configuration, so stage options
+    def __init__(self, settings: ServerSettings, models: ModelSet | Backend, pipeline: Pipeline | None = None):
+        """``models`` are the server's models (a single backend is the one-model server).
+        ``pipeline`` defaults to one built from ``settings.stages``; either way each
+        model's lane adds the server's own plugin (:class:`~trimkit.server.plugin.ServerPlugin`),
+        and ``settings.stages`` is laid over a given pipeline's configuration, so stage options
         set for the server are never silently dropped (a prefill target turned off there
         stays off, and no cut then depends on the measured prefill speed)."""
         self.settings = settings
-        self.backend = backend
-        self.plugin = ServerPlugin(settings, backend)
-        self.pipeline = (
-            pipeline.with_plugins(self.plugin, config=settings.stages) if pipeline
-            else Pipeline(settings.stages, plugins=[self.plugin])
-        )
-        self.gate = GenerationGate(settings.max_queue, backend.max_concurrency)
-        self.dialect = dialect_for(backend.chat_template, backend.vocab)
+        self.models = models if isinstance(models, ModelSet) else ModelSet.single(models, settings)
         self.capture = Capture.from_settings(settings)
         self.shutdown = Shutdown()
+        self._pipeline = pipeline
+        self._lanes: dict[str, Lane] = {}
+        self._lanes_lock = threading.Lock()
 
-    # ------------------------------------------------------------------ preparing
+    # ------------------------------------------------------------------ the models
 
-    def served_models(self) -> set[str]:
-        """The names ``/v1/models`` lists: never a local model's full path (see :func:`model_label`)."""
-        names = {self.backend.profile.name}
-        if self.settings.model:
-            names.add(model_label(self.settings.model))
-            names.add(self.settings.model.rstrip("/").rsplit("/", 1)[-1])
-        return names
+    def lane(self, resident: Resident) -> Lane:
+        """The model's lane, built when it is first asked for (its backend's tokenizer loads then)."""
+        lane = self._lanes.get(resident.name)
+        if lane is None:
+            backend = self.models.backend(resident)
+            with self._lanes_lock:
+                lane = self._lanes.get(resident.name)
+                if lane is None:
+                    lane = Lane(resident, backend, self.settings, self._pipeline, managed=self.models.managed)
+                    self._lanes[resident.name] = lane
+        return lane
 
-    def accepted_models(self) -> set[str]:
-        """The names a request may ask for: those listed, and the model as configured."""
-        return self.served_models() | ({self.settings.model} if self.settings.model else set())
+    @property
+    def default_lane(self) -> Lane:
+        """The lane of the model ``model_patterns`` ids go to (the only one of a one-model server)."""
+        return self.lane(self.models.default)
 
-    def native_tools(self) -> bool:
-        """Whether tools go through the model's own template (``convention``; see docs/config.md)."""
-        return self.plugin.native_tools()
+    def built_lanes(self) -> list[Lane]:
+        return list(self._lanes.values())
+
+    def route(self, requested: str) -> Lane:
+        """The lane of the model that answers ``requested`` (a 404 when none does)."""
+        resident = self.models.route(requested)
+        if resident is None:
+            raise ApiError(404, f"model: {requested} is not served here")
+        return self.lane(resident)
 
     def profile(self) -> ModelProfile:
-        """The profile requests are trimmed with: the backend's, with the settings' overrides."""
-        return self.pipeline.profile_for(self.backend.profile)
+        """The default model's profile, as its requests are trimmed."""
+        return self.default_lane.profile()
+
+    # ------------------------------------------------------------------ preparing
 
     def chat(self, trimmed: TrimResult) -> Chat:
         """The trimmed request as chat messages, in the convention the profile says."""
@@ -143,16 +154,13 @@ class MessageService:
         except RequestDecodeError as exc:
             raise ApiError(400, str(exc)) from None
         check_request(request, needs_max_tokens=needs_max_tokens)
-        if not self.settings.accepts_model(request.model, self.accepted_models()):
-            raise ApiError(404, f"model: {request.model} is not served here")
-        status = self.backend.status()
-        if not status.ready:
-            raise ApiError(status.http_status, f"The model is not ready: {status.detail}", lasting=status.failed)
+        lane = self.route(request.model)
+        self.check_servable(lane)
         try:
-            trimmed = self.pipeline.trim(request, self.backend.profile)
+            trimmed = lane.pipeline.trim(request, lane.backend.profile)
             chat = self.chat(trimmed)
-            prompt_tokens, max_tokens = self.tokens(trimmed, chat)
-            constraint = self.constraint(request, trimmed, chat)
+            prompt_tokens, max_tokens = self.tokens(lane, trimmed, chat)
+            constraint = self.constraint(lane, request, trimmed, chat)
         except (PromptTooLong, ConversationError) as exc:
             raise ApiError(400, str(exc)) from None
         except ConfigError as exc:
@@ -162,9 +170,24 @@ class MessageService:
         kind = classify(request)
         answer = title_from_words(request) if kind is RequestKind.TITLE and self.settings.quick_titles else None
         trace.prepared(request, trimmed, kind.value)
-        return Prepared(request, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer, constraint, trace)
+        return Prepared(request, lane, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer, constraint, trace)
 
-    def constraint(self, request: MessagesRequest, trimmed: TrimResult, chat: Chat) -> Constraint | None:
+    def check_servable(self, lane: Lane) -> None:
+        """Refuse a request its model cannot serve: too big for the memory cap (400), failed to
+        load (500), neither of which a retry fixes; still loading (529), for the one-model server
+        (several models wait for theirs to load)."""
+        resident = lane.resident
+        if resident.plan.too_big is not None:
+            raise ApiError(400, resident.plan.too_big, lasting=True)
+        if self.models.managed:
+            if resident.state is ModelState.FAILED:
+                raise ApiError(500, f"The model is not ready: {resident.reason}", lasting=True)
+            return
+        status = lane.backend.status()
+        if not status.ready:
+            raise ApiError(status.http_status, f"The model is not ready: {status.detail}", lasting=status.failed)
+
+    def constraint(self, lane: Lane, request: MessagesRequest, trimmed: TrimResult, chat: Chat) -> Constraint | None:
         """What the output must fit: the tools the prompt shows, ``tool_choice``, a JSON output schema.
 
         Calls may name only the tools the tools stage showed the model (all of them
@@ -185,11 +208,11 @@ class MessageService:
             output_schema(request),
             shown=shown,
             kinds=kinds,
-            dialect=self.dialect.name if trimmed.profile.native_tools else "xml",
-            thinking_open=self.opens_thinking(chat),
+            dialect=lane.dialect.name if trimmed.profile.native_tools else "xml",
+            thinking_open=self.opens_thinking(lane, chat),
         )
 
-    def tokens(self, trimmed: TrimResult, chat: Chat) -> tuple[int, int | None]:
+    def tokens(self, lane: Lane, trimmed: TrimResult, chat: Chat) -> tuple[int, int | None]:
         """The prompt's tokens and the output allowed: what the budget stage decided.
 
         Without a budget stage nothing fitted the prompt or chose ``max_tokens``: the
@@ -199,7 +222,7 @@ class MessageService:
         budget = trimmed.carry.budget
         if budget is not None:
             return budget.prompt_tokens, budget.max_tokens
-        prompt_tokens = self.backend.count_tokens(chat)
+        prompt_tokens = lane.backend.count_tokens(chat)
         window = trimmed.profile.context_window
         if prompt_tokens >= window:
             raise ApiError(400, str(PromptTooLong(prompt_tokens, window - 1)))
@@ -213,18 +236,18 @@ class MessageService:
         sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
         return GenerationParams(max_tokens=prep.max_tokens, constraint=prep.constraint, **sampling)
 
-    def opens_thinking(self, chat: Chat) -> bool:
-        return bool(self.backend.opens_thinking(chat))
+    def opens_thinking(self, lane: Lane, chat: Chat) -> bool:
+        return bool(lane.backend.opens_thinking(chat))
 
     def builder(self, prep: Prepared) -> ResponseBuilder:
         """The response builder for the model's format, the request's thinking setting and the retry."""
         return ResponseBuilder(
             prep.request.tools,
             prep.request.stop_sequences,
-            dialect=self.dialect,
+            dialect=prep.lane.dialect,
             thinking=bool(thinking_setting(prep.request)),
-            thinking_open=self.opens_thinking(prep.chat),
-            special_tokens=self.backend.special_tokens,
+            thinking_open=self.opens_thinking(prep.lane, prep.chat),
+            special_tokens=prep.lane.backend.special_tokens,
             hold_failed=self.settings.retry_tool_calls,
         )
 
@@ -241,7 +264,7 @@ class MessageService:
         """
         params = self.params(prep)
         first = _Attempt()
-        async for event in self._attempt(prep.chat, params, builder, first, stop, prep.answer):
+        async for event in self._attempt(prep.lane, prep.chat, params, builder, first, stop, prep.answer):
             yield event
         if first.stopped:
             outcome["stopped"] = True
@@ -254,9 +277,9 @@ class MessageService:
             if retry is None:
                 events = builder.release_failed() + builder.finish(first.finish)
             else:
-                builder.restart(thinking_open=self.opens_thinking(retry.chat))
+                builder.restart(thinking_open=self.opens_thinking(prep.lane, retry.chat))
                 second = _Attempt()
-                async for event in self._attempt(retry.chat, retry.params, builder, second):
+                async for event in self._attempt(prep.lane, retry.chat, retry.params, builder, second):
                     yield event
                 attempts.append(second)
                 events = builder.finish(second.finish)
@@ -276,8 +299,8 @@ class MessageService:
         if retry is None:
             return None
         try:
-            prompt = self.backend.count_tokens(retry.chat)
-            self.opens_thinking(retry.chat)
+            prompt = prep.lane.backend.count_tokens(retry.chat)
+            self.opens_thinking(prep.lane, retry.chat)
         except Exception:  # a template that refuses the retry's conversation: the text goes out as it is
             log.warning("no retry: the chat template refused the corrected conversation", exc_info=True)
             return None
@@ -286,13 +309,13 @@ class MessageService:
             retry.params.max_tokens = room
         return retry if retry.params.max_tokens >= MIN_RETRY_TOKENS else None
 
-    async def _attempt(self, chat: Chat, params: GenerationParams, builder: ResponseBuilder,
+    async def _attempt(self, lane: Lane, chat: Chat, params: GenerationParams, builder: ResponseBuilder,
                        attempt: "_Attempt", stop: asyncio.Event | None = None,
                        answer: str | None = None) -> AsyncIterator[object]:
         """One generation, its text fed to ``builder``; yields events, and ``None`` while waiting.
 
         ``answer``, when given, is said instead of asking the model."""
-        generation = fixed_text(answer) if answer is not None else self.backend.generate(chat, params)
+        generation = fixed_text(answer) if answer is not None else lane.backend.generate(chat, params)
         first = asyncio.ensure_future(anext(generation))
         stopper = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
@@ -333,14 +356,17 @@ class MessageService:
                     await asyncio.gather(pending, return_exceptions=True)
             await generation.aclose()
 
-    def reserve(self, prep: Prepared) -> Ticket | None:
-        """A place in the queue (a 529 when it is full), or None when no model is needed."""
+    def reserve(self, prep: Prepared) -> Place | None:
+        """A place in the model's queue (a 529 when it is full) and on the model, or None when
+        no model is needed."""
         if prep.answer is not None:
             return None
-        return self.gate.reserve(urgent=not prep.kind.side)
+        ticket = prep.lane.gate.reserve(urgent=not prep.kind.side)
+        return Place(ticket, self.models.lease(prep.lane.resident))
 
-    async def _generate(self, prep: Prepared, ticket: Ticket | None, outcome: dict) -> AsyncIterator[object]:
-        """The response events for ``prep``, ``None`` while waiting (for a slot, for the prefill).
+    async def _generate(self, prep: Prepared, ticket: Place | None, outcome: dict) -> AsyncIterator[object]:
+        """The response events for ``prep``, ``None`` while waiting (for the model to load, for a
+        slot, for the prefill).
 
         The user's turn streams as the model writes. A side request is generated whole
         before any event leaves, so that when the user's turn needs its slot it can stop,
@@ -436,7 +462,7 @@ class MessageService:
         prep.trace.answered(200)
         return delivered(first, stream, ping_interval=self.settings.ping_interval, shutdown=self.shutdown)
 
-    async def _stream(self, prep: Prepared, ticket: Ticket | None) -> AsyncIterator[bytes]:
+    async def _stream(self, prep: Prepared, ticket: Place | None) -> AsyncIterator[bytes]:
         message_id = new_message_id()
         start = MessagesResponse(
             id=message_id,

@@ -35,7 +35,8 @@ TRACE_KEY = "trimkit.trace"
 TRACED = "trimkit_traced"
 """A route handler's ``opt`` key: its requests are counted by their traces (the Messages route)."""
 MAX_ERROR_BODY = 65536
-STATE_TEXT = {Readiness.READY: "serving", Readiness.LOADING: "loading", Readiness.FAILED: "failed to load"}
+STATE_TEXT = {Readiness.READY: "serving", Readiness.LOADING: "loading", Readiness.FAILED: "failed to load",
+              Readiness.UNLOADED: "not loaded (loads when asked for)"}
 
 
 def read_error(body: bytes) -> tuple[str, str]:
@@ -152,7 +153,8 @@ class Observer:
         return {
             "model": self.model(),
             "backend": self.backend.name,
-            "state": {Readiness.READY: "ok", Readiness.LOADING: "loading", Readiness.FAILED: "error"}[status.state],
+            "state": {Readiness.READY: "ok", Readiness.LOADING: "loading", Readiness.FAILED: "error",
+                      Readiness.UNLOADED: "ok"}[status.state],
             "state_text": state_text,
             "running": self.gate.running,
             "waiting": self.gate.waiting,

@@ -64,6 +64,7 @@ class RequestTrace:
     def prepared(self, request: "MessagesRequest", trimmed: "TrimResult", kind: str) -> None:
         view = self.view
         view.model, view.stream, view.kind = request.model, bool(request.stream), kind
+        view.served = trimmed.profile.name  # the model it was routed to, on a server of several
         view.report, view.tier = trimmed.report, trimmed.report.tier
         view.tools_offered = list(trimmed.carry.tool_names)
         if self.keep_texts:
