@@ -113,6 +113,7 @@ def mlx_builder(settings: "ServerSettings"):
 
     def build(resident: "Resident") -> Backend:
         from .failed import FailedBackend
+        from .locate import without_paths
         from .mlx import MLXBackend
 
         spec = resident.spec
@@ -128,7 +129,8 @@ def mlx_builder(settings: "ServerSettings"):
                 grammar_cache_entries=settings.constrain_cache_entries,
             )
         except Exception as exc:  # unreadable files: the model fails, the others keep serving
-            failed = FailedBackend("mlx", spec.alias, f"{type(exc).__name__}: {exc}")
+            reason = without_paths(f"{type(exc).__name__}: {exc}", spec.model, spec.path)
+            failed = FailedBackend("mlx", spec.alias, reason)
             log.error("trimkit: %s", failed.reason)
             return failed
 

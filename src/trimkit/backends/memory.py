@@ -15,20 +15,17 @@ Linux, ``sysctl`` and ``vm_stat`` on macOS.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config.settings import size_in_bytes
 from ..errors import ConfigError
 
 DEFAULT_CAP_SHARE = 0.75
 """The share of memory models may use unless ``memory_cap`` says otherwise."""
 
-UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
-         "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*|%)\s*", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -97,26 +94,10 @@ def memory_cap_bytes(setting: int | str | None, total: int | None = None) -> int
         total = found.total if found else None
     if setting is None:
         return default_memory_cap(total)
-    if isinstance(setting, int) and not isinstance(setting, bool):
-        if setting < 1:
-            raise ConfigError(f"memory_cap must be positive, got {setting}", key="memory_cap")
-        return setting
-    found = _SIZE.fullmatch(str(setting))
-    unit = found.group(2).lower() if found else ""
-    if found is None or (unit != "%" and unit not in UNITS):
-        raise ConfigError(f"memory_cap {setting!r} is not a size: write bytes, 24GB, 24GiB or 60%",
-                          key="memory_cap")
-    number = float(found.group(1))
-    if unit == "%":
-        if not 0 < number <= 100:
-            raise ConfigError(f"memory_cap {setting!r} must be a share between 0% and 100%", key="memory_cap")
-        if not total:
-            raise ConfigError(f"memory_cap {setting!r} is a share, but this machine's memory cannot be read",
-                              key="memory_cap")
-        return int(total * number / 100)
-    if number <= 0:
-        raise ConfigError(f"memory_cap {setting!r} must be positive", key="memory_cap")
-    return int(number * UNITS[unit])
+    try:
+        return size_in_bytes(setting, total)
+    except ValueError as exc:
+        raise ConfigError(f"memory_cap {exc}", key="memory_cap") from None
 
 
 def gb(n: float) -> str:

@@ -163,7 +163,7 @@ class MLXBackend(Backend):
         from mlx_lm.utils import load_config
 
         self.model_id = model
-        self.label = model_label(model)
+        self.label = name or model_label(model)
         self.path = resolve_model_path(model, allow_download=allow_download)
         config = load_config(self.path)
         self.tokenizer, self.template = load_chat_tokenizer(self.path, config.get("eos_token_id"))
@@ -210,7 +210,7 @@ class MLXBackend(Backend):
         if (refusal := self._refusal()) is not None:
             return BackendStatus(Readiness.FAILED, detail=str(refusal))
         if self._thread is None:
-            return BackendStatus(Readiness.UNLOADED, detail=f"{self.model_id} is not loaded")
+            return BackendStatus(Readiness.UNLOADED, detail=f"{self.label} is not loaded")
         if not self._loaded.is_set():
             return BackendStatus(Readiness.LOADING, detail=f"loading {self.label}", progress=self.load_progress)
         return BackendStatus(
@@ -234,7 +234,7 @@ class MLXBackend(Backend):
     def wait_ready(self, timeout: float | None = None) -> "MLXBackend":
         """Block until the weights are loaded; raise ``BackendError`` if loading failed."""
         if self._thread is None and self._refusal() is None:
-            raise BackendError(f"model {self.model_id} is not loaded")
+            raise BackendError(f"model {self.label} is not loaded")
         if not self._loaded.wait(timeout):
             raise BackendError(f"model {self.label} is still loading")
         if (refusal := self._refusal()) is not None:
@@ -376,7 +376,7 @@ class MLXBackend(Backend):
             if thread is None:
                 return
             if self._pending:
-                raise BackendError(f"model {self.model_id} is in use by {self._pending} requests")
+                raise BackendError(f"model {self.label} is in use by {self._pending} requests")
             self._jobs.put(None)
             self._thread = None
         thread.join()
@@ -421,7 +421,7 @@ class MLXBackend(Backend):
             raise refusal
         with self._pending_changed:
             if self._thread is None:
-                raise BackendError(f"model {self.model_id} is not loaded", status=529, error_type="overloaded_error")
+                raise BackendError(f"model {self.label} is not loaded", status=529, error_type="overloaded_error")
             self._pending += 1
             self._jobs.put(job)
 

@@ -8,7 +8,7 @@ checks what a type cannot say (that an upstream is a usable URL).
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -46,13 +46,13 @@ class ModelSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, om
     unloaded. ``tier`` and ``context_window`` override the model's own for the pipeline.
     """
 
-    model: Annotated[str, msgspec.Meta(min_length=1)]
-    alias: Annotated[str, msgspec.Meta(min_length=1)] | None = None
+    model: Text
+    alias: Text | None = None
     families: list[Family] = msgspec.field(default_factory=list)
     patterns: list[str] = msgspec.field(default_factory=list)
     pinned: bool = False
     tier: Literal["small", "medium", "large"] | None = None
-    context_window: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    context_window: Count | None = None
 
 
 class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -62,9 +62,9 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     backend: str = "mlx"
     model: str | None = None
     models: list[ModelSettings | str] = msgspec.field(default_factory=list)
-    model_dirs: list[str] = msgspec.field(default_factory=list)
-    memory_cap: int | str | None = None
-    model_idle_ttl: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    model_dirs: list[Text] = msgspec.field(default_factory=list)
+    memory_cap: Count | str | None = None
+    model_idle_ttl: Seconds | None = None
     download: bool = False
     script: str | None = None
     upstream: str | None = None
@@ -117,6 +117,11 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
         for key, url in [("upstream", self.upstream), *(("upstreams", u) for u in self.upstreams)]:
             if url is not None and (problem := url_problem(url)):
                 found.append((key, f"{url!r} {problem}"))
+        if isinstance(self.memory_cap, str):
+            try:
+                size_in_bytes(self.memory_cap, total=1)
+            except ValueError as exc:
+                found.append(("memory_cap", str(exc)))
         return found
 
     def check_bind(self) -> None:
@@ -127,18 +132,6 @@ class ServerSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
                 "set --api-key (or TRIMKIT_API_KEY), or bind 127.0.0.1",
                 key="host",
             )
-
-    def accepts_model(self, requested: str, served: set[str]) -> bool:
-        """Whether a requested model id maps to the loaded model."""
-        if requested in served:
-            return True
-        lowered = requested.lower()
-        for family in ("opus", "sonnet", "haiku"):
-            if family in lowered:
-                target = getattr(self, f"{family}_model")
-                if target is not None:
-                    return target in served or target == "*"
-        return any(fnmatch.fnmatchcase(requested, pattern) for pattern in self.model_patterns)
 
 
 def url_problem(url: str) -> str | None:
@@ -153,3 +146,33 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "names no host"
     return None
+
+
+UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "kib": 2**10, "m": 10**6, "mb": 10**6, "mib": 2**20,
+         "g": 10**9, "gb": 10**9, "gib": 2**30, "t": 10**12, "tb": 10**12, "tib": 2**40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]*|%)\s*", re.IGNORECASE)
+
+
+def size_in_bytes(value: int | str, total: int | None) -> int:
+    """A size as bytes: a number of bytes, ``24GB``, ``24 GiB``, ``512MB``, or ``60%`` of ``total``.
+
+    Raises ``ValueError`` saying what is wrong (a share with ``total`` unknown included).
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise ValueError(f"must be positive, got {value}")
+        return value
+    found = _SIZE.fullmatch(str(value))
+    unit = found.group(2).lower() if found else ""
+    if found is None or (unit != "%" and unit not in UNITS):
+        raise ValueError(f"{value!r} is not a size: write bytes, 24GB, 24GiB or 60%")
+    number = float(found.group(1))
+    if unit == "%":
+        if not 0 < number <= 100:
+            raise ValueError(f"{value!r} must be a share between 0% and 100%")
+        if not total:
+            raise ValueError(f"{value!r} is a share, but this machine's memory cannot be read")
+        return int(total * number / 100)
+    if number <= 0:
+        raise ValueError(f"{value!r} must be positive")
+    return int(number * UNITS[unit])
