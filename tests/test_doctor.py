@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.models import fake_model
 from trimkit.config import load_config
 from trimkit.cli.doctor import SUGGESTIONS, Check, memory, suggest
 from trimkit.testing import free_port
@@ -68,6 +69,24 @@ def test_an_uncached_model_names_the_download(tmp_path):
     problem = problems(doctor(tmp_path, "--model", "mlx-community/not-here-4bit").stdout)["model"]
     assert problem.endswith("mlx-community/not-here-4bit is not in the local Hugging Face cache; "
                             "run: hf download mlx-community/not-here-4bit")
+
+
+def test_several_models_show_their_families_and_share_of_the_cap_and_a_missing_one_its_download(tmp_path):
+    small = fake_model(tmp_path / "models" / "small-coder", 2 * 10**9)
+    big = fake_model(tmp_path / "models" / "big-coder", 9 * 10**9)
+    done = doctor(tmp_path, "--json", "--models", f"{small},{big}", "--memory-cap", "40GB", "--context-window", "8192")
+    report = json.loads(done.stdout)
+    model = next(c for c in report["checks"] if c["name"] == "model")
+    assert model["status"] == "ok"
+    assert model["detail"].startswith("2 models under a 40.0 GB memory cap: small-coder (haiku) 2.")
+    assert "big-coder (opus/sonnet) 9." in model["detail"]
+    assert [(m["alias"], m["context_window"]) for m in report["models"]] == [("small-coder", 8192), ("big-coder", 8192)]
+
+    done = doctor(tmp_path, "--models", f"{big},mlx-community/not-here-4bit", "--memory-cap", "5GB")
+    found = [line for line in done.stdout.splitlines() if line.startswith("PROBLEM  model")]
+    assert any(line.endswith("not-here-4bit: mlx-community/not-here-4bit is not in the local Hugging Face cache; "
+                             "run: hf download mlx-community/not-here-4bit") for line in found)
+    assert any("model big-coder needs about" in line and "memory cap is 5.0 GB" in line for line in found)
 
 
 def test_a_broken_config_file_is_a_problem(tmp_path):

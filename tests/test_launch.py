@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.support.models import fake_model, stand_in_set
 from trimkit.backends.replay import ReplayBackend
 from trimkit.cli.errors import Exit
 from trimkit.cli.main import _split_client_args, main
@@ -163,6 +164,32 @@ def test_print_env_takes_window_and_model_from_a_running_server(clean_env, capsy
     assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == env["CLAUDE_CODE_AUTO_COMPACT_WINDOW"] == "144072"
     assert env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] == "16384"
     assert env["ANTHROPIC_AUTH_TOKEN"] == "k1"
+
+
+def test_print_env_with_two_models_sends_side_work_and_sub_agents_to_the_small_one(clean_env, tmp_path, capsys):
+    small = fake_model(tmp_path / "Qwen2.5-Coder-7B-Instruct-4bit", 4 * 10**6, window=32_768)
+    big = fake_model(tmp_path / "Qwen3-Coder-30B-A3B-Instruct-4bit", 17 * 10**6, window=262_144)
+    port = free_port()
+    code = main(["launch", "claude", "--print-env", "shell", "--models", f"{small},{big}", "--context-window",
+                 "65536", "--port", str(port)])
+    out = capsys.readouterr()
+    env = exports(out.out)
+    assert code == 0, out.err
+    main_vars = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL")
+    small_vars = ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_SUBAGENT_MODEL")
+    assert {env[v] for v in main_vars} == {"Qwen3-Coder-30B-A3B-Instruct-4bit"}
+    assert {env[v] for v in small_vars} == {"Qwen2.5-Coder-7B-Instruct-4bit"}
+    assert env["CLAUDE_CODE_MAX_CONTEXT_TOKENS"] == str(65_536 + 13_000)
+
+
+def test_print_env_takes_each_familys_model_from_a_running_server(clean_env, capsys):
+    models, _, _ = stand_in_set({"big-model": 60, "small-model": 30}, cap=100)
+    with LiveServer(create_app(ServerSettings(api_key="k1"), models=models)) as server:
+        code = main(["launch", "claude", "--print-env", "shell", "--port", str(server.port), "--api-key", "k1"])
+    env = exports(capsys.readouterr().out)
+    assert code == 0
+    assert env["ANTHROPIC_MODEL"] == env["ANTHROPIC_DEFAULT_SONNET_MODEL"] == "big-model"
+    assert env["ANTHROPIC_DEFAULT_HAIKU_MODEL"] == env["CLAUDE_CODE_SUBAGENT_MODEL"] == "small-model"
 
 
 def test_print_env_names_the_fix_when_no_model_is_configured(clean_env, capsys):

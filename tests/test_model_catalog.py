@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
+from tests.support.models import fake_model
 from trimkit.backends.catalog import Catalog, discover, several_models
 from trimkit.backends.footprint import read_footprint
 from trimkit.backends.memory import memory_cap_bytes
@@ -15,19 +15,6 @@ from trimkit.config.settings import ModelSettings, ServerSettings
 from trimkit.errors import ConfigError, ModelNotFoundError
 
 MB = 10**6
-
-
-def fake_model(path: Path, weights: int, *, layers: int = 4, kv_heads: int = 2, head_dim: int = 64,
-               window: int = 32_768, dtype: str = "bfloat16") -> Path:
-    """A model directory as far as sizes go: a config and a weights file of ``weights`` bytes (sparse)."""
-    path.mkdir(parents=True, exist_ok=True)
-    config = {"model_type": "llama", "num_hidden_layers": layers, "num_attention_heads": kv_heads * 2,
-              "num_key_value_heads": kv_heads, "head_dim": head_dim, "hidden_size": 256, "intermediate_size": 512,
-              "max_position_embeddings": window, "torch_dtype": dtype}
-    (path / "config.json").write_text(json.dumps(config))
-    with open(path / "model.safetensors", "wb") as weights_file:
-        weights_file.truncate(weights)
-    return path
 
 
 def catalog(**settings) -> Catalog:

@@ -1,4 +1,5 @@
-"""Stand-in models for tests of a server of several models: sizes on a meter, loads that can be held.
+"""Stand-in models for tests of a server of several models: sizes on a meter, loads that can be held,
+and model directories that are only sizes (:func:`fake_model`).
 
 Each :class:`StandIn` counts its bytes in a shared :class:`Meter` while loaded (what
 MLX's active memory would be), so a test can check that the meter never passes the cap.
@@ -6,7 +7,9 @@ MLX's active memory would be), so a test can check that the meter never passes t
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
 
 from trimkit.backends.base import Backend, BackendStatus, Finished, Readiness, TextDelta
 from trimkit.backends.catalog import Catalog, ModelSpec
@@ -98,3 +101,16 @@ def stand_in_set(sizes: dict[str, int], cap: int, *, pinned=(), ttl=None, gates=
                                                  broken=r.name in broken),
                       cap=cap, idle_ttl=ttl, probe=lambda: meter.active, clock=clock)
     return models, meter, clock
+
+
+def fake_model(path: Path, weights: int, *, layers: int = 4, kv_heads: int = 2, head_dim: int = 64,
+               window: int = 32_768, dtype: str = "bfloat16") -> Path:
+    """A model directory as far as sizes go: a config and a weights file of ``weights`` bytes (sparse)."""
+    path.mkdir(parents=True, exist_ok=True)
+    config = {"model_type": "llama", "num_hidden_layers": layers, "num_attention_heads": kv_heads * 2,
+              "num_key_value_heads": kv_heads, "head_dim": head_dim, "hidden_size": 256, "intermediate_size": 512,
+              "max_position_embeddings": window, "torch_dtype": dtype}
+    (path / "config.json").write_text(json.dumps(config))
+    with open(path / "model.safetensors", "wb") as weights_file:
+        weights_file.truncate(weights)
+    return path

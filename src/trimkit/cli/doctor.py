@@ -21,10 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ..backends.catalog import several_models
 from ..backends.locate import locate_model
-from ..backends.memory import Memory, memory
+from ..backends.memory import Memory, default_memory_cap, gb, memory
 from .main import REINSTALL
 from ..config import Config, ServerSettings
+from ..errors import ConfigError
 
 GB = 1e9
 Status = Literal["ok", "problem", "info"]
@@ -99,10 +101,6 @@ class Report:
 # ---------------------------------------------------------------- the machine
 
 
-def _gb(n: float) -> str:
-    return f"{n / GB:.1f} GB"
-
-
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
@@ -130,9 +128,11 @@ def check_memory(report: Report) -> Memory | None:
     if mem is None:
         report.add("memory", "info", "could not read the amount of memory")
         return None
-    report.facts["memory"] = {"total_bytes": mem.total, "available_bytes": mem.available}
-    available = f", {_gb(mem.available)} available" if mem.available is not None else ""
-    report.add("memory", "ok", f"{_gb(mem.total)} total{available}")
+    cap = default_memory_cap(mem.total)
+    report.facts["memory"] = {"total_bytes": mem.total, "available_bytes": mem.available, "default_cap_bytes": cap}
+    available = f", {gb(mem.available)} available" if mem.available is not None else ""
+    report.add("memory", "ok", f"{gb(mem.total)} total{available}; several models share at most {gb(cap)} "
+                               "(memory_cap)")
     return mem
 
 
@@ -169,7 +169,7 @@ def use_model_command(suggestion: Suggestion, config_path: Path | None) -> str:
 def check_model(report: Report, settings: ServerSettings, config_path: Path | None, mem: Memory | None) -> None:
     suggestion = suggest(mem.total if mem else None)
     report.facts["suggestion"] = asdict(suggestion)
-    for_memory = f"for {_gb(mem.total)} of memory" if mem else "(memory unknown)"
+    for_memory = f"for {gb(mem.total)} of memory" if mem else "(memory unknown)"
     report.add(
         "suggest", "info",
         f"{for_memory}: {suggestion.model} with context_window = {suggestion.context_window:,} "
@@ -179,6 +179,9 @@ def check_model(report: Report, settings: ServerSettings, config_path: Path | No
         report.add("model", "info", f"the {settings.backend} backend needs no local model")
         return
     switch = use_model_command(suggestion, config_path)
+    if several_models(settings):
+        check_models(report, settings, config_path)
+        return
     if not settings.model:
         report.add("model", "problem", "no model is configured", switch)
         return
@@ -189,11 +192,40 @@ def check_model(report: Report, settings: ServerSettings, config_path: Path | No
         return
     weights = location.weights_bytes
     where = "in the Hugging Face cache" if location.cached else "a local directory"
-    detail = f"{settings.model}: {where}, weights {_gb(weights)}"
+    detail = f"{settings.model}: {where}, weights {gb(weights)}"
     if mem and weights > MAX_WEIGHTS_SHARE * mem.total:
-        report.add("model", "problem", f"{detail}, too large for {_gb(mem.total)} of memory", switch)
+        report.add("model", "problem", f"{detail}, too large for {gb(mem.total)} of memory", switch)
     else:
         report.add("model", "ok", detail)
+
+
+def check_models(report: Report, settings: ServerSettings, config_path: Path | None) -> None:
+    """Several models: each is here and fits the memory cap alone; which Claude families go where."""
+    from ..backends import model_set
+    from ..config.settings import FAMILIES
+
+    edit = f"${{EDITOR:-vi}} {shlex.quote(str(config_path) if config_path else 'trimkit.toml')}"
+    try:
+        models = model_set(settings, strict=False)
+    except ConfigError as exc:
+        report.add("model", "problem", str(exc), edit)
+        return
+    rows = []
+    for resident in models.residents:
+        spec = resident.spec
+        if spec.path is None:
+            location = locate_model(spec.model)
+            report.add("model", "problem", f"{spec.alias}: {location.problem}", location.fix or edit)
+            continue
+        if resident.plan.too_big:
+            report.add("model", "problem", resident.plan.too_big, edit)
+            continue
+        families = "/".join(f for f in FAMILIES if f in spec.families)
+        rows.append(f"{spec.alias}{f' ({families})' if families else ''} {gb(resident.reservation())}")
+    report.facts["models"] = [{"alias": r.name, "families": sorted(r.spec.families), "bytes": r.reservation(),
+                               "context_window": r.window} for r in models.residents]
+    cap = f"a {gb(models.cap)} memory cap" if models.cap else "no memory cap"
+    report.add("model", "ok", f"{len(models.residents)} models under {cap}: {', '.join(rows)}")
 
 
 def claude_install_command() -> str:
