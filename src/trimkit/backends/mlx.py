@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import queue
 import threading
 import time
@@ -403,8 +402,7 @@ class MLXBackend(Backend):
         self.model = None
         self.weights_bytes = 0
         self._loaded.clear()
-        gc.collect()  # a model's modules refer to each other: only the collector frees their arrays
-        mx.clear_cache()
+        mx.clear_cache()  # the freed buffers go back to the system, not to MLX's cache
 
     # ------------------------------------------------------------------ generation thread
 

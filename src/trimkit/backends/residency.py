@@ -89,6 +89,7 @@ class ModelStats:
     loads: int = 0
     unloads: int = 0
     load_seconds: float | None = None
+    unload_seconds: float | None = None
     load_memory: int | None = None
     """How much MLX's active memory grew while it last loaded."""
     freed_memory: int | None = None
@@ -467,6 +468,7 @@ class ModelSet:
         resident.phase = ModelState.UNLOADING
         self._changed()
         before = self.measured()
+        started = self.clock()
         try:
             await asyncio.to_thread(backend.unload)
         finally:
@@ -474,6 +476,7 @@ class ModelSet:
             resident.draining = False
         after = self.measured()
         resident.stats.unloads += 1
+        resident.stats.unload_seconds = self.clock() - started
         resident.stats.freed_memory = before - after if before is not None and after is not None else None
         self.events.append(("unload", resident.name))
         log.info("trimkit: unloaded %s %s", resident.name, why)
