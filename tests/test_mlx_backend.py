@@ -316,3 +316,55 @@ def test_closing_the_backend_ends_a_running_generation_with_an_error(tiny_model_
 
     asyncio.run(asyncio.wait_for(generate_until_closed(), 60))
     assert not b._thread.is_alive()
+
+
+def test_unload_while_a_cancelled_request_is_still_prefilling_waits_for_it_then_frees_mlx_memory(
+        tiny_model_dir, monkeypatch):
+    """A server of several models unloads a model once no request holds it; a request whose
+    client went away may still be on the generation thread (until its next chunk or step).
+    Unloading then waits for it instead of refusing, and gives MLX's memory back."""
+    import mlx.core as mx
+
+    generate_module = importlib.import_module("mlx_lm.generate")
+    base = mx.get_active_memory()
+    b = MLXBackend(str(tiny_model_dir), prefill_step_size=64).wait_ready(timeout=30)
+    loaded = mx.get_active_memory() - base
+    messages = chat("a b c d e f g h " * 100)
+    in_prefill, let_go = threading.Event(), threading.Event()
+    real_stream_generate = generate_module.stream_generate
+
+    def held(*args, prompt_progress_callback, **kwargs):
+        def progress(done, total):
+            if done >= 64 and not in_prefill.is_set():
+                in_prefill.set()
+                let_go.wait(60)
+            prompt_progress_callback(done, total)
+
+        return real_stream_generate(*args, prompt_progress_callback=progress, **kwargs)
+
+    monkeypatch.setattr(generate_module, "stream_generate", held)
+
+    async def cancel_then_unload():
+        async def consume():
+            async for _ in b.generate(messages, GenerationParams(max_tokens=5)):
+                pass
+
+        task = asyncio.create_task(consume())
+        assert await asyncio.to_thread(in_prefill.wait, 60)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        unloading = asyncio.ensure_future(asyncio.to_thread(b.unload))
+        await asyncio.sleep(0.2)
+        waited = not unloading.done()  # the prefill is held: unload cannot have finished
+        let_go.set()
+        await unloading
+        return waited
+
+    try:
+        assert asyncio.run(cancel_then_unload())
+        assert b.status().state.name == "UNLOADED" and b.memory_bytes() == 0
+        assert loaded > 0 and mx.get_active_memory() - base <= 0.05 * loaded
+        b.load()
+        assert collect(b.wait_ready(timeout=30), chat("again"), max_tokens=3)[-1].finish == "length"
+    finally:
+        b.close()

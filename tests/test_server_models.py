@@ -42,7 +42,7 @@ def model_dirs(tmp_path_factory):
 
 def settings_for(model_dirs, *, cap=None, pinned=(), **more) -> ServerSettings:
     tables = [ModelSettings(model=str(path), alias=name, pinned=name in pinned) for name, path in model_dirs.items()]
-    return ServerSettings(models=tables, context_window=WINDOW, memory_cap=cap or 10**12, max_output_tokens=16, **more)
+    return ServerSettings(models=tables, context_window=WINDOW, memory_cap=cap or 10**12, **{"max_output_tokens": 16, **more})
 
 
 def reservations(model_dirs) -> dict[str, int]:
@@ -110,6 +110,45 @@ def test_requests_alternating_three_models_are_all_answered_in_lru_order_under_t
                 assert resident.stats.freed_memory >= 0.9 * resident.stats.load_memory > 0
     finally:
         models.close()
+
+
+def test_a_request_for_another_model_waits_for_the_running_answer_then_the_switch_answers_both(model_dirs):
+    """Under a cap that holds one model at a time, a request for the other model arrives while
+    an answer is being written: the busy model is unloaded only once that answer is done (the
+    moment its generation thread is tidying up), and then the other loads; every answer is a
+    200, in turn, five times over, and MLX's peak stays under the cap."""
+    import mlx.core as mx
+
+    sizes = reservations(model_dirs)
+    cap = sizes["big"] + sizes["small"] // 2
+    models = make_models(settings_for(model_dirs, cap=cap, max_output_tokens=64))
+    order = ["big", "small", "big", "small", "big", "small"]
+
+    async def run(url: str):
+        answers = []
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            for running, arriving in zip(order, order[1:]):
+                body = {"model": running, "max_tokens": 48, "messages": USER}
+                first = asyncio.ensure_future(http.post("/v1/messages", json=body))
+                while models.route(running).users == 0:  # the answer is being written
+                    await asyncio.sleep(0.005)
+                second = await http.post("/v1/messages", json={**body, "model": arriving, "max_tokens": 2})
+                answers += [await first, second]
+        return answers
+
+    with LiveServer(create_app(settings_for(model_dirs, cap=cap, max_output_tokens=64), models=models)) as server:
+        for _ in range(400):
+            if models.loaded() == ["big"]:
+                break
+            threading.Event().wait(0.05)
+        mx.reset_peak_memory()
+        answers = asyncio.run(run(server.url))
+        peak = mx.get_peak_memory() - models.baseline
+    models.close()
+    assert [(r.status_code, r.json().get("type")) for r in answers] == [(200, "message")] * 10
+    switches = [e for e in list(models.events)[1:]]
+    assert switches == [event for a, b in zip(order, order[1:]) for event in (("unload", a), ("load", b))]
+    assert peak <= cap
 
 
 def test_a_pinned_model_stays_loaded_while_the_others_take_turns(model_dirs):

@@ -193,6 +193,7 @@ class MLXBackend(Backend):
         self._pending = 0  # jobs submitted and not yet done
         self._pending_changed = threading.Condition()
         self._tokenizer_lock = threading.Lock()
+        self._swap_lock = threading.Lock()  # a load waits for an unload under way to free its weights
         self._prompt_tokenizer = (
             PromptTokenizer(lambda text: self.tokenizer.encode(text, add_special_tokens=False), self._split_tokens())
             if self.template is not None else None
@@ -352,8 +353,9 @@ class MLXBackend(Backend):
             job.cancel.set()
 
     def load(self) -> None:
-        """Start loading the weights on a new generation thread (nothing when loaded or loading)."""
-        with self._pending_changed:
+        """Start loading the weights on a new generation thread (nothing when loaded or loading;
+        after an unload still under way, once it has freed the old weights)."""
+        with self._swap_lock, self._pending_changed:
             if self._closed or self._thread is not None:
                 return
             self._load_error = None
@@ -367,19 +369,22 @@ class MLXBackend(Backend):
         """End the generation thread and free the weights and the prefix cache (MLX's buffers too).
 
         The tokenizer, template and grammars stay: prompts are still counted and
-        rendered, and ``load()`` brings the weights back. Refused while a request
-        is running or queued.
+        rendered, and ``load()`` brings the weights back. New requests are refused at
+        once (a 529); those already on the thread end first. A server of several models
+        unloads a model only when no request holds it, so those are requests whose
+        client went away, which stop within a step or a prefill chunk, or one that
+        has sent its answer and is tidying up: unloading waits for them instead of
+        refusing, which would fail the load that needed the room.
         """
-        with self._pending_changed:
-            thread = self._thread
-            if thread is None:
-                return
-            if self._pending:
-                raise BackendError(f"model {self.label} is in use by {self._pending} requests")
-            self._jobs.put(None)
-            self._thread = None
-        thread.join()
-        self._release_memory()
+        with self._swap_lock:
+            with self._pending_changed:
+                thread = self._thread
+                if thread is None:
+                    return
+                self._jobs.put(None)
+                self._thread = None
+            thread.join()
+            self._release_memory()
 
     def memory_bytes(self) -> int:
         return self.weights_bytes if self.model is not None else 0
