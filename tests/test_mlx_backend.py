@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("mlx_lm")
 
-from trimkit.backends.base import BackendError, Finished, GenerationParams, TextDelta
+from trimkit.backends.base import BackendError, Finished, GenerationParams, Readiness, TextDelta
 from trimkit.backends.locate import ModelNotFoundError
 from trimkit.backends.mlx import MLXBackend
 from trimkit.backends.prompt_cache import common_prefix_length
@@ -195,25 +195,31 @@ def test_closing_the_stream_early_frees_the_model_within_a_step(tiny_model_dir):
         backend.close()
 
 
-def test_cancelling_during_prefill_stops_between_chunks_and_keeps_the_work(tiny_model_dir, monkeypatch):
+def hold_prefill(monkeypatch, after: int) -> tuple[threading.Event, threading.Event]:
+    """Make the next prefill stop once ``after`` prompt tokens are done, until told to go on:
+    events (reached, go on). A cancel or an unload then lands mid-prefill on any machine."""
     generate_module = importlib.import_module("mlx_lm.generate")  # mlx_lm.generate is also a function
-    b = MLXBackend(str(tiny_model_dir), prefill_step_size=64).wait_ready(timeout=30)
-    messages = chat("a b c d e f g h " * 100)
-    prompt = b.prompt_tokens(messages)
-    three_chunks_done = threading.Event()
-    cancelled = threading.Event()
+    reached, go_on = threading.Event(), threading.Event()
     real_stream_generate = generate_module.stream_generate
 
-    def observed(*args, prompt_progress_callback, **kwargs):
+    def held(*args, prompt_progress_callback, **kwargs):
         def progress(done, total):
-            if done >= 3 * 64 and not three_chunks_done.is_set():
-                three_chunks_done.set()
-                cancelled.wait(60)  # the prefill waits here, so the cancel lands between chunks on any machine
+            if done >= after and not reached.is_set():
+                reached.set()
+                go_on.wait(60)
             prompt_progress_callback(done, total)
 
         return real_stream_generate(*args, prompt_progress_callback=progress, **kwargs)
 
-    monkeypatch.setattr(generate_module, "stream_generate", observed)
+    monkeypatch.setattr(generate_module, "stream_generate", held)
+    return reached, go_on
+
+
+def test_cancelling_during_prefill_stops_between_chunks_and_keeps_the_work(tiny_model_dir, monkeypatch):
+    b = MLXBackend(str(tiny_model_dir), prefill_step_size=64).wait_ready(timeout=30)
+    messages = chat("a b c d e f g h " * 100)
+    prompt = b.prompt_tokens(messages)
+    three_chunks_done, cancelled = hold_prefill(monkeypatch, 3 * 64)
 
     async def cancel_during_prefill():
         async def consume():
@@ -325,24 +331,11 @@ def test_unload_while_a_cancelled_request_is_still_prefilling_waits_for_it_then_
     Unloading then waits for it instead of refusing, and gives MLX's memory back."""
     import mlx.core as mx
 
-    generate_module = importlib.import_module("mlx_lm.generate")
     base = mx.get_active_memory()
     b = MLXBackend(str(tiny_model_dir), prefill_step_size=64).wait_ready(timeout=30)
     loaded = mx.get_active_memory() - base
     messages = chat("a b c d e f g h " * 100)
-    in_prefill, let_go = threading.Event(), threading.Event()
-    real_stream_generate = generate_module.stream_generate
-
-    def held(*args, prompt_progress_callback, **kwargs):
-        def progress(done, total):
-            if done >= 64 and not in_prefill.is_set():
-                in_prefill.set()
-                let_go.wait(60)
-            prompt_progress_callback(done, total)
-
-        return real_stream_generate(*args, prompt_progress_callback=progress, **kwargs)
-
-    monkeypatch.setattr(generate_module, "stream_generate", held)
+    in_prefill, let_go = hold_prefill(monkeypatch, 64)
 
     async def cancel_then_unload():
         async def consume():
@@ -362,7 +355,7 @@ def test_unload_while_a_cancelled_request_is_still_prefilling_waits_for_it_then_
 
     try:
         assert asyncio.run(cancel_then_unload())
-        assert b.status().state.name == "UNLOADED" and b.memory_bytes() == 0
+        assert b.status().state is Readiness.UNLOADED and b.memory_bytes() == 0
         assert loaded > 0 and mx.get_active_memory() - base <= 0.05 * loaded
         b.load()
         assert collect(b.wait_ready(timeout=30), chat("again"), max_tokens=3)[-1].finish == "length"
