@@ -96,6 +96,15 @@ def test_a_configured_model_that_is_not_here_names_the_download(tmp_path, monkey
 # ---------------------------------------------------------------- routing
 
 
+def test_the_one_model_server_lists_no_local_directory_but_always_the_backends_own_name(tmp_path):
+    local = fake_model(tmp_path / "Qwen3-Coder-4bit", 10_000)
+    mlx = Catalog.single("Qwen3-Coder-4bit", ServerSettings(model=str(local)))
+    assert mlx.listed == ["Qwen3-Coder-4bit"]
+    assert mlx.route(str(local)) is mlx.default  # still accepted when asked for by its path
+    upstream = Catalog.single("/srv/engine/models/coder", ServerSettings(backend="openai"))  # the engine's id
+    assert upstream.listed == ["/srv/engine/models/coder"]
+
+
 def test_a_requested_id_is_routed_by_name_then_family_then_patterns(tmp_path):
     small = str(fake_model(tmp_path / "small", 10 * MB))
     big = str(fake_model(tmp_path / "big", 50 * MB))

@@ -304,11 +304,14 @@ class Catalog:
     @property
     def listed(self) -> list[str]:
         """The names ``/v1/models`` shows: each model's alias, or every name of the one model
-        but a local directory's path, which is nobody else's business (see :func:`.locate.model_label`)."""
+        but the path of a local directory configured as ``model``, which is nobody else's
+        business (see :func:`.locate.model_label`). The backend's own name always shows: an
+        upstream engine's model id is the engine's name for it, even when it looks like a path."""
         if self.managed:
             return [spec.alias for spec in self.specs]
         spec = self.specs[0]
-        return sorted(spec.names - ({spec.model} if model_label(spec.model) != spec.model else set()))
+        hidden = {spec.model} if spec.model != spec.alias and model_label(spec.model) != spec.model else set()
+        return sorted(spec.names - hidden)
 
     @classmethod
     def single(cls, name: str, settings: "ServerSettings") -> "Catalog":
