@@ -76,9 +76,9 @@ BODY = {"model": "claude-opus-4-8", "max_tokens": 200, "tools": TOOLS,
 @pytest.fixture(autouse=True)
 def brackets(monkeypatch):
     """The server reads every model's output with the bracket dialect."""
-    from trimkit.server import messages
+    from trimkit.server import lanes
 
-    monkeypatch.setattr(messages, "dialect_for", lambda template, vocab: BRACKETS)
+    monkeypatch.setattr(lanes, "dialect_for", lambda template, vocab: BRACKETS)
 
 
 def serve(turns, **settings):
