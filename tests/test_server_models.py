@@ -200,7 +200,11 @@ def test_each_request_is_trimmed_with_the_tier_window_and_tokenizer_of_its_model
         for model in ["claude-haiku-4-5", "claude-opus-4-8", "small"]:
             answered(client, model)
         counted = client.messages.count_tokens(model="claude-haiku-4-5", messages=USER).input_tokens
+        metrics = httpx.get(server.url + "/metrics").text
     models.close()
+    generated = {line.split('"')[1]: float(line.split()[-1]) for line in metrics.splitlines()
+                 if line.startswith("trimkit_output_tokens_total{")}
+    assert set(generated) == {"small", "big"} and min(generated.values()) >= 1  # counted under the routed model
     seen = [(r.profile.name, r.profile.tier, r.profile.context_window) for r in recorder.results]
     assert seen == [("small", "small", 2048), ("big", "large", 4096), ("small", "small", 2048), ("small", "small", 2048)]
     small = next(r for r in models.residents if r.name == "small").backend
