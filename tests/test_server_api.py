@@ -347,7 +347,7 @@ def test_stage_settings_reach_a_pipeline_handed_to_the_server_so_no_measured_spe
         service = MessageService(settings, CachingReplay([], profile=profile), Pipeline(plugins=[TrimCounter()]))
         budget = service.prepare(body).trimmed.carry.budget
         decided.append((budget.dropped_turns, budget.budget_tokens, budget.prompt_tokens))
-        assert service.pipeline.options_for("budget", "small").target_prefill_seconds == 0
+        assert service.default_lane.pipeline.options_for("budget", "small").target_prefill_seconds == 0
     assert decided[0] == decided[1]
     assert decided[0][:2] == (0, 15_000)  # the window's limit alone: at 400 tokens/s the target would cut
 
