@@ -21,7 +21,7 @@ from typing import Collection
 
 from ..scan import Needles
 from .base import Dialect, in_template_or_vocab
-from .engine import CallForm, Reader, Wrapper
+from .engine import CallForm, Reader
 from .invoke import InvokeForm, convention_form
 
 CALLS_BEGIN, CALLS_END = "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>"
@@ -44,19 +44,9 @@ def detect(chat_template: str, vocab: Collection[str]) -> bool:
 class DeepSeekForm(CallForm):
     openers = (CALLS_BEGIN, CALL_BEGIN)
     strays = (CALLS_END, CALL_END)
+    wrappers = (CALLS_BEGIN,)
 
-    def open(self, marker: str) -> None:
-        if marker == CALLS_BEGIN:
-            self.wrapper = Wrapper(marker)
-            self.r.state = self._between
-        else:
-            self.wrapper = None
-            self._call(marker)
-
-    def after_call(self):
-        return self._between if self.wrapper is not None else self.r.text_state
-
-    def _between(self) -> bool:
+    def between(self) -> bool:
         r, w = self.r, self.wrapper
         space = r.space()
         if space and not w.made:
@@ -66,7 +56,7 @@ class DeepSeekForm(CallForm):
             return False
         if word == CALL_BEGIN:
             r.consume(r.pos + len(word))
-            self._call(word)
+            self.read_call(word)
             return True
         if word == CALLS_END:
             r.consume(r.pos + len(word))
@@ -75,13 +65,7 @@ class DeepSeekForm(CallForm):
                 return r.bail(w)
         elif not w.made:
             return r.bail(w)
-        self.wrapper = None
-        r.state = r.text_state
-        return True
-
-    def _call(self, marker: str) -> None:
-        self.start_call(marker)
-        self.r.state = self.head
+        return self.leave_wrapper()
 
     def head(self) -> bool:
         """``function<｜tool▁sep｜>X\\n`` (V3, R1) or ``X<｜tool▁sep｜>`` (V3.1)."""

@@ -16,7 +16,7 @@ and ends by emitting a call (or a failed call, or text) and handing back.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from typing import Callable, Container, Sequence
 
 from ..catalog import Catalog
 from ..items import FailedCall, Item, ParsedCall, Reasoning
@@ -61,6 +61,8 @@ class CallForm(Form):
     """
 
     wrapper: Wrapper | None = None
+    wrappers: Container[str] = ()
+    """Openers that start a :class:`Wrapper`, read by :meth:`between`; every other opener starts one call."""
 
     def start_call(self, marker: str) -> None:
         self.r.begin(marker)
@@ -68,13 +70,30 @@ class CallForm(Form):
         self.arguments: dict = {}
 
     def open(self, marker: str) -> None:
-        """A form whose opener starts one call: read its head next."""
-        self.wrapper = None
+        if marker in self.wrappers:
+            self.wrapper = Wrapper(marker)
+            self.r.state = self.between
+        else:
+            self.wrapper = None
+            self.read_call(marker)
+
+    def read_call(self, marker: str) -> None:
+        """A call opened by ``marker``: read its head next."""
         self.start_call(marker)
         self.r.state = self.head
 
     def head(self) -> bool:
         raise NotImplementedError
+
+    def between(self) -> bool:
+        """Inside a wrapper, before or after a call (forms with :attr:`wrappers` say what stands there)."""
+        raise NotImplementedError
+
+    def leave_wrapper(self) -> bool:
+        """The wrapper is over: back to text."""
+        self.wrapper = None
+        self.r.state = self.r.text_state
+        return True
 
     def json_head(self, closers: Needles, *, gemma: bool = False) -> bool | None:
         """At a call's head, after whitespace: a bracket starts a JSON body that names its calls
@@ -99,7 +118,7 @@ class CallForm(Form):
         return r.buf[r.pos : r.pos + 1]
 
     def after_call(self) -> State:
-        return self.r.text_state
+        return self.between if self.wrapper is not None else self.r.text_state
 
     def convert(self, text: str):
         """A value as it is stored in the arguments (raw text unless a form says otherwise)."""
@@ -118,6 +137,15 @@ class CallForm(Form):
             r.skip_to(needles)
             return True
         return on_marker(word)
+
+    def no_param(self, body: State) -> bool:
+        """What opened a parameter names none: at the end of the turn the call is cut, else it is markup
+        and reading goes back to the call's ``body``."""
+        r = self.r
+        if r.eof:
+            return r.cut(self.name, self.wrapper)
+        r.state = body
+        return True
 
     def read_value(self, then: State) -> bool:
         r = self.r
@@ -199,6 +227,69 @@ class CallForm(Form):
         self.r.emit_call(FailedCall(None, raw, "unreadable", detail), self.wrapper)
         self.r.state = self.after_call()
         return True
+
+
+class TagCallForm(CallForm):
+    """Calls written as tags: a call tag whose header names it, parameter tags whose headers name
+    them, and the call's closing tag.
+
+    Qwen3-Coder's ``<function=X><parameter=k>v</parameter></function>`` and the
+    ``<invoke name="X"><parameter name="k">v</parameter></invoke>`` family are read the
+    same way; they differ in their markers and in how a header gives a name, which
+    subclasses set: :attr:`body_markers` (the markers that may come between parameters),
+    :attr:`params` and :attr:`call_ends` (those that open a parameter and end the call),
+    :meth:`call_name` and :meth:`param_value`.
+    """
+
+    body_markers: Needles
+    params: Container[str]
+    call_ends: Container[str]
+
+    def call_name(self, header: str) -> str | None:
+        """The name in a call tag's header (up to ``>``); None when it names no call, and the tag is text."""
+        raise NotImplementedError
+
+    def param_value(self, header: str) -> Value:
+        """Set :attr:`param` from a parameter tag's header; the :class:`Value` that reads what follows."""
+        raise NotImplementedError
+
+    def head(self) -> bool:
+        r = self.r
+        header = r.header(">")
+        if header is None:
+            return False
+        name = None if header is False else self.call_name(header)
+        if name is None:
+            return r.bail(self.wrapper)
+        self.name = name
+        r.state = self._tag_body
+        return True
+
+    def _tag_body(self) -> bool:
+        return self.read_body(self.body_markers, self._tag_part)
+
+    def _tag_part(self, word: str) -> bool:
+        r = self.r
+        if word in self.params:
+            r.consume(r.pos + len(word))
+            r.state = self._param_header
+            return True
+        if word in self.call_ends:
+            r.consume(r.pos + len(word))
+        return self.complete()  # a wrapper's close or a new call: this one's end tag is missing
+
+    def _param_header(self) -> bool:
+        header = self.r.header(">")
+        if header is None:
+            return False
+        if header is False:
+            return self.no_param(self._tag_body)
+        self.value = self.param_value(header)
+        self.r.state = self._tag_value
+        return True
+
+    def _tag_value(self) -> bool:
+        return self.read_value(self._tag_body)
 
 
 class Wrapper:

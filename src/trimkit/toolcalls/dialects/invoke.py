@@ -24,7 +24,7 @@ import re
 from ...convention import CALLS_CLOSE, CALLS_OPEN, unquote_attr
 from ..loose_json import loads
 from ..scan import Needles
-from .engine import CallForm, Value, Wrapper
+from .engine import TagCallForm, Value, Wrapper
 
 PREFIX = "antml:"
 """Anthropic's older tag prefix, which some models trained on its transcripts still write."""
@@ -53,38 +53,28 @@ def attributes(header: str) -> dict[str, str]:
     return found
 
 
-class InvokeForm(CallForm):
+class InvokeForm(TagCallForm):
     """Reads ``<invoke>`` calls with the given tag prefixes and wrappers."""
 
     def __init__(self, prefixes: tuple[str, ...] = ("", PREFIX), wrappers: tuple[tuple[str, str], ...] = ()):
-        self.wrap_open = {opener: closer for opener, closer in wrappers}
-        self.invokes = tuple(f"<{p}invoke name=" for p in prefixes)
-        self.invoke_ends = tuple(f"</{p}invoke>" for p in prefixes)
+        self.wrappers = {opener: closer for opener, closer in wrappers}
+        invokes = tuple(f"<{p}invoke name=" for p in prefixes)
+        self.call_ends = tuple(f"</{p}invoke>" for p in prefixes)
         self.params = tuple(f"<{p}parameter name=" for p in prefixes)
         param_ends = tuple(f"</{p}parameter>" for p in prefixes)
         closers = tuple(closer for _, closer in wrappers)
-        self.openers = (*self.wrap_open, *self.invokes)
+        self.openers = (*self.wrappers, *invokes)
         self.strays = closers
-        self.between = Needles(*self.invokes, *closers)
-        self.body = Needles(*self.params, *self.invoke_ends, *closers, *self.invokes)
+        self.between_needles = Needles(*invokes, *closers)
+        self.body_markers = Needles(*self.params, *self.call_ends, *closers, *invokes)
         self.value_end = Needles(*param_ends)
-        self.value_follow = Needles(*self.params, *self.invoke_ends, *closers, *self.invokes)
+        self.value_follow = Needles(*self.params, *self.call_ends, *closers, *invokes)
         self.wrap_close = frozenset(closers)
         self.wrapper: Wrapper | None = None
 
-    def open(self, marker: str) -> None:
-        if marker in self.wrap_open:
-            self.wrapper = Wrapper(marker)
-            self.r.state = self._between
-        else:
-            self.wrapper = None
-            self._invoke(marker)
-
-    # ------------------------------------------------------------------ the wrapper
-
-    def _between(self) -> bool:
+    def between(self) -> bool:
         r = self.r
-        piece, word = r.scan(self.between)
+        piece, word = r.scan(self.between_needles)
         w = self.wrapper
         if w.made:
             r.emit_text(piece)
@@ -92,73 +82,23 @@ class InvokeForm(CallForm):
             w.pending.append(piece)
         if word is None:
             if r.eof:
-                return r.bail(w) if not w.made else self._leave()
+                return r.bail(w) if not w.made else self.leave_wrapper()
             return False
         if word in self.wrap_close:
             if not w.made:
                 w.pending.append(word)
                 return r.bail(w)
-            return self._leave()
-        self._invoke(word)
+            return self.leave_wrapper()
+        self.read_call(word)
         return True
 
-    def _leave(self) -> bool:
-        r = self.r
-        self.wrapper = None
-        r.state = r.text_state
-        return True
+    def call_name(self, header: str) -> str:
+        return attributes(header).get("name", "")
 
-    # ------------------------------------------------------------------ one call
-
-    def after_call(self):
-        return self._between if self.wrapper is not None else self.r.text_state
-
-    def _invoke(self, marker: str) -> None:
-        self.start_call(marker)
-        self.r.state = self._header
-
-    def _header(self) -> bool:
-        r = self.r
-        header = r.header(">")
-        if header is None:
-            return False
-        if header is False:
-            return r.bail(self.wrapper)
-        self.name = attributes(header).get("name", "")
-        r.state = self._body
-        return True
-
-    def _body(self) -> bool:
-        return self.read_body(self.body, self._part)
-
-    def _part(self, word: str) -> bool:
-        r = self.r
-        if word in self.params:
-            r.consume(r.pos + len(word))
-            r.state = self._param_header
-            return True
-        if word in self.invoke_ends:
-            r.consume(r.pos + len(word))
-        return self.complete()  # a wrapper's close or a new invoke: this one's end tag is missing
-
-    def _param_header(self) -> bool:
-        r = self.r
-        header = r.header(">")
-        if header is None:
-            return False
-        if header is False:
-            if r.eof:
-                return r.cut(self.name, self.wrapper)
-            r.state = self._body
-            return True
+    def param_value(self, header: str) -> Value:
         attrs = attributes(header)
         self.param, self.json_value = attrs.get("name", ""), attrs.get("string") == "false"
-        self.value = Value(self.value_end, self.value_follow)
-        r.state = self._value
-        return True
-
-    def _value(self) -> bool:
-        return self.read_value(self._body)
+        return Value(self.value_end, self.value_follow)
 
     def convert(self, text: str):
         if self.json_value:

@@ -16,7 +16,7 @@ next tag of the grammar (or the end of the turn) follow it.
 from __future__ import annotations
 
 from ..scan import Needles
-from .engine import CallForm, Value, Wrapper
+from .engine import TagCallForm, Value
 
 TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
 FUNCTION, FUNCTION_END = "<function=", "</function>"
@@ -41,26 +41,17 @@ def valid_name(text: str) -> bool:
     return bool(text) and not any(c.isspace() or c in _NOT_IN_NAME for c in text)
 
 
-class ToolCallForm(CallForm):
+class ToolCallForm(TagCallForm):
     """Reads what follows ``<tool_call>``, and Qwen's bare ``<function=X>``."""
 
     openers = (TOOL_CALL, FUNCTION)
     strays = (TOOL_CALL_END,)
+    wrappers = (TOOL_CALL,)
+    body_markers = _FN_BODY
+    params = (PARAM,)
+    call_ends = (FUNCTION_END,)
 
-    def open(self, marker: str) -> None:
-        if marker == TOOL_CALL:
-            self.wrapper: Wrapper | None = Wrapper(marker)
-            self.r.state = self._inside
-        else:
-            self.wrapper = None
-            self._function(marker)
-
-    def _leave(self) -> bool:
-        self.wrapper = None
-        self.r.state = self.r.text_state
-        return True
-
-    def _inside(self) -> bool:
+    def between(self) -> bool:
         """After ``<tool_call>``, or after a Qwen function inside one."""
         r, w = self.r, self.wrapper
         space = r.space()
@@ -69,7 +60,7 @@ class ToolCallForm(CallForm):
         if r.pos >= len(r.buf):
             if not r.eof:
                 return False
-            return self._leave() if w.made else r.bail(w)
+            return self.leave_wrapper() if w.made else r.bail(w)
         if r.buf[r.pos] in "{[" and not w.made:
             self.start_call("")
             self.begin_json(_JSON_CLOSERS)
@@ -79,16 +70,16 @@ class ToolCallForm(CallForm):
             return False
         if word == FUNCTION:
             r.consume(r.pos + len(word))
-            self._function(word)
+            self.read_call(word)
             return True
         if word == TOOL_CALL_END:
             r.consume(r.pos + len(word))
             if w.made:
-                return self._leave()
+                return self.leave_wrapper()
             w.pending.append(word)
             return r.bail(w)
         if w.made:
-            return self._leave()
+            return self.leave_wrapper()
         self.start_call("")
         r.state = self._glm_name
         return True
@@ -111,54 +102,13 @@ class ToolCallForm(CallForm):
 
     # ------------------------------------------------------------------ Qwen3-Coder XML
 
-    def after_call(self):
-        return self._inside if self.wrapper is not None else self.r.text_state
+    def call_name(self, header: str) -> str | None:
+        name = header.strip()
+        return name if valid_name(name) else None
 
-    def _function(self, marker: str) -> None:
-        self.start_call(marker)
-        self.r.state = self._fn_header
-
-    def _fn_header(self) -> bool:
-        r = self.r
-        header = r.header(">")
-        if header is None:
-            return False
-        if header is False or not valid_name(header.strip()):
-            return r.bail(self.wrapper)
-        self.name = header.strip()
-        r.state = self._fn_body
-        return True
-
-    def _fn_body(self) -> bool:
-        return self.read_body(_FN_BODY, self._fn_part)
-
-    def _fn_part(self, word: str) -> bool:
-        r = self.r
-        if word == PARAM:
-            r.consume(r.pos + len(word))
-            r.state = self._param_header
-            return True
-        if word == FUNCTION_END:
-            r.consume(r.pos + len(word))
-        return self.complete()
-
-    def _param_header(self) -> bool:
-        r = self.r
-        header = r.header(">")
-        if header is None:
-            return False
-        if header is False:
-            if r.eof:
-                return r.cut(self.name, self.wrapper)
-            r.state = self._fn_body
-            return True
+    def param_value(self, header: str) -> Value:
         self.param, self.strip_newlines = header.strip(), True
-        self.value = Value(_FN_VALUE_END, _FN_VALUE_FOLLOW)
-        r.state = self._fn_value
-        return True
-
-    def _fn_value(self) -> bool:
-        return self.read_value(self._fn_body)
+        return Value(_FN_VALUE_END, _FN_VALUE_FOLLOW)
 
     def convert(self, text: str):
         """Qwen's template puts a newline after ``<parameter=k>`` and before ``</parameter>``: one each is markup."""
@@ -209,10 +159,7 @@ class ToolCallForm(CallForm):
         if got is None:
             return False
         if got is False:
-            if r.eof:
-                return r.cut(self.name, self.wrapper)
-            r.state = self._glm_body
-            return True
+            return self.no_param(self._glm_body)
         self.param = got[0].strip()
         r.state = self._glm_value_open
         return True
@@ -239,4 +186,4 @@ class ToolCallForm(CallForm):
 
     def _glm_complete(self) -> bool:
         self.complete()
-        return self._leave()
+        return self.leave_wrapper()
