@@ -97,11 +97,8 @@ class DeepSeekForm(CallForm):
     def _args(self) -> bool:
         r = self.r
         r.space()
-        word = r.at(_FENCES)
-        if word is False:
+        if r.take_at(_FENCES) is False:
             return False
-        if word:
-            r.consume(r.pos + len(word))
         c = self.next_char()
         if c is None:
             return False

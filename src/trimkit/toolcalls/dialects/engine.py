@@ -30,7 +30,13 @@ STUCK_LIMIT = 64
 """State changes in a row without consuming anything; more means a reader is looping."""
 
 _SPACE = re.compile(r"\s*")
+_NOT_IN_NAME = frozenset("<>{}\"'")
 State = Callable[[], bool]
+
+
+def valid_name(text: str) -> bool:
+    """A call's name as models write one in bare markup: no whitespace, tag or JSON characters."""
+    return bool(text) and not any(c.isspace() or c in _NOT_IN_NAME for c in text)
 
 
 class Form:
@@ -108,6 +114,18 @@ class CallForm(Form):
             self.begin_json(closers, gemma=gemma)
             return True
         return False
+
+    def read_name(self, needles: Needles) -> bool | None:
+        """The call's name, up to one of ``needles`` (left at the cursor): True once :attr:`name` is
+        set, None while more text is needed, False when what stands there is no name."""
+        got = self.r.header_until(needles, take=False)
+        if got is None:
+            return None
+        name = got[0].strip() if got else ""
+        if not valid_name(name):
+            return False
+        self.name = name
+        return True
 
     def next_char(self) -> str | None:
         """Take whitespace; the character after it ("" when the turn is over), None while more text is needed."""
@@ -410,6 +428,13 @@ class Reader:
         """Take the whitespace at the cursor."""
         return self.consume(_SPACE.match(self.buf, self.pos).end())
 
+    def take_at(self, needles: Needles) -> str | None | bool:
+        """Take the marker at the cursor if one of ``needles`` is there: as :meth:`at`, and what it found is taken."""
+        word = self.at(needles)
+        if word:
+            self.consume(self.pos + len(word))
+        return word
+
     def at(self, needles: Needles) -> str | None | bool:
         """The marker at the cursor (not taken); None if none; False if the text ends too soon to tell."""
         if self.pos >= len(self.buf):
@@ -528,12 +553,8 @@ class Reader:
         return True
 
     def reasoning_start(self) -> bool:
-        if self.reasoning_prelude:
-            word = self.at(self.prelude)
-            if word is False:
-                return False
-            if word:
-                self.consume(self.pos + len(word))
+        if self.reasoning_prelude and self.take_at(self.prelude) is False:
+            return False
         self.state = self.reasoning_body
         return True
 

@@ -15,7 +15,6 @@ from ..scan import Needles
 from .base import Dialect, in_template_or_vocab
 from .engine import CallForm, Reader
 from .invoke import convention_form
-from .tool_call import valid_name
 
 OPEN, CLOSE = "<|tool_call>", "<tool_call|>"
 RESPONSE = "<|tool_response>"
@@ -40,22 +39,17 @@ class GemmaForm(CallForm):
         done = self.json_head(_CLOSERS, gemma=True)
         if done is not False:
             return bool(done)
-        word = r.at(_CALL_PREFIX)
-        if word is False:
+        if r.take_at(_CALL_PREFIX) is False:
             return False
-        if word:
-            r.consume(r.pos + len(word))
         r.state = self._name
         return True
 
     def _name(self) -> bool:
-        r = self.r
-        got = r.header_until(_BRACE, take=False)
-        if got is None:
+        named = self.read_name(_BRACE)
+        if named is None:
             return False
-        if got is False or not valid_name(got[0].strip()):
-            return r.bail()
-        self.name = got[0].strip()
+        if not named:
+            return self.r.bail()
         self.begin_json(_CLOSERS, gemma=True)
         return True
 

@@ -16,7 +16,6 @@ from ..scan import Needles
 from .base import Dialect, in_template_or_vocab
 from .engine import CallForm, Reader
 from .invoke import convention_form
-from .tool_call import valid_name
 
 OPEN, ARGS, CALL_ID, EOS = "[TOOL_CALLS]", "[ARGS]", "[CALL_ID]", "</s>"
 THINK_OPEN, THINK_CLOSE = "[THINK]", "[/THINK]"
@@ -39,12 +38,11 @@ class MistralForm(CallForm):
         done = self.json_head(_CLOSERS)
         if done is not False:
             return bool(done)
-        got = r.header_until(_AFTER_NAME, take=False)
-        if got is None:
+        named = self.read_name(_AFTER_NAME)
+        if named is None:
             return False
-        if got is False or not valid_name(got[0].strip()):
+        if not named:
             return r.bail()
-        self.name = got[0].strip()
         r.state = self._after_name
         return True
 

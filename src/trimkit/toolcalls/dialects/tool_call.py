@@ -16,7 +16,7 @@ next tag of the grammar (or the end of the turn) follow it.
 from __future__ import annotations
 
 from ..scan import Needles
-from .engine import TagCallForm, Value
+from .engine import TagCallForm, Value, valid_name
 
 TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
 FUNCTION, FUNCTION_END = "<function=", "</function>"
@@ -34,11 +34,6 @@ _GLM_KEY_END = Needles(ARG_KEY_END)
 _GLM_VALUE = Needles(ARG_VALUE)
 _GLM_VALUE_END = Needles(ARG_VALUE_END)
 _GLM_FOLLOW = Needles(ARG_KEY, TOOL_CALL_END)
-_NOT_IN_NAME = frozenset("<>{}\"'")
-
-
-def valid_name(text: str) -> bool:
-    return bool(text) and not any(c.isspace() or c in _NOT_IN_NAME for c in text)
 
 
 class ToolCallForm(TagCallForm):
