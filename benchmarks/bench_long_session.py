@@ -41,6 +41,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(1, str(ROOT))  # this tree's tests/fixtures and benchmarks; trimkit itself comes from PYTHONPATH
+
+from benchmarks.older_tree import older_tree  # noqa: E402
+
 BEFORE = "e2cbf4a"  # the budget before issue 13: steps of a quarter of the target, all-or-nothing prefill cuts
 WINDOW = 16_384
 
@@ -223,7 +227,6 @@ def measure_library(model_dir: Path) -> dict:
 
 
 def child(section: str, model_dir: Path, turns: int, window: int, answer: str) -> None:
-    sys.path.insert(1, str(ROOT))  # this tree's tests/fixtures; trimkit itself comes from PYTHONPATH
     if section == "server":
         out = measure_server(model_dir, turns, window, answer)
     elif section == "cost":
@@ -275,7 +278,6 @@ def describe_tokenizer(name: str, model_dir: Path) -> str:
     """Which tokenizer the figures are counted in, and how many characters a token it reads
     on the session's system prompt, on its exchanges (the assistant's words and tool call,
     the tool's result) and on the code that its Read results show, without line numbers."""
-    sys.path.insert(1, str(ROOT))
     from tests.fixtures import claude_code as cc
     from tests.fixtures.long_session import agent_exchange
     from tests.fixtures.sources import paths, python_module
@@ -294,12 +296,6 @@ def describe_tokenizer(name: str, model_dir: Path) -> str:
             f"{chars_per_token(model_dir, system):.2f}, on the session's exchanges "
             f"{chars_per_token(model_dir, ''.join(exchanges)):.2f}, on the code its Read results show "
             f"{chars_per_token(model_dir, code):.2f}")
-
-
-def checkout(commit: str, into: Path) -> Path:
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(into), commit],
-                   check=True, capture_output=True)
-    return into
 
 
 def session_figures(result: dict) -> dict:
@@ -447,36 +443,31 @@ def main() -> None:
     if args.child:
         child(args.child, args.model_dir, args.turns, args.window, args.answer)
         return
-    with tempfile.TemporaryDirectory(prefix="trimkit-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="trimkit-bench-") as tmp, older_tree(args.before, Path(tmp) / "before") as before:
         trees = {"now": ROOT}
-        if args.before != "none":
-            trees[args.before[:9]] = checkout(args.before, Path(tmp) / "before")
+        if before is not None:
+            trees[args.before[:9]] = before
         model_dir = Path(tmp) / "tiny-model"
         sys.path.insert(0, str(ROOT / "src"))
         build_model(args.tokenizer, model_dir)
         print(describe_tokenizer(args.tokenizer, model_dir), flush=True)
         sections = args.sections.split(",")
-        try:
-            if "session" in sections:
-                sessions = {name: session_figures(run_child(tree, "server", model_dir, args.turns, args.window,
-                                                            args.answer))
-                            for name, tree in trees.items()}
-                print_session(sessions, args.window, args.answer)
-                print(draw(sessions, args.plot, args.window))
-                if args.also_window:
-                    print_session({"now": session_figures(run_child(ROOT, "server", model_dir, args.turns,
-                                                                    args.also_window, args.answer))}, args.also_window, args.answer)
-                print(flush=True)
-            if "cost" in sections:
-                print_cost({name: cost_of([run_child(tree, "cost", model_dir, 12) for _ in range(args.repeat)])
-                            for name, tree in trees.items()})
-                print(flush=True)
-            if "library" in sections:
-                print_library({name: run_child(tree, "library", model_dir, args.turns) for name, tree in trees.items()})
-        finally:
-            if args.before != "none":
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "before")],
-                               capture_output=True)
+        if "session" in sections:
+            sessions = {name: session_figures(run_child(tree, "server", model_dir, args.turns, args.window,
+                                                        args.answer))
+                        for name, tree in trees.items()}
+            print_session(sessions, args.window, args.answer)
+            print(draw(sessions, args.plot, args.window))
+            if args.also_window:
+                print_session({"now": session_figures(run_child(ROOT, "server", model_dir, args.turns,
+                                                                args.also_window, args.answer))}, args.also_window, args.answer)
+            print(flush=True)
+        if "cost" in sections:
+            print_cost({name: cost_of([run_child(tree, "cost", model_dir, 12) for _ in range(args.repeat)])
+                        for name, tree in trees.items()})
+            print(flush=True)
+        if "library" in sections:
+            print_library({name: run_child(tree, "library", model_dir, args.turns) for name, tree in trees.items()})
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 
+from benchmarks.older_tree import older_tree  # noqa: E402
 from tests.fixtures import claude_code as cc  # noqa: E402
 from tests.fixtures.hardening import (  # noqa: E402
     REPLAY_TURNS,
@@ -81,14 +82,7 @@ def fuzz(examples: int) -> Tally:
     backend = ReplayBackend(REPLAY_TURNS, profile=profile(), loop=True)
     quiet = settings(max_examples=examples, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     with serve(backend) as live, httpx.Client(base_url=live.url, timeout=60) as client:
-        for strategy in (json_bodies, strange_requests):
-            @quiet
-            @given(body=strategy, count=...)
-            def send(body, count: bool):
-                route = "/v1/messages/count_tokens" if count else "/v1/messages"
-                tally.check(client.post(route, content=body, headers=JSON))
-
-            send()
+        post_fuzzed_bodies(client, tally, quiet)
         schema = schemathesis.openapi.from_url(live.url + "/schema/openapi.json")
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             @quiet
@@ -100,6 +94,18 @@ def fuzz(examples: int) -> Tally:
 
             call()
     return tally
+
+
+def post_fuzzed_bodies(client: httpx.Client, tally: Tally, quiet: settings) -> None:
+    """Fuzzed bodies (plain JSON values, then strange requests) to /v1/messages or count_tokens, every answer tallied."""
+    for strategy in (json_bodies, strange_requests):
+        @quiet
+        @given(body=strategy, count=...)
+        def send(body, count: bool):
+            route = "/v1/messages/count_tokens" if count else "/v1/messages"
+            tally.check(client.post(route, content=body, headers=JSON))
+
+        send()
 
 
 # --------------------------------------------------------------------------- load
@@ -370,14 +376,7 @@ def mlx_fuzz(model_dir: Path, examples: int) -> Tally:
     try:
         with serve(backend, max_output_tokens=8, context_window=4096) as live, \
                 httpx.Client(base_url=live.url, timeout=600) as client:
-            for strategy in (json_bodies, strange_requests):
-                @quiet
-                @given(body=strategy, count=...)
-                def send(body, count: bool):
-                    route = "/v1/messages/count_tokens" if count else "/v1/messages"
-                    tally.check(client.post(route, content=body, headers=JSON))
-
-                send()
+            post_fuzzed_bodies(client, tally, quiet)
     finally:
         backend.close()
     return tally
@@ -405,12 +404,6 @@ def silent_in_child(tree: Path) -> tuple[float, int, int]:
     result = json.loads(lines[-1][len("RESULT "):])
     assert Path(result["trimkit"]).resolve() == (tree / "src" / "trimkit").resolve(), result["trimkit"]
     return result["waited"], result["status"], result["finished"]
-
-
-def checkout(commit: str, into: Path) -> Path:
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(into), commit],
-                   check=True, capture_output=True)
-    return into
 
 
 def hostile(trees: dict[str, Path], lap) -> None:
@@ -522,16 +515,12 @@ def main() -> None:
                   f"{lap()}", flush=True)
 
     if "hostile" in parts:
-        with tempfile.TemporaryDirectory(prefix="trimkit-soak-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="trimkit-soak-") as tmp, \
+                older_tree(options.before, Path(tmp) / "before") as before:
             trees = {"now": ROOT}
-            if options.before != "none":
-                trees[f"before ({options.before})"] = checkout(options.before, Path(tmp) / "before")
-            try:
-                hostile(trees, lap)
-            finally:
-                if options.before != "none":
-                    subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(Path(tmp) / "before")],
-                                   capture_output=True)
+            if before is not None:
+                trees[f"before ({options.before})"] = before
+            hostile(trees, lap)
 
     if model_dir is not None and "mlx-fuzz" in parts:
         tally = mlx_fuzz(model_dir, mlx_fuzz_examples)
