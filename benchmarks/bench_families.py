@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 import anthropic  # noqa: E402
 
 import trimkit  # noqa: E402
+from benchmarks.bench_readers import print_end  # noqa: E402
 from tests.fixtures import claude_code as cc  # noqa: E402
 from trimkit.backends.mlx import MLXBackend, load_chat_tokenizer  # noqa: E402
 from trimkit.profile import ModelProfile  # noqa: E402
@@ -126,11 +127,7 @@ def main() -> None:
                 history, whole, reread, last = prefix_figures(dirs[name], native=native)
                 print(f"{name:<14} {'native' if native else 'xml':<10} {f'{history}/{TURNS}':>18} "
                       f"{f'{whole}/{TURNS}':>21} {reread:>20} {last:>12,}")
-    if args.details and details:
-        print("\nfailures:")
-        for line in details:
-            print(" ", line)
-    print(f"\n{time.perf_counter() - started:.0f} s")
+    print_end(details if args.details else [], started)
 
 
 if __name__ == "__main__":

@@ -138,6 +138,15 @@ def throughput(size: int) -> None:
         print(f"{name:<12} {cells[0]:>16} {cells[1]:>16}")
 
 
+def print_end(details: list[str], started: float) -> None:
+    """Why each failing case failed (the lines ``--details`` asks for), then how long the run took."""
+    if details:
+        print("\nfailures:")
+        for line in details:
+            print(" ", line)
+    print(f"\n{time.perf_counter() - started:.0f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--details", action="store_true", help="print why each failing case failed")
@@ -147,11 +156,7 @@ def main() -> None:
     started = time.perf_counter()
     table(details)
     throughput(int(args.megabytes * 1_000_000))
-    if args.details and details:
-        print("\nfailures:")
-        for line in details:
-            print(" ", line)
-    print(f"\n{time.perf_counter() - started:.0f} s")
+    print_end(details if args.details else [], started)
 
 
 if __name__ == "__main__":
