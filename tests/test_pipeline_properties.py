@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 
 import trimkit
 from tests.fixtures import claude_code as cc
+from tests.support.tool_ids import tool_ids
 from trimkit import ModelProfile, PromptTooLong, decode_request, encode
 from trimkit.convention import quote_attr
 from trimkit.render import prompt_text
-from trimkit.wire import ToolResultBlock, ToolUseBlock, message_blocks
+from trimkit.wire import ToolUseBlock, message_blocks
 
 EXAMPLES = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -115,17 +116,6 @@ tiers = st.sampled_from(["small", "medium", "large"])
 ROOMY = {t: ModelProfile.for_tier(t, context_window=10_000_000, prefill_tps=1e12) for t in ("small", "medium", "large")}
 
 
-def pairs_ok(request) -> bool:
-    uses, results = set(), set()
-    for message in request.messages:
-        for block in message_blocks(message):
-            if isinstance(block, ToolUseBlock):
-                uses.add(block.id)
-            elif isinstance(block, ToolResultBlock):
-                results.add(block.tool_use_id)
-    return uses == results
-
-
 @EXAMPLES
 @given(conversations(), tiers)
 def test_same_input_gives_same_bytes(conv, tier):
@@ -161,7 +151,8 @@ def test_output_is_valid_complete_and_keeps_names(conv, tier, window):
         return
     out = result.request
     assert decode_request(encode(out)) == out
-    assert pairs_ok(out)
+    uses, results = tool_ids(out)
+    assert uses == results
     assert out.messages[-1].role == original.messages[-1].role
     assert out.max_tokens is not None and 1 <= out.max_tokens <= window
 

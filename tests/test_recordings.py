@@ -16,11 +16,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import trimkit
+from tests.support.tool_ids import tool_ids
 from trimkit import ModelProfile, decode_request, encode
 from trimkit.render import prompt_text
 from trimkit.request_kind import RequestKind
 from trimkit.testing.recorder import CASES, SUBAGENT_PROMPT, TITLE, stated_facts
-from trimkit.wire import ToolResultBlock, ToolUseBlock, message_blocks
 
 pytestmark = pytest.mark.e2e
 
@@ -94,17 +94,6 @@ def test_title_requests_are_recognised_from_both_clients(recorded_clients):
     assert TITLE
 
 
-def _uses_and_results(request) -> tuple[set[str], set[str]]:
-    uses, results = set(), set()
-    for message in request.messages:
-        for block in message_blocks(message):
-            if isinstance(block, ToolUseBlock):
-                uses.add(block.id)
-            elif isinstance(block, ToolResultBlock):
-                results.add(block.tool_use_id)
-    return uses, results
-
-
 @pytest.mark.parametrize("client,version", [v for v in VERSIONS])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                  HealthCheck.function_scoped_fixture])
@@ -126,7 +115,7 @@ def test_a_recorded_session_grown_by_generated_turns_trims_validly(recorded_clie
     one = PIPELINE.trim(copy.deepcopy(body), ModelProfile.for_tier(tier))
     two = PIPELINE.trim(copy.deepcopy(body), ModelProfile.for_tier(tier))
     assert encode(one.request) == encode(two.request)
-    uses, results = _uses_and_results(one.request)
+    uses, results = tool_ids(one.request)
     assert uses == results
     last = [m for m in body["messages"] if m["role"] == "user"][-1]["content"]
     last_words = last if isinstance(last, str) else last[-1].get("text", "")
