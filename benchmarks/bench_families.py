@@ -29,16 +29,13 @@ sys.path.insert(0, str(ROOT))
 
 import anthropic  # noqa: E402
 
-import trimkit  # noqa: E402
 from benchmarks.bench_readers import print_end  # noqa: E402
 from tests.fixtures import claude_code as cc  # noqa: E402
 from trimkit.backends.mlx import MLXBackend, load_chat_tokenizer  # noqa: E402
-from trimkit.profile import ModelProfile  # noqa: E402
-from trimkit.render import chat_messages, native_chat  # noqa: E402
 from trimkit.server import ServerSettings, create_app  # noqa: E402
 from trimkit.testing import LiveServer  # noqa: E402
 from trimkit.testing.family_cases import CASES, run_case  # noqa: E402
-from trimkit.testing.families import FAMILIES, Script, build_family_model, family  # noqa: E402
+from trimkit.testing.families import FAMILIES, Script, build_family_model, family, session_prompts  # noqa: E402
 
 TURNS = 20
 
@@ -84,13 +81,7 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 def prefix_figures(model_dir: Path, *, native: bool, thinking: str = "adaptive") -> tuple[int, int, int, int]:
     tokenizer, template = load_chat_tokenizer(model_dir)
-    pipeline = trimkit.Pipeline()
-    profile = ModelProfile.for_tier("small", native_tools=native, context_window=1_000_000, prefill_tps=1e9)
-    rendered = []
-    for request in cc.session_prefixes(TURNS):
-        result = pipeline.trim({**request, "thinking": {"type": thinking}}, profile)
-        chat = native_chat(result.request) if native else chat_messages(result.request)
-        rendered.append((template.text(chat), template.text(chat, generation_prompt=False)))
+    rendered = session_prompts(template, cc.session_prefixes(TURNS), native=native, thinking=thinking)
     history = sum(after.startswith(bare) for (_, bare), (after, _) in zip(rendered, rendered[1:]))
     whole = sum(after.startswith(full) for (full, _), (after, _) in zip(rendered, rendered[1:]))
     ids = [tokenizer.encode(full, add_special_tokens=False) for full, _ in rendered]

@@ -9,13 +9,11 @@ import pytest
 
 pytest.importorskip("mlx_lm")
 
-import trimkit
 from tests.fixtures import claude_code as cc
 from trimkit.backends.base import Finished, GenerationParams, TextDelta
 from trimkit.backends.mlx import MLXBackend
-from trimkit.profile import ModelProfile
-from trimkit.render import Chat, chat_messages, native_chat
-from trimkit.testing.families import FAMILIES, Call, Reply, Script, family, markup, plain
+from trimkit.render import Chat
+from trimkit.testing.families import FAMILIES, Call, Reply, Script, family, markup, plain, session_prompts
 
 NAMES = sorted(FAMILIES)
 
@@ -134,18 +132,6 @@ def test_a_think_tag_quoted_by_the_user_opens_nothing(backends):
 TURNS = 20
 
 
-def session_prompts(template, *, native: bool, thinking: str) -> list[tuple[str, str]]:
-    """(prompt, prompt without the generation prompt) for each turn of a Claude-Code-shaped session."""
-    pipeline = trimkit.Pipeline()
-    profile = ModelProfile.for_tier("small", native_tools=native, context_window=1_000_000, prefill_tps=1e9)
-    out = []
-    for request in cc.session_prefixes(TURNS):
-        result = pipeline.trim({**request, "thinking": {"type": thinking}}, profile)
-        chat = native_chat(result.request) if native else chat_messages(result.request)
-        out.append((template.text(chat), template.text(chat, generation_prompt=False)))
-    return out
-
-
 @pytest.mark.parametrize("native", [True, False], ids=["native", "xml"])
 @pytest.mark.parametrize("name", NAMES)
 def test_each_turn_renders_the_previous_turn_unchanged(name, native, family_template):
@@ -154,7 +140,7 @@ def test_each_turn_renders_the_previous_turn_unchanged(name, native, family_temp
     Only the generation prompt may differ from how the answer is later shown (GLM-4.7 opens
     ``<think>`` where the history shows ``</think>``): a few tokens, not the conversation.
     """
-    prompts = session_prompts(family_template(name), native=native, thinking="adaptive")
+    prompts = session_prompts(family_template(name), cc.session_prefixes(TURNS), native=native)
     held = sum(after.startswith(bare) for (_, bare), (after, _) in zip(prompts, prompts[1:]))
     assert held == TURNS
     assert all(full.startswith(bare) and len(full) - len(bare) < 100 for full, bare in prompts)

@@ -24,8 +24,11 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
+from ..pipeline import Pipeline
+from ..profile import ModelProfile
+from ..render import chat_messages, native_chat
 from .tinymodel import TRAINING_TEXT, train_tokenizer, write_model
 
 TEMPLATES = Path(__file__).with_name("chat_templates")
@@ -413,6 +416,21 @@ def family(name: str) -> Family:
 
 
 # --------------------------------------------------------------------------- building
+
+
+def session_prompts(template, requests: Iterable[dict], *, native: bool,
+                    thinking: str = "adaptive") -> list[tuple[str, str]]:
+    """Each request of a session trimmed for a small model whose window never cuts, then rendered with
+    a family's chat ``template``: (the prompt, the prompt without the generation prompt), from which
+    tests and benchmarks see whether each turn's prompt extends the one before."""
+    pipeline = Pipeline()
+    profile = ModelProfile.for_tier("small", native_tools=native, context_window=1_000_000, prefill_tps=1e9)
+    out = []
+    for request in requests:
+        result = pipeline.trim({**request, "thinking": {"type": thinking}}, profile)
+        chat = native_chat(result.request) if native else chat_messages(result.request)
+        out.append((template.text(chat), template.text(chat, generation_prompt=False)))
+    return out
 
 
 def build_family_model(
