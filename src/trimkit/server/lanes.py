@@ -42,17 +42,9 @@ class Lane:
         self.gate = GenerationGate(settings.max_queue, backend.max_concurrency)
         self.dialect = dialect_for(backend.chat_template, backend.vocab)
 
-    @property
-    def name(self) -> str:
-        return self.resident.name
-
     def profile(self) -> ModelProfile:
         """The profile requests are trimmed with: the backend's, with the settings' overrides."""
         return self.pipeline.profile_for(self.backend.profile)
-
-    def native_tools(self) -> bool:
-        """Whether tools go through the model's own template (``convention``; see docs/config.md)."""
-        return self.plugin.native_tools()
 
 
 class Place:

@@ -228,9 +228,6 @@ class MessageService:
             raise ApiError(400, str(PromptTooLong(prompt_tokens, window - 1)))
         return prompt_tokens, trimmed.request.max_tokens
 
-    def count_tokens(self, body: bytes) -> int:
-        return self.prepare(body, needs_max_tokens=False).prompt_tokens
-
     def params(self, prep: Prepared) -> GenerationParams:
         r = prep.request
         sampling = {"temperature": r.temperature, "top_p": r.top_p, "top_k": r.top_k}
