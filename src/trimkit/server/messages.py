@@ -63,6 +63,8 @@ class Prepared:
     constraint: Constraint | None = None
     trace: Any = NO_TRACE
     """The request's :class:`~.trace.RequestTrace`, told how it goes (for ``/metrics`` and the live view)."""
+    thinking_open: bool = False
+    """Whether the prompt leaves the model inside a thinking block (read once: it renders the template)."""
 
 
 @dataclass
@@ -160,7 +162,8 @@ class MessageService:
             trimmed = lane.pipeline.trim(request, lane.backend.profile)
             chat = self.chat(trimmed)
             prompt_tokens, max_tokens = self.tokens(lane, trimmed, chat)
-            constraint = self.constraint(lane, request, trimmed, chat)
+            thinking_open = self.opens_thinking(lane, chat)
+            constraint = self.constraint(lane, request, trimmed, thinking_open)
         except (PromptTooLong, ConversationError) as exc:
             raise ApiError(400, str(exc)) from None
         except ConfigError as exc:
@@ -170,7 +173,8 @@ class MessageService:
         kind = classify(request)
         answer = title_from_words(request) if kind is RequestKind.TITLE and self.settings.quick_titles else None
         trace.prepared(request, trimmed, kind.value)
-        return Prepared(request, lane, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer, constraint, trace)
+        return Prepared(request, lane, trimmed, chat, prompt_tokens, max_tokens, body, kind, answer, constraint, trace,
+                        thinking_open)
 
     def check_servable(self, lane: Lane) -> None:
         """Refuse a request its model cannot serve: too big for the memory cap (400), failed to
@@ -187,7 +191,8 @@ class MessageService:
         if not status.ready:
             raise ApiError(status.http_status, f"The model is not ready: {status.detail}", lasting=status.failed)
 
-    def constraint(self, lane: Lane, request: MessagesRequest, trimmed: TrimResult, chat: Chat) -> Constraint | None:
+    def constraint(self, lane: Lane, request: MessagesRequest, trimmed: TrimResult,
+                   thinking_open: bool) -> Constraint | None:
         """What the output must fit: the tools the prompt shows, ``tool_choice``, a JSON output schema.
 
         Calls may name only the tools the tools stage showed the model (all of them
@@ -209,7 +214,7 @@ class MessageService:
             shown=shown,
             kinds=kinds,
             dialect=lane.dialect.name if trimmed.profile.native_tools else "xml",
-            thinking_open=self.opens_thinking(lane, chat),
+            thinking_open=thinking_open,
         )
 
     def tokens(self, lane: Lane, trimmed: TrimResult, chat: Chat) -> tuple[int, int | None]:
@@ -243,7 +248,7 @@ class MessageService:
             prep.request.stop_sequences,
             dialect=prep.lane.dialect,
             thinking=bool(thinking_setting(prep.request)),
-            thinking_open=self.opens_thinking(prep.lane, prep.chat),
+            thinking_open=prep.thinking_open,
             special_tokens=prep.lane.backend.special_tokens,
             hold_failed=self.settings.retry_tool_calls,
         )
