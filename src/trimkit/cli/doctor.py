@@ -239,11 +239,11 @@ def claude_install_command() -> str:
 
 
 def check_claude(report: Report) -> None:
-    from .launch import CLAUDE_BIN_ENV, ClaudeNotFound, find_claude
+    from .launch import CLAUDE_BIN_ENV, ClientNotFound, find_claude
 
     try:
         found = find_claude()
-    except ClaudeNotFound as exc:
+    except ClientNotFound as exc:
         fix = claude_install_command() if CLAUDE_BIN_ENV not in os.environ else f"unset {CLAUDE_BIN_ENV}"
         report.add("claude", "problem", exc.problem, fix)
         return

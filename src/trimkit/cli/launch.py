@@ -77,7 +77,6 @@ answer: it compacts at window - max output - this (measured)."""
 MIN_OUTPUT_TOKENS, MAX_OUTPUT_TOKENS = 4_096, 32_000
 MAIN_MODEL_VARIABLES = ("ANTHROPIC_MODEL", "ANTHROPIC_DEFAULT_OPUS_MODEL", "ANTHROPIC_DEFAULT_SONNET_MODEL")
 SMALL_MODEL_VARIABLES = ("ANTHROPIC_DEFAULT_HAIKU_MODEL", "ANTHROPIC_SMALL_FAST_MODEL", "CLAUDE_CODE_SUBAGENT_MODEL")
-MODEL_VARIABLES = MAIN_MODEL_VARIABLES + SMALL_MODEL_VARIABLES
 # Set in the user's environment, these would send Claude Code to another provider.
 PROVIDER_SWITCHES = ("CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX", "CLAUDE_CODE_USE_FOUNDRY")
 PRINT_FORMATS = ("all", "shell", "json", "vscode")
@@ -103,9 +102,6 @@ class ClientNotFound(LaunchError):
         super().__init__(f"{problem}; install it with: {fix}" if fix else problem, Exit.NOT_INSTALLED)
         self.problem = problem
         self.fix = fix
-
-
-ClaudeNotFound = ClientNotFound
 
 
 # A child ``trimkit serve`` that exits with one of these has printed its one-line reason last.
