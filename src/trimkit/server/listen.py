@@ -46,7 +46,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .errors import error_body
-from .shutdown import MESSAGE as SHUTTING_DOWN, Shutdown
+from .shutdown import Shutdown
 
 log = logging.getLogger("trimkit.server")
 
