@@ -545,9 +545,8 @@ class ModelSet:
             return BackendStatus(Readiness.FAILED, detail=resident.reason or "")
         if state is ModelState.LOADING or resident.name in self._preloading:
             return BackendStatus(Readiness.LOADING, detail=f"loading {resident.name}")
-        loaded = [r.name for r in self.residents if r.state is ModelState.LOADED]
         return BackendStatus(Readiness.READY, detail=f"{len(self.residents)} models, loaded: "
-                                                     f"{', '.join(loaded) or 'none'}")
+                                                     f"{', '.join(self.loaded()) or 'none'}")
 
     def loaded(self) -> list[str]:
         """The aliases of the models in memory now."""
