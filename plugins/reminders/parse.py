@@ -72,7 +72,6 @@ HEADINGS = {
     "MCP Server Instructions": "mcp_instructions",
 }
 _HEADING = re.compile(r"^# (" + "|".join(map(re.escape, HEADINGS)) + r")[ \t]*$", re.M)
-_ANY_HEADING = re.compile(r"^# \S")
 _CONTENTS_LINE = re.compile(r"^Contents of [^\n]*:[ \t]*$", re.M)
 _HOOK = re.compile(
     r"\bhook (?:success|additional context|blocking error|non-blocking error|error|feedback|"
