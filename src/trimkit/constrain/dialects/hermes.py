@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from ..values import json_value
-from .base import CONVENTION_OPENERS, CallGrammar, Marks, ToolSchema, literal, need_tools, properties
+from .base import CONVENTION_OPENERS, CallGrammar, Marks, ToolSchema, need_tools, properties
 
 TOOL_CALL, TOOL_CALL_END = "<tool_call>", "</tool_call>"
 
