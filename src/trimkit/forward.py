@@ -43,7 +43,7 @@ import msgspec
 from .errors import ConfigError
 from .pipeline import Pipeline
 from .profile import ModelProfile, Tier
-from .render import chat_messages, native_chat
+from .render import chat_messages, native_chat, thinking_setting
 from .stage import TrimResult
 from .wire import MessagesRequest, Tool, decode_request, to_builtins
 
@@ -106,8 +106,7 @@ class Forwarded:
 
     @property
     def thinking(self) -> bool:
-        thinking = self.result.original.thinking
-        return thinking is not None and thinking.type in ("enabled", "adaptive")
+        return bool(thinking_setting(self.result.original))
 
 
 def anthropic_body(result: TrimResult, original: Mapping[str, Any] | None = None) -> dict[str, Any]:
