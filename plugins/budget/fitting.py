@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 
 import msgspec
 from msgspec.structs import replace
@@ -121,8 +122,10 @@ class Plan:
             return self.request
         return replace(self.request, messages=self.conversation.without(self.conversation.dropped(count)))
 
+    @cached_property
     def key(self) -> str:
-        """What identifies the conversation: its system prompt and opening messages, hashed."""
+        """What identifies the conversation: its system prompt and opening messages, hashed
+        (once: a request may look its cut up, then record it)."""
         digest = hashlib.blake2b(digest_size=16)
         digest.update(msgspec.json.encode(self.request.system))
         digest.update(msgspec.json.encode(self.conversation.opening()))
@@ -154,7 +157,7 @@ def fit(
             profile.cached_prefix is not None and _remembered(plan, count, profile) is not None)):
         count, budget, cached = _prefill(plan, count, limits, cached, options, profile)
     if profile.recent_cuts is not None:
-        profile.recent_cuts.put(plan.key(), count)
+        profile.recent_cuts.put(plan.key, count)
     return _counted(plan, count, tokens, limits, budget, cached, profile, measure)
 
 
@@ -191,7 +194,7 @@ def _prefill(plan: Plan, start: int, limits: Limits, cached: int, options: Budge
 def _remembered(plan: Plan, start: int, profile: ModelProfile) -> int | None:
     """The cut the server remembers for this conversation, when it went beyond ``start`` and
     the window has not overtaken it: one the prefill target made."""
-    earlier = profile.recent_cuts.get(plan.key()) if profile.recent_cuts is not None else None
+    earlier = profile.recent_cuts.get(plan.key) if profile.recent_cuts is not None else None
     return earlier if earlier is not None and start < earlier <= plan.sizes.units else None
 
 
