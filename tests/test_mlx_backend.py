@@ -215,6 +215,18 @@ def hold_prefill(monkeypatch, after: int) -> tuple[threading.Event, threading.Ev
     return reached, go_on
 
 
+async def cancel_once_reached(backend: MLXBackend, messages, reached: threading.Event) -> None:
+    """Start a request and cancel it, as a departing client does, once a held prefill has ``reached``."""
+    async def consume():
+        async for _ in backend.generate(messages, GenerationParams(max_tokens=5)):
+            pass
+
+    task = asyncio.create_task(consume())
+    assert await asyncio.to_thread(reached.wait, 60)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def test_cancelling_during_prefill_stops_between_chunks_and_keeps_the_work(tiny_model_dir, monkeypatch):
     b = MLXBackend(str(tiny_model_dir), prefill_step_size=64).wait_ready(timeout=30)
     messages = chat("a b c d e f g h " * 100)
@@ -222,14 +234,7 @@ def test_cancelling_during_prefill_stops_between_chunks_and_keeps_the_work(tiny_
     three_chunks_done, cancelled = hold_prefill(monkeypatch, 3 * 64)
 
     async def cancel_during_prefill():
-        async def consume():
-            async for _ in b.generate(messages, GenerationParams(max_tokens=5)):
-                pass
-
-        task = asyncio.create_task(consume())
-        assert await asyncio.to_thread(three_chunks_done.wait, 60)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_once_reached(b, messages, three_chunks_done)
         cancelled.set()
         return await asyncio.to_thread(b.wait_idle, 60)
 
@@ -338,14 +343,7 @@ def test_unload_while_a_cancelled_request_is_still_prefilling_waits_for_it_then_
     in_prefill, let_go = hold_prefill(monkeypatch, 64)
 
     async def cancel_then_unload():
-        async def consume():
-            async for _ in b.generate(messages, GenerationParams(max_tokens=5)):
-                pass
-
-        task = asyncio.create_task(consume())
-        assert await asyncio.to_thread(in_prefill.wait, 60)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_once_reached(b, messages, in_prefill)
         unloading = asyncio.ensure_future(asyncio.to_thread(b.unload))
         await asyncio.sleep(0.2)
         waited = not unloading.done()  # the prefill is held: unload cannot have finished
