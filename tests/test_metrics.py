@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import AsyncIterator
 
+import anthropic
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -53,7 +54,7 @@ def test_counters_move_as_the_sdk_makes_requests():
                                     messages=[{"role": "user", "content": PROMPT}]) as stream:
             final = stream.get_final_message()
         assert [b.type for b in final.content] == ["text", "tool_use"]
-        with pytest.raises(Exception):
+        with pytest.raises(anthropic.BadRequestError):
             client.messages.create(model="claude-opus-4-8", max_tokens=64, messages=[])
         httpx.get(server.url + "/v1/models", headers={"x-api-key": "wrong"}, timeout=10)
         after = scrape(server.url)
