@@ -833,7 +833,7 @@ def test_claude_code_session_is_cut_and_stays_valid():
     result = run_budget(req, profile)
     budget = result.carry.budget
     out = result.request.messages
-    assert budget.dropped_turns > 0 and budget.cut_results >= 0
+    assert budget.dropped_turns > 0
     assert budget.prompt_tokens == tokens_of(result.request, profile) <= budget.budget_tokens
     assert_valid(out)
     assert out[-1] == req.messages[-1]
