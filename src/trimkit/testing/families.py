@@ -148,6 +148,13 @@ def _thought_and_text(reply: Reply, thinking: bool, open: str, close: str) -> li
     return out + ([plain(reply.text)] if reply.text else [])
 
 
+def _opened_thought_and_text(reply: Reply, thinking: bool, close: str) -> list[Segment]:
+    """For a prompt that already opened the reasoning: the reasoning (a stand-in when the reply has
+    none, since the marker must be closed), its closing marker, then the text."""
+    out = [plain(reply.thinking or "Let me think."), markup(close)] if thinking else []
+    return out + ([plain(reply.text)] if reply.text else [])
+
+
 def write_gemma4(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
     out = _thought_and_text(reply, thinking, "<|channel>thought\n", "<channel|>")
     for call in reply.calls:
@@ -171,11 +178,7 @@ def write_harmony(family: Family, reply: Reply, thinking: bool) -> list[Segment]
 
 
 def write_glm47(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
-    out: list[Segment] = []
-    if thinking:  # the prompt ends with <think>
-        out += [plain(reply.thinking or "Let me think."), markup("</think>")]
-    if reply.text:
-        out.append(plain(reply.text))
+    out = _opened_thought_and_text(reply, thinking, "</think>")  # the prompt ends with <think>
     for call in reply.calls:
         out.append(markup("<tool_call>" + call.name))
         for key, value in call.arguments.items():
@@ -196,9 +199,7 @@ def _invoke(call: Call) -> list[Segment]:
 
 
 def write_minimax(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
-    out = [plain(reply.thinking or "Let me think."), markup("\n</think>\n\n")]  # the prompt opened <think>
-    if reply.text:
-        out.append(plain(reply.text))
+    out = _opened_thought_and_text(reply, True, "\n</think>\n\n")  # the prompt opened <think>
     if reply.calls:
         out.append(markup("\n<minimax:tool_call>\n"))
         for call in reply.calls:
@@ -227,11 +228,7 @@ def write_qwen3_coder(family: Family, reply: Reply, thinking: bool) -> list[Segm
 
 
 def write_qwen3(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
-    out: list[Segment] = []
-    if thinking:  # the prompt ends with <think>\n
-        out += [plain(reply.thinking or "Let me think."), markup("\n</think>\n\n")]
-    if reply.text:
-        out.append(plain(reply.text))
+    out = _opened_thought_and_text(reply, thinking, "\n</think>\n\n")  # the prompt ends with <think>\n
     out += _qwen_calls(reply.calls, "\n\n" if reply.text else "")
     out.append(markup("<|im_end|>"))
     return out
@@ -263,11 +260,7 @@ def write_llama3(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
 
 
 def write_deepseek(family: Family, reply: Reply, thinking: bool) -> list[Segment]:
-    out: list[Segment] = []
-    if thinking:  # the prompt ends with <think>
-        out += [plain(reply.thinking or "Let me think."), markup("</think>")]
-    if reply.text:
-        out.append(plain(reply.text))
+    out = _opened_thought_and_text(reply, thinking, "</think>")  # the prompt ends with <think>
     if reply.calls:
         out.append(markup("<｜tool▁calls▁begin｜>"))
         for call in reply.calls:
