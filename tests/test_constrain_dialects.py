@@ -23,6 +23,7 @@ jsonschema = pytest.importorskip("jsonschema")
 pytest.importorskip("mlx_lm")
 
 from tests.fixtures.claude_code_tools import tools as claude_code_tools
+from tests.support.schemas import schema_errors
 from tests.test_families import OPENS_THINKING
 from trimkit.backends.mlx_grammar import GrammarEngine
 from trimkit.constrain import CALL_GRAMMARS, UnsupportedSchema, build, constraint_for, markers
@@ -94,11 +95,6 @@ def families(family_closing_model):
         return made[name]
 
     return get
-
-
-def invalid(name: str, value) -> list[str]:
-    checker = jsonschema.Draft7Validator(SCHEMAS[name], format_checker=jsonschema.FormatChecker())
-    return [error.message for error in checker.iter_errors(value)]
 
 
 # --------------------------------------------------------------------------- the markers
@@ -241,7 +237,7 @@ def test_random_walks_through_a_forced_call_read_back_as_valid_calls(families, n
             text, calls = read_back(fam, tokens, TOOLS)
             assert calls and all(isinstance(c, ParsedCall) and c.name == tool for c in calls), (text, calls)
             for call in calls:
-                assert invalid(tool, call.arguments) == [], (text, call.arguments)
+                assert schema_errors(SCHEMAS[tool], call.arguments) == [], (text, call.arguments)
     assert finished >= 6
 
 

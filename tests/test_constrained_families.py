@@ -26,6 +26,7 @@ jsonschema = pytest.importorskip("jsonschema")
 from tests.fixtures import claude_code as cc
 from tests.fixtures.claude_code_tools import tools as claude_code_tools
 from tests.support.clients import sdk
+from tests.support.schemas import schema_errors
 from trimkit.backends.mlx import MLXBackend
 from trimkit.testing import live_app
 from trimkit.testing.families import FAMILIES
@@ -59,11 +60,6 @@ def serve(backend: MLXBackend, **settings):
         yield sdk(server.url, timeout=300)
 
 
-def invalid(name: str, value) -> list[str]:
-    checker = jsonschema.Draft7Validator(SCHEMAS[name], format_checker=jsonschema.FormatChecker())
-    return [error.message for error in checker.iter_errors(value)]
-
-
 def ask(client, tool_choice: dict, n: int):
     return client.messages.create(
         model=MODEL, max_tokens=MAX_TOKENS, system="You are a coding agent. Use the tools.",
@@ -85,12 +81,12 @@ def test_tool_choice_any_and_a_named_tool_give_schema_valid_calls_in_the_familys
             uses = tool_uses(message)
             assert message.stop_reason == "tool_use" and uses, message.content
             for use in uses:
-                assert use.name in SCHEMAS and invalid(use.name, use.input) == [], (use.name, use.input)
+                assert use.name in SCHEMAS and schema_errors(SCHEMAS[use.name], use.input) == [], (use.name, use.input)
         tool = NAMED[name]
         message = ask(client, {"type": "tool", "name": tool}, 9)
         uses = tool_uses(message)
         assert uses and {use.name for use in uses} == {tool}, message.content
-        assert all(invalid(tool, use.input) == [] for use in uses)
+        assert all(schema_errors(SCHEMAS[tool], use.input) == [] for use in uses)
 
 
 @pytest.mark.slow
@@ -119,7 +115,7 @@ def test_with_thinking_on_a_forced_call_follows_the_reasoning_and_streams(backen
         ) as stream:
             message = stream.get_final_message()
     uses = tool_uses(message)
-    assert len(uses) == 1 and invalid(uses[0].name, uses[0].input) == [], message.content
+    assert len(uses) == 1 and schema_errors(SCHEMAS[uses[0].name], uses[0].input) == [], message.content
     assert [block.type for block in message.content if block.type != "thinking"] == ["tool_use"]
 
 

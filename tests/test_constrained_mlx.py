@@ -20,11 +20,12 @@ import pytest
 
 pytest.importorskip("mlx_lm")
 llguidance = pytest.importorskip("llguidance")
-jsonschema = pytest.importorskip("jsonschema")
+pytest.importorskip("jsonschema")
 
 from tests.fixtures import claude_code as cc
 from tests.fixtures.claude_code_tools import tools as claude_code_tools
 from tests.support.clients import sdk
+from tests.support.schemas import schema_errors
 from trimkit import convention
 from trimkit.backends.mlx import MLXBackend
 from trimkit.backends.mlx_grammar import GrammarEngine, unpack_mask
@@ -85,11 +86,6 @@ def tool_uses(message) -> list:
     return [block for block in message.content if block.type == "tool_use"]
 
 
-def invalid(schema: dict, value) -> list[str]:
-    checker = jsonschema.Draft7Validator(schema, format_checker=jsonschema.FormatChecker())
-    return [error.message for error in checker.iter_errors(value)]
-
-
 def claude_code_request(prompt: str, tools: list[dict] = CLAUDE_CODE_TOOLS, **fields) -> dict:
     """Claude Code's first request (the tools stage shows the tier's tools; the grammar offers those)."""
     request = cc.first_request(prompt)
@@ -117,7 +113,7 @@ def test_every_tool_choice_any_request_over_claude_codes_tools_gives_schema_vali
         assert message.stop_reason == "tool_use" and uses, message.content
         for use in uses:
             assert use.name in SCHEMAS
-            assert invalid(SCHEMAS[use.name], use.input) == [], (use.name, use.input)
+            assert schema_errors(SCHEMAS[use.name], use.input) == [], (use.name, use.input)
             called.add(use.name)
     assert len(called) >= 2  # the calls spread over the tools: the grammar does not favour one
 
@@ -128,7 +124,7 @@ def test_tool_choice_naming_a_tool_calls_that_tool_with_valid_input(client, name
     uses = tool_uses(message)
     assert uses and {use.name for use in uses} == {name}
     for use in uses:
-        assert invalid(SCHEMAS[name], use.input) == []
+        assert schema_errors(SCHEMAS[name], use.input) == []
 
 
 def test_disable_parallel_tool_use_gives_exactly_one_call(client):
@@ -144,7 +140,7 @@ def test_tool_choice_streams_tool_use_blocks_with_the_sdk(client):
     with client.messages.stream(**named) as stream:
         message = stream.get_final_message()
     uses = tool_uses(message)
-    assert uses and all(use.name == "Grep" and invalid(SCHEMAS["Grep"], use.input) == [] for use in uses)
+    assert uses and all(use.name == "Grep" and schema_errors(SCHEMAS["Grep"], use.input) == [] for use in uses)
     assert message.stop_reason == "tool_use"
 
 
@@ -157,7 +153,7 @@ def test_every_title_request_gives_json_that_matches_its_schema(plain_client):
         message = create(client, request)
         text = "".join(block.text for block in message.content if block.type == "text")
         schema = request["output_config"]["format"]["schema"]
-        assert invalid(schema, json.loads(text)) == [], text
+        assert schema_errors(schema, json.loads(text)) == [], text
         assert message.stop_reason == "end_turn"
 
 
